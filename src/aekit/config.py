@@ -1,0 +1,108 @@
+"""Frozen configuration dataclasses; both are saved as JSON inside every run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aekit.errors import ConfigError, check_range
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model's architecture (not its weights)."""
+
+    name: str = "conv"
+    in_channels: int = 1
+    height: int = 28
+    width: int = 28
+    latent_dim: int = 32
+    # Model-specific widths (channels or hidden units); empty means the model's default.
+    widths: tuple[int, ...] = ()
+    # Model-specific switches (e.g. {"beta": 1.0} for a VAE); JSON-serialisable values only.
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_range("in_channels", self.in_channels, 1, 4)
+        check_range("height", self.height, 1, 4096)
+        check_range("width", self.width, 1, 4096)
+        check_range("latent_dim", self.latent_dim, 1, 1 << 20)
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        for w in self.widths:
+            check_range("widths[i]", w, 1, 1 << 16)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, self.height, self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return _from_dict(cls, d)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained; every field is a CLI flag of `aekit train`."""
+
+    dataset: str = "fashion-mnist"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    loss: str = ""  # empty: the model's default loss
+    schedule: str = "cosine"  # "cosine" | "constant"
+    seed: int = 0
+    val_fraction: float = 1 / 12  # 5,000 of Fashion-MNIST's 60,000 training images
+    patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
+    corrupt: str = ""  # corruption spec for restoration training; empty = plain autoencoder
+    image_size: tuple[int, int] | None = None
+    limit: int = 0  # use only the first N training images (quick experiments); 0 = all
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_range("epochs", self.epochs, 1, 100_000)
+        check_range("batch_size", self.batch_size, 1, 1 << 16)
+        check_range("lr", self.lr, 1e-8, 10.0)
+        check_range("weight_decay", self.weight_decay, 0.0, 10.0)
+        check_range("val_fraction", self.val_fraction, 0.0, 0.5)
+        check_range("patience", self.patience, 0, 100_000)
+        check_range("limit", self.limit, 0, 1 << 40)
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"schedule={self.schedule!r} is not allowed; use cosine or constant")
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size) if self.image_size else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return _from_dict(cls, d)
+
+
+def _from_dict(cls, d: dict[str, Any]):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+    try:
+        return cls(**d)
+    except TypeError as e:
+        raise ConfigError(f"{cls.__name__}: {e}") from None
+
+
+def save_json(path, obj: Any) -> None:
+    from aekit.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
