@@ -1,0 +1,206 @@
+"""Core subcommands: train, eval, reconstruct, models, datasets, summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from aekit.errors import ConfigError, RunError
+
+
+def add_parsers(sub) -> None:
+    from aekit.cli import parse_option, parse_size
+
+    p = sub.add_parser("train", help="train an autoencoder and write a run folder")
+    p.add_argument("--model", default="conv", help="model name (see `aekit models`)")
+    p.add_argument("--dataset", default="fashion-mnist", help="dataset (see `aekit datasets`)")
+    p.add_argument("--latent-dim", type=int, default=None, help="size of the code (default 32)")
+    p.add_argument("--widths", default="", help="comma-separated channel/unit widths")
+    p.add_argument("--option", type=parse_option, action="append", default=[],
+                   metavar="KEY=VALUE", help="model-specific option (repeatable)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--loss", default="", help="mse, bce, l1 (default: the model's)")
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=1 / 12)
+    p.add_argument("--patience", type=int, default=0, help="early-stopping patience (0 = off)")
+    p.add_argument("--corrupt", default="", help="train to undo a corruption, e.g. gaussian:0.5")
+    p.add_argument("--image-size", type=parse_size, default=None, metavar="HxW")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training images")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--out", default=None, help="run folder to create")
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue an interrupted run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a run on a dataset's test split")
+    p.add_argument("run")
+    p.add_argument("--dataset", default=None, help="default: the dataset it was trained on")
+    p.add_argument("--json", dest="json_out", default=None, help="also write the result here")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("reconstruct", help="encode and decode image files with a run")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("-o", "--out", required=True, help="output folder for PNGs")
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = sub.add_parser("models", help="list the available models")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("datasets", help="list the dataset names and whether they are available")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("summary", help="layer table of a model name or a run")
+    p.add_argument("target", help="model name or run folder")
+    p.add_argument("--shape", default="1x28x28", help="CxHxW for a model name")
+    p.add_argument("--latent-dim", type=int, default=32)
+    p.set_defaults(func=cmd_summary)
+
+
+def train_configs_from_args(args: argparse.Namespace):
+    """(ModelConfig, TrainConfig) from `aekit train` flags; seed presets bring their defaults."""
+    from aekit.config import ModelConfig, TrainConfig
+    from aekit.registry import get_model_class
+
+    cls = get_model_class(args.model)
+    defaults = getattr(cls, "seed_defaults", {}) or {}
+    widths = tuple(int(w) for w in args.widths.split(",") if w.strip()) if args.widths else ()
+    latent = args.latent_dim or defaults.get("latent_dim", 32)
+    model_cfg = ModelConfig(name=args.model, latent_dim=latent, widths=widths,
+                            options=dict(args.option))
+    train_cfg = TrainConfig(
+        dataset=args.dataset,
+        epochs=args.epochs or defaults.get("epochs", 10),
+        batch_size=args.batch_size or defaults.get("batch_size", 128),
+        lr=args.lr or defaults.get("lr", 2e-3),
+        weight_decay=args.weight_decay, loss=args.loss, schedule=args.schedule, seed=args.seed,
+        val_fraction=args.val_fraction, patience=args.patience, corrupt=args.corrupt,
+        image_size=args.image_size, limit=args.limit, device=args.device)
+    return model_cfg, train_cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aekit.experiment import train_run
+
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    if args.resume:
+        metrics = train_run(args.resume, resume=True, progress=not args.quiet, log=log)
+        out = args.resume
+    else:
+        if not args.out:
+            raise ConfigError("train needs --out RUN (a new folder) or --resume RUN")
+        model_cfg, train_cfg = train_configs_from_args(args)
+        metrics = train_run(args.out, model_cfg, train_cfg, progress=not args.quiet, log=log)
+        out = args.out
+    _print_quality_table(metrics)
+    print(f"run folder: {out}")
+    return 0
+
+
+def _print_quality_table(metrics: dict) -> None:
+    pca = metrics["baselines"]["pca"]
+    rows = [(f"aekit {metrics['model']}", metrics["test"]), (f"PCA-{pca['k']}", pca)]
+    if "corrupted_input" in metrics:
+        rows.append(("corrupted input", metrics["corrupted_input"]))
+    print(f"{'':<22}{'MSE':>10}{'PSNR dB':>10}{'SSIM':>8}")
+    for name, m in rows:
+        print(f"{name:<22}{m['mse']:>10.5f}{m['psnr']:>10.2f}{m['ssim']:>8.4f}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from aekit.data import load_dataset
+    from aekit.eval.evaluate import measure, reconstruct_all
+    from aekit.experiment import build_corruption
+    from aekit.io import atomic_write_text
+    from aekit.runs import load_model
+
+    model, run = load_model(args.run)
+    name = args.dataset or run.train_cfg.dataset
+    ds = load_dataset(name, image_size=(run.model_cfg.height, run.model_cfg.width))
+    if tuple(ds.shape) != run.model_cfg.shape:
+        raise ConfigError(f"dataset {name} has images {tuple(ds.shape)} but the model in "
+                          f"{args.run} expects {run.model_cfg.shape}")
+    corrupt = build_corruption(run.train_cfg.corrupt)
+    x_in, x_hat = reconstruct_all(model, ds.test_x, corrupt=corrupt, seed=run.train_cfg.seed)
+    result = {"run": str(args.run), "dataset": ds.name, "test": measure(x_hat, ds.test_x / 255.0)}
+    print(json.dumps(result, indent=2))
+    if args.json_out:
+        atomic_write_text(args.json_out, json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    import torch
+
+    from aekit.batch import collect_paths, iter_image_batches, output_path, report_bad
+    from aekit.data.images import save_png
+    from aekit.runs import load_model
+
+    model, run = load_model(args.run)
+    cfg = run.model_cfg
+    paths = collect_paths(args.images)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bad_all, used, done = [], set(), 0
+    for x, good, bad in iter_image_batches(paths, cfg.in_channels, (cfg.height, cfg.width)):
+        bad_all.extend(bad)
+        if not good:
+            continue
+        with torch.inference_mode():
+            x_hat = model(x)["x_hat"]
+        for path, img in zip(good, x_hat, strict=True):
+            save_png(output_path(out_dir, Path(path), used), img)
+        done += len(good)
+    print(f"{done} reconstruction(s) written to {out_dir} (resized to {cfg.height}x{cfg.width} "
+          "where needed)")
+    return report_bad(bad_all, done)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import aekit.models  # noqa: F401
+    from aekit.registry import MODELS
+
+    for name in sorted(MODELS):
+        doc = (MODELS[name].__doc__ or "").strip().splitlines()
+        print(f"{name:<18} {doc[0] if doc else ''}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from aekit.data import list_datasets
+
+    for name, description, available in list_datasets():
+        print(f"{name:<16} {'yes' if available else 'no ':<4} {description}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from aekit.config import ModelConfig
+    from aekit.models import build_model
+    from aekit.models.summary import summary
+    from aekit.runs import read_config
+
+    target = Path(args.target)
+    if target.is_dir():
+        cfg = read_config(target).model_cfg
+    elif "/" in args.target or args.target.startswith("."):
+        raise RunError(f"{args.target}: no such run folder")
+    else:
+        try:
+            c, h, w = (int(v) for v in args.shape.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--shape {args.shape!r}: expected CxHxW, e.g. 1x28x28") from None
+        from aekit.registry import get_model_class
+
+        fixed = getattr(get_model_class(args.target), "fixed_shape", None)
+        c, h, w = fixed or (c, h, w)
+        cfg = ModelConfig(name=args.target, in_channels=c, height=h, width=w,
+                          latent_dim=args.latent_dim)
+    print(summary(build_model(cfg)))
+    return 0

@@ -1,0 +1,40 @@
+"""Classical baselines measured on the same test images as the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from aekit.eval.evaluate import measure
+
+
+def fit_pca(train_x_uint8: torch.Tensor, k: int, seed: int = 0, max_fit: int = 60000):
+    """PCA with k components on flattened [0, 1] pixels (k is clipped to what the data allows)."""
+    from sklearn.decomposition import PCA
+
+    x = train_x_uint8[:max_fit].reshape(min(len(train_x_uint8), max_fit), -1)  # (N, C*H*W)
+    x = x.numpy().astype(np.float32) / 255.0
+    k = max(1, min(k, x.shape[0], x.shape[1]))
+    return PCA(n_components=k, svd_solver="randomized", random_state=seed).fit(x)
+
+
+def pca_reconstruct(pca, x_uint8: torch.Tensor, keep: int | None = None) -> torch.Tensor:
+    """Reconstruct with the first `keep` components (all when None), clipped to [0, 1]."""
+    shape = x_uint8.shape
+    x = x_uint8.reshape(len(x_uint8), -1).numpy().astype(np.float32) / 255.0  # (N, D)
+    z = pca.transform(x)
+    if keep is not None:
+        z = z[:, :keep]
+        rec = z @ pca.components_[:keep] + pca.mean_
+    else:
+        rec = pca.inverse_transform(z)
+    return torch.from_numpy(np.clip(rec, 0.0, 1.0).astype(np.float32)).reshape(shape)
+
+
+def pca_baseline(train_x: torch.Tensor, test_x: torch.Tensor, k: int, seed: int = 0) -> dict:
+    """{mse, psnr, ssim, k} of PCA-k reconstruction of the test set."""
+    pca = fit_pca(train_x, k, seed)
+    rec = pca_reconstruct(pca, test_x)
+    out = measure(rec, test_x.float() / 255.0)
+    out["k"] = int(pca.n_components_)
+    return out

@@ -1,0 +1,133 @@
+"""The run folder: what `aekit train --out RUN` writes and every other command reads.
+
+    RUN/config.json        {"model": ModelConfig, "train": TrainConfig, "aekit": version}
+    RUN/model.safetensors  weights; the model config is repeated in the safetensors metadata so a
+                           weights file swapped in from another run is detected
+    RUN/metrics.json, history.csv, reconstructions.png, loss.png, checkpoint/state.safetensors
+
+Loading never unpickles anything; every failure is a RunError that names the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from aekit import __version__
+from aekit.config import ModelConfig, TrainConfig
+from aekit.errors import AekitError, RunError
+from aekit.io import atomic_write_bytes, atomic_write_text, read_json
+
+WEIGHTS = "model.safetensors"
+FORMAT_TAG = "aekit-model/1"
+
+
+@dataclass
+class Run:
+    path: Path
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    extra: dict[str, Any]
+
+
+def write_config(run_dir: str | Path, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                 extra: dict[str, Any] | None = None) -> None:
+    doc = {"aekit": __version__, "model": model_cfg.to_dict(), "train": train_cfg.to_dict()}
+    doc.update(extra or {})
+    atomic_write_text(Path(run_dir) / "config.json", json.dumps(doc, indent=2) + "\n")
+
+
+def read_config(run_dir: str | Path) -> Run:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: not a run folder (no such directory)")
+    if not (run_dir / "config.json").is_file():
+        raise RunError(f"{run_dir}: not a run folder (no config.json); make one with `aekit train`")
+    doc = read_json(run_dir / "config.json", "run config")
+    if not isinstance(doc, dict) or "model" not in doc or "train" not in doc:
+        raise RunError(f"{run_dir}/config.json: not an aekit run config (needs model and train)")
+    try:
+        model_cfg = ModelConfig.from_dict(doc["model"])
+        train_cfg = TrainConfig.from_dict(doc["train"])
+    except AekitError as e:
+        raise RunError(f"{run_dir}/config.json: {e}") from None
+    extra = {k: v for k, v in doc.items() if k not in ("model", "train", "aekit")}
+    return Run(run_dir, model_cfg, train_cfg, extra)
+
+
+def save_weights(run_dir: str | Path, model: torch.nn.Module) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT_TAG, "config": json.dumps(model.cfg.to_dict(), sort_keys=True)}
+    atomic_write_bytes(Path(run_dir) / WEIGHTS, st_save(tensors, meta))
+
+
+def load_weights(path: str | Path, model_cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """Read and check a weights file against the config it should belong to."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RunError(f"{path}: weights not found (training unfinished? try --resume)") from None
+    try:
+        tensors = st_load(raw)
+        n = int.from_bytes(raw[:8], "little")
+        meta = json.loads(raw[8 : 8 + n]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, UnicodeDecodeError, RecursionError):
+        raise RunError(f"{path}: not a valid safetensors file (corrupt, truncated or a "
+                       "different format); nothing was loaded") from None
+    if meta.get("format") != FORMAT_TAG:
+        raise RunError(f"{path}: not an aekit model file (format tag {meta.get('format')!r})")
+    try:
+        stored = json.loads(meta.get("config", ""))
+    except json.JSONDecodeError:
+        raise RunError(f"{path}: model config in the weights file is corrupt") from None
+    if stored != json.loads(json.dumps(model_cfg.to_dict(), sort_keys=True)):
+        raise RunError(f"{path}: weights belong to a different model config than config.json "
+                       f"(weights: {stored.get('name')}, config: {model_cfg.name})")
+    return tensors
+
+
+def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """(model in eval mode, Run) from a finished run folder."""
+    from aekit.models import build_model
+
+    run = read_config(run_dir)
+    model = build_model(run.model_cfg)
+    state = load_weights(Path(run_dir) / WEIGHTS, run.model_cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or extra or wrong:
+        detail = "; ".join(f"{label}: {', '.join(keys[:3])}" for label, keys in
+                           (("missing", missing), ("unexpected", extra), ("wrong shape", wrong))
+                           if keys)
+        raise RunError(f"{run_dir}/{WEIGHTS}: tensors do not match the model ({detail})")
+    model.load_state_dict(state)
+    return model.to(device).eval(), run
+
+
+def write_metrics(run_dir: str | Path, metrics: dict[str, Any]) -> None:
+    atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    return read_json(Path(run_dir) / "metrics.json", "metrics")
+
+
+def write_history_csv(run_dir: str | Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    fields = ["epoch", "train_loss", "val_loss", "seconds", "lr"]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(Path(run_dir) / "history.csv", buf.getvalue())

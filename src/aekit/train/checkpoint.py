@@ -1,0 +1,91 @@
+"""Training state in one safetensors file: tensors as tensors, everything else as JSON metadata.
+
+One file (not weights + a JSON sidecar) so that a single atomic rename publishes a consistent state:
+a SIGKILL at any moment leaves either the previous checkpoint or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from aekit.errors import RunError
+from aekit.io import atomic_write_bytes
+
+CHECKPOINT_NAME = "state.safetensors"
+
+
+def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {}
+    for idx, per_param in opt_state["state"].items():
+        for key, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"opt.{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": opt_state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for name, value in meta["scalars"].items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    best_state: dict[str, torch.Tensor] | None,
+    meta: dict[str, Any],
+) -> None:
+    """Write RUN/checkpoint/state.safetensors atomically."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    tensors.update(opt_tensors)
+    header = {"meta": json.dumps(meta), "optimizer": json.dumps(opt_meta)}
+    atomic_write_bytes(Path(run_dir) / "checkpoint" / CHECKPOINT_NAME, st_save(tensors, header))
+
+
+def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
+    """Read a checkpoint; returns {model, best, optimizer, meta} or raises RunError."""
+    path = Path(run_dir) / "checkpoint" / CHECKPOINT_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RunError(f"{run_dir}: no checkpoint to resume from ({path} is missing)") from None
+    try:
+        tensors = st_load(raw)
+        header = _read_header(raw)
+        meta = json.loads(header["meta"])
+        opt_meta = json.loads(header["optimizer"])
+    except (SafetensorError, ValueError, KeyError, TypeError) as e:
+        raise RunError(f"{path}: checkpoint is corrupt ({e}); delete it to start over") from None
+    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    opt_tensors = {k: v for k, v in tensors.items() if k.startswith("opt.")}
+    return {
+        "model": model,
+        "best": best,
+        "optimizer": _unflatten_optimizer(opt_tensors, opt_meta),
+        "meta": meta,
+    }
+
+
+def _read_header(raw: bytes) -> dict[str, str]:
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+    return header.get("__metadata__", {})

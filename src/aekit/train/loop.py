@@ -1,0 +1,200 @@
+"""One model-agnostic training loop: in-memory uint8 data batched by indexing, Adam(W), cosine LR,
+early stopping, NaN detection, an atomic checkpoint every epoch and exact `--resume`.
+
+Resume is exact without saving RNG state: every epoch's shuffle (and corruption noise) comes from a
+generator seeded by (seed, epoch), and the global torch seed is reset from (seed, epoch) too, so
+epoch k behaves identically whether or not the process was restarted before it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from aekit.config import TrainConfig
+from aekit.device import resolve_device
+from aekit.errors import RunError, TrainingDiverged
+from aekit.train.checkpoint import load_checkpoint, save_checkpoint
+from aekit.train.losses import build_loss
+
+# corrupt(x, generator) -> model input; None trains a plain autoencoder (input == target).
+Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    images_per_second: float = 0.0
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    if cfg.schedule == "constant":
+        return cfg.lr
+    warmup = min(100, total_steps // 20)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def to_unit(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 in [0, 1] on `device`, converted per batch so the dataset
+    stays uint8 in memory (4x smaller); float input is taken as already in [0, 1]."""
+    x = x.to(device, non_blocking=True)
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+@torch.inference_mode()
+def evaluate_loss(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    x_uint8: torch.Tensor,
+    device: torch.device,
+    corrupt: Corruption | None = None,
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> float:
+    """Mean loss over a dataset (fixed corruption noise so validation numbers are comparable)."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 7)
+    total, n = 0.0, 0
+    for start in range(0, len(x_uint8), batch_size):
+        target = to_unit(x_uint8[start : start + batch_size], device)
+        x_in = corrupt(target, gen) if corrupt else target
+        loss, _ = loss_fn(model(x_in), target)
+        total += float(loss) * len(target)
+        n += len(target)
+    model.train(was_training)
+    return total / max(1, n)
+
+
+def fit(
+    model: nn.Module,
+    train_x: torch.Tensor,
+    cfg: TrainConfig,
+    val_x: torch.Tensor | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    corrupt: Corruption | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Train `model` on uint8 images (N, C, H, W); returns the history. Weights end at the best
+    validation epoch when there is a validation set, else at the last epoch."""
+    device = resolve_device(cfg.device)
+    model.to(device).train()
+    loss_fn = build_loss(cfg.loss, model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(train_x)
+    steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch: steady batch stats
+    total_steps = steps_per_epoch * cfg.epochs
+
+    result = FitResult()
+    start_epoch, step, best_val, best_state, bad_epochs = 0, 0, math.inf, None, 0
+    if resume:
+        if run_dir is None:
+            raise RunError("resume needs a run folder")
+        ckpt = load_checkpoint(run_dir)
+        _load_state(model, ckpt["model"], run_dir)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        meta = ckpt["meta"]
+        start_epoch, step = meta["epoch"], meta["step"]
+        best_val, bad_epochs = meta["best_val"], meta["bad_epochs"]
+        best_state = ckpt["best"]
+        result.history = meta["history"]
+        result.train_seconds = meta["train_seconds"]
+        result.best_epoch = meta.get("best_epoch", 0)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+        gen = epoch_generator(cfg.seed, epoch)
+        order = torch.randperm(n, generator=gen)
+        t0 = time.perf_counter()
+        running, bar = 0.0, _progress(progress, steps_per_epoch, epoch, cfg.epochs)
+        for i in range(steps_per_epoch):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(cfg, step, total_steps)
+            target = to_unit(train_x[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]], device)
+            x_in = corrupt(target, gen) if corrupt else target
+            loss, logs = loss_fn(model(x_in), target)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {float(loss)} at epoch {epoch + 1}, step {i + 1}; "
+                    + (f"the last good checkpoint (epoch {epoch}) is kept in {run_dir}/checkpoint; "
+                       if run_dir else "")
+                    + f"try a lower --lr than {cfg.lr}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            running += float(loss)
+            if bar is not None:
+                rate = (i + 1) * cfg.batch_size / (time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{running / (i + 1):.4f}", img_s=f"{rate:,.0f}", **logs)
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        epoch_seconds = time.perf_counter() - t0
+        result.train_seconds += epoch_seconds
+        row = {"epoch": epoch + 1, "train_loss": running / steps_per_epoch,
+               "val_loss": None, "seconds": round(epoch_seconds, 3),
+               "lr": optimizer.param_groups[0]["lr"]}
+        if val_x is not None and len(val_x):
+            row["val_loss"] = evaluate_loss(model, loss_fn, val_x, device, corrupt, cfg.seed)
+            if row["val_loss"] < best_val:
+                best_val, bad_epochs, result.best_epoch = row["val_loss"], 0, epoch + 1
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+        result.history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if run_dir is not None:
+            meta = {"epoch": epoch + 1, "step": step, "best_val": best_val,
+                    "bad_epochs": bad_epochs, "history": result.history,
+                    "train_seconds": result.train_seconds, "best_epoch": result.best_epoch}
+            save_checkpoint(run_dir, model, optimizer, best_state, meta)
+        if cfg.patience and bad_epochs >= cfg.patience:
+            result.stopped_early = True
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if hasattr(model, "finalize"):
+        model.finalize()
+    model.eval()
+    total_images = sum(1 for _ in result.history) * steps_per_epoch * cfg.batch_size
+    result.images_per_second = total_images / max(result.train_seconds, 1e-9)
+    return result
+
+
+def _load_state(model: nn.Module, state: dict, run_dir) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise RunError(f"{run_dir}: checkpoint does not match the model ({first})") from None
+
+
+def _progress(enabled: bool, total: int, epoch: int, epochs: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="batch",
+                dynamic_ncols=True)

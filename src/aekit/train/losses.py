@@ -1,0 +1,97 @@
+"""Reconstruction losses as small modules, so one training loop serves every model.
+
+A loss is called as `loss(out, target) -> (scalar, logs)` where `out` is the model's forward dict
+and `logs` holds floats worth printing (e.g. the rate of a codec). Every loss is a per-pixel mean,
+so numbers are comparable across image sizes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aekit.errors import ConfigError
+
+LOSSES: dict[str, type[nn.Module]] = {}
+
+
+def register_loss(name: str):
+    def wrap(cls):
+        LOSSES[name] = cls
+        return cls
+
+    return wrap
+
+
+@register_loss("mse")
+class MSELoss(nn.Module):
+    def forward(self, out: dict, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        loss = F.mse_loss(out["x_hat"], target)
+        return loss, {}
+
+
+@register_loss("l1")
+class L1Loss(nn.Module):
+    def forward(self, out: dict, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        return F.l1_loss(out["x_hat"], target), {}
+
+
+@register_loss("bce")
+class BCEWithLogitsLoss(nn.Module):
+    """Sigmoid cross-entropy on the decoder's logits (seed 004's loss), stable for any logit."""
+
+    def forward(self, out: dict, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        return F.binary_cross_entropy_with_logits(out["logits"], target), {}
+
+
+@register_loss("rd")
+class RateDistortionLoss(nn.Module):
+    """D + lambda * R for learned compression: MSE plus bits per pixel of the latent."""
+
+    def __init__(self, lmbda: float = 0.01) -> None:
+        super().__init__()
+        self.lmbda = lmbda
+
+    def forward(self, out: dict, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        b, _, h, w = target.shape
+        bpp = -torch.log2(out["likelihoods"].clamp_min(1e-9)).sum() / (b * h * w)
+        mse = F.mse_loss(out["x_hat"], target)
+        return mse + self.lmbda * bpp, {"bpp": float(bpp), "mse": float(mse)}
+
+
+@register_loss("vae")
+class ELBOLoss(nn.Module):
+    """Negative ELBO per pixel: Bernoulli reconstruction (BCE) + beta * KL(q(z|x) || N(0, I))."""
+
+    def __init__(self, beta: float = 1.0) -> None:
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, out: dict, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        n_pix = target[0].numel()
+        rec = F.binary_cross_entropy_with_logits(out["logits"], target, reduction="sum")
+        mu, logvar = out["mu"], out["logvar"]
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        b = target.shape[0]
+        loss = (rec + self.beta * kl) / (b * n_pix)
+        return loss, {"kl_nats": float(kl) / b, "rec_nats": float(rec) / b}
+
+
+def build_loss(name: str, model: nn.Module) -> nn.Module:
+    """The loss `name` (or the model's default when empty), configured from the model's options."""
+    name = name or getattr(model, "default_loss", "mse")
+    if name not in LOSSES:
+        raise ConfigError(f"unknown loss {name!r}; available: {', '.join(sorted(LOSSES))}")
+    options = getattr(getattr(model, "cfg", None), "options", {}) or {}
+    if name == "rd":
+        return LOSSES[name](float(options.get("lambda", 0.01)))
+    if name == "vae":
+        return LOSSES[name](float(options.get("beta", 1.0)))
+    return LOSSES[name]()
+
+
+def psnr_from_mse(mse: float) -> float:
+    return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
