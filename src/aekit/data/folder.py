@@ -1,0 +1,137 @@
+"""'folder:DIR': a folder of PNG/JPEG/BMP/WebP/TIFF images as a dataset.
+
+Layouts: DIR/train/ + DIR/test/ (used as given) or a plain DIR (seeded 90/10 split); in each,
+one sub-folder per class gives labels (sorted names), images directly inside give none.
+All images load as RGB if any is colour, else grey. Any unreadable file stops the load with its
+name (a dataset with silently missing images would be worse than an error).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aekit.data import Dataset, dataset_loader, split_train_val
+from aekit.data.images import IMAGE_EXTENSIONS, is_image_file, load_uint8, probe_image
+from aekit.errors import DataError
+
+TEST_FRACTION = 0.1
+SPLIT_SEED = 0
+_KINDS = "/".join(e.lstrip(".").upper() for e in IMAGE_EXTENSIONS if e not in (".jpeg", ".tif"))
+
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".")
+
+
+def _images_under(d: Path) -> list[Path]:
+    return sorted(
+        p for p in d.rglob("*")
+        if p.is_file() and is_image_file(p)
+        and all(_visible(q) for q in p.relative_to(d).parents if str(q) != ".")
+    )  # fmt: skip
+
+
+def _scan(d: Path) -> tuple[list[Path], list[str] | None]:
+    """-> (image files, class name per file or None when there are no class sub-folders)."""
+    try:
+        entries = sorted(e for e in d.iterdir() if _visible(e))
+    except OSError as e:
+        raise DataError(f"{d}: cannot list folder: {e.strerror or e}") from None
+    top = [e for e in entries if e.is_file() and is_image_file(e)]
+    by_class = {e.name: _images_under(e) for e in entries if e.is_dir()}
+    by_class = {k: v for k, v in by_class.items() if v}
+    if not by_class:
+        return top, None
+    if top:
+        raise DataError(
+            f"{d}: has both images at the top ({top[0].name}) and class sub-folders "
+            f"({', '.join(list(by_class)[:3])}); move the top-level images into a class folder"
+        )
+    files, names = [], []
+    for cls in sorted(by_class):
+        files += by_class[cls]
+        names += [cls] * len(by_class[cls])
+    return files, names
+
+
+def _fmt(hw: tuple[int, int]) -> str:
+    return f"{hw[0]}x{hw[1]}"
+
+
+def _load_files(files: list[Path], root: Path, image_size: tuple[int, int] | None) -> torch.Tensor:
+    """Probe headers (size, colour), then decode into one preallocated uint8 (N, C, H, W)."""
+    sizes, colour = [], False
+    for p in files:
+        hw, c = probe_image(p)
+        sizes.append(hw)
+        colour = colour or c
+    if image_size is None:
+        odd = next((i for i, hw in enumerate(sizes) if hw != sizes[0]), None)
+        if odd is not None:
+            raise DataError(
+                f"folder:{root}: images differ in size: {files[0]} is {_fmt(sizes[0])} but "
+                f"{files[odd]} is {_fmt(sizes[odd])} (HxW); pass --image-size HxW "
+                f"(e.g. --image-size {_fmt(sizes[0])}) to resize them all"
+            )
+        image_size = sizes[0]
+    mode, c = ("RGB", 3) if colour else ("L", 1)
+    out = np.empty((len(files), c, *image_size), dtype=np.uint8)
+    for i, p in enumerate(files):
+        a = load_uint8(p, mode, image_size)
+        out[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
+    return torch.from_numpy(out)
+
+
+def load_image_folder(
+    folder: str | os.PathLike, image_size: tuple[int, int] | None = None
+) -> Dataset:
+    root = Path(folder)
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "folder not found"
+        raise DataError(f"folder:{root}: {what}")
+    presplit = (root / "train").is_dir() and (root / "test").is_dir()
+    parts = [root / "train", root / "test"] if presplit else [root]
+    scans = [_scan(d) for d in parts]
+    for d, (files, _) in zip(parts, scans, strict=True):
+        if not files:
+            raise DataError(f"folder:{root}: no images ({_KINDS}) found in {d}")
+    labelled = [names is not None for _, names in scans]
+    if any(labelled) and not all(labelled):
+        raise DataError(
+            f"folder:{root}: train/ and test/ must both have class sub-folders or neither"
+        )
+    classes = sorted({n for _, names in scans for n in names}) if all(labelled) else None
+    all_files = [p for files, _ in scans for p in files]
+    x = _load_files(all_files, root, image_size)
+    y = None
+    if classes is not None:
+        index = {n: i for i, n in enumerate(classes)}
+        y = torch.tensor([index[n] for _, names in scans for n in names], dtype=torch.int64)
+    if presplit:
+        n_train = len(scans[0][0])
+        train_idx, test_idx = slice(0, n_train), slice(n_train, None)  # views, no copy
+    else:
+        if len(all_files) < 2:
+            raise DataError(f"folder:{root}: only one image; need at least 2 to carve a test split")
+        train_idx, test_idx = split_train_val(len(all_files), TEST_FRACTION, SPLIT_SEED)
+    return Dataset(
+        f"folder:{root}",
+        x[train_idx],
+        None if y is None else y[train_idx],
+        x[test_idx],
+        None if y is None else y[test_idx],
+        classes,
+    )
+
+
+@dataset_loader(
+    "folder:",
+    "a folder of PNG/JPEG/BMP/WebP/TIFF images; class sub-folders give labels; "
+    "train/ + test/ or a 90/10 split",
+)
+def _load_folder(arg: str, image_size) -> Dataset:
+    return load_image_folder(arg, image_size)
