@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,12 +20,18 @@ from aekit.io import atomic_write_bytes
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _COLOUR_MODES = {"RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"}
 _EXIF_FORMATS = {"JPEG", "MPO"}  # where EXIF sits in the header (PNG would need a full decode)
-# Errors Pillow raises for unreadable / corrupt / truncated / oversized files.
+# Errors Pillow's decoders raise on unreadable / corrupt / truncated / oversized files.
 _PIL_ERRORS = (
     OSError,
     UnidentifiedImageError,
     ValueError,
     SyntaxError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
     Image.DecompressionBombError,
 )
 
@@ -110,9 +117,8 @@ def _mode_for(channels: int) -> str:
 
 
 def _hwc_to_chw_float(a: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)  # (C, H, W)
-    return t.to(torch.float32).div_(255.0)
+    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
+    return torch.from_numpy(a.astype(np.float32)).div_(255.0)  # astype: a writable copy
 
 
 def read_image(
