@@ -68,21 +68,32 @@ def train_configs_from_args(args: argparse.Namespace):
     from aekit.config import ModelConfig, TrainConfig
     from aekit.registry import get_model_class
 
-    cls = get_model_class(args.model)
-    defaults = getattr(cls, "seed_defaults", {}) or {}
+    defaults = preset_defaults(get_model_class(args.model))
     widths = tuple(int(w) for w in args.widths.split(",") if w.strip()) if args.widths else ()
-    latent = args.latent_dim or defaults.get("latent_dim", 32)
+    def pick(value, key: str, fallback):
+        return value if value is not None else defaults.get(key, fallback)
+
+    latent = pick(args.latent_dim, "latent_dim", 32)
     model_cfg = ModelConfig(name=args.model, latent_dim=latent, widths=widths,
                             options=dict(args.option))
     train_cfg = TrainConfig(
         dataset=args.dataset,
-        epochs=args.epochs or defaults.get("epochs", 10),
-        batch_size=args.batch_size or defaults.get("batch_size", 128),
-        lr=args.lr or defaults.get("lr", 2e-3),
+        epochs=pick(args.epochs, "epochs", 10),
+        batch_size=pick(args.batch_size, "batch_size", 128),
+        lr=pick(args.lr, "lr", 2e-3),
         weight_decay=args.weight_decay, loss=args.loss, schedule=args.schedule, seed=args.seed,
         val_fraction=args.val_fraction, patience=args.patience, corrupt=args.corrupt,
         image_size=args.image_size, limit=args.limit, device=args.device)
     return model_cfg, train_cfg
+
+
+def preset_defaults(cls) -> dict:
+    """A seed preset's own recipe (latent size, epochs, batch size, lr) as flag defaults."""
+    found = {"latent_dim": getattr(cls, "fixed_latent_dim", None),
+             "epochs": getattr(cls, "seed_epochs", None),
+             "batch_size": getattr(cls, "seed_batch_size", None),
+             "lr": getattr(cls, "seed_lr", None)}
+    return {k: v for k, v in found.items() if v}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -196,11 +207,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
             c, h, w = (int(v) for v in args.shape.lower().split("x"))
         except ValueError:
             raise ConfigError(f"--shape {args.shape!r}: expected CxHxW, e.g. 1x28x28") from None
+        from aekit.models import default_config
         from aekit.registry import get_model_class
 
-        fixed = getattr(get_model_class(args.target), "fixed_shape", None)
-        c, h, w = fixed or (c, h, w)
-        cfg = ModelConfig(name=args.target, in_channels=c, height=h, width=w,
-                          latent_dim=args.latent_dim)
+        fixed = get_model_class(args.target).fixed_shape
+        cfg = default_config(args.target) if fixed else ModelConfig(
+            name=args.target, in_channels=c, height=h, width=w, latent_dim=args.latent_dim)
     print(summary(build_model(cfg)))
     return 0

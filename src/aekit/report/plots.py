@@ -34,6 +34,7 @@ def plot_loss(history: list[dict], path: str | Path, title: str = "") -> None:
     if val:
         ax.plot(*zip(*val, strict=True), "s-", label="validation")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("loss")
     ax.set_title(title or "loss")
     ax.grid(alpha=0.3)

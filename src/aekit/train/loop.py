@@ -133,7 +133,7 @@ def fit(
             loss, logs = loss_fn(model(x_in), target)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"loss became {float(loss)} at epoch {epoch + 1}, step {i + 1}; "
+                    f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}; "
                     + (f"the last good checkpoint (epoch {epoch}) is kept in {run_dir}/checkpoint; "
                        if run_dir else "")
                     + f"try a lower --lr than {cfg.lr}"
@@ -142,7 +142,7 @@ def fit(
             loss.backward()
             optimizer.step()
             step += 1
-            running += float(loss)
+            running += float(loss.detach())
             if bar is not None:
                 rate = (i + 1) * cfg.batch_size / (time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{running / (i + 1):.4f}", img_s=f"{rate:,.0f}", **logs)
@@ -162,13 +162,13 @@ def fit(
             else:
                 bad_epochs += 1
         result.history.append(row)
-        if on_epoch:
-            on_epoch(row)
         if run_dir is not None:
             meta = {"epoch": epoch + 1, "step": step, "best_val": best_val,
                     "bad_epochs": bad_epochs, "history": result.history,
                     "train_seconds": result.train_seconds, "best_epoch": result.best_epoch}
             save_checkpoint(run_dir, model, optimizer, best_state, meta)
+        if on_epoch:
+            on_epoch(row)
         if cfg.patience and bad_epochs >= cfg.patience:
             result.stopped_early = True
             break

@@ -59,7 +59,7 @@ class RateDistortionLoss(nn.Module):
         b, _, h, w = target.shape
         bpp = -torch.log2(out["likelihoods"].clamp_min(1e-9)).sum() / (b * h * w)
         mse = F.mse_loss(out["x_hat"], target)
-        return mse + self.lmbda * bpp, {"bpp": float(bpp), "mse": float(mse)}
+        return mse + self.lmbda * bpp, {"bpp": float(bpp.detach()), "mse": float(mse.detach())}
 
 
 @register_loss("vae")
@@ -77,7 +77,7 @@ class ELBOLoss(nn.Module):
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
         b = target.shape[0]
         loss = (rec + self.beta * kl) / (b * n_pix)
-        return loss, {"kl_nats": float(kl) / b, "rec_nats": float(rec) / b}
+        return loss, {"kl_nats": float(kl.detach()) / b, "rec_nats": float(rec.detach()) / b}
 
 
 def build_loss(name: str, model: nn.Module) -> nn.Module:

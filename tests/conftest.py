@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny seeded datasets written to tmp folders, threads capped for speed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def make_blobs(n: int, size: int = 12, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Learnable synthetic images: a bright Gaussian blob at a random place, uint8 (N, C, H, W)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    cy, cx = rng.uniform(2, size - 2, (2, n, 1, 1))
+    img = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)  # (N, H, W)
+    img = np.repeat(img[:, None], channels, axis=1)  # (N, C, H, W)
+    return (img * 255).round().astype(np.uint8)
+
+
+@pytest.fixture
+def tiny_npz(tmp_path: Path) -> str:
+    """An `npz:` dataset of 96 train / 32 test 12x12 blob images with labels."""
+    x = make_blobs(128)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x_train=x[:96], y_train=np.arange(96) % 4, x_test=x[96:],
+             y_test=np.arange(32) % 4)
+    return f"npz:{path}"
+
+
+@pytest.fixture
+def needs_fashion():
+    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Fashion-MNIST not installed (root: apt-get install dataset-fashion-mnist)")

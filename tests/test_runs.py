@@ -1,0 +1,84 @@
+"""Run folders and model files: tampering is detected, nothing is unpickled."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from aekit.config import ModelConfig, TrainConfig
+from aekit.errors import RunError
+from aekit.models import build_model
+from aekit.runs import load_model, save_weights, write_config
+
+CFG = ModelConfig(name="dense", height=12, width=12, latent_dim=4)
+
+
+@pytest.fixture
+def run(tmp_path):
+    torch.manual_seed(0)
+    write_config(tmp_path, CFG, TrainConfig(dataset="digits"))
+    save_weights(tmp_path, build_model(CFG))
+    return tmp_path
+
+
+def test_round_trip(run):
+    model, info = load_model(run)
+    assert info.model_cfg == CFG
+    assert not model.training
+
+
+def test_pickle_renamed_to_safetensors_is_rejected_unexecuted(run, tmp_path):
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (run / "model.safetensors").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(RunError, match="safetensors"):
+        load_model(run)
+    assert not marker.exists()
+
+
+def test_truncated_weights(run):
+    raw = (run / "model.safetensors").read_bytes()
+    (run / "model.safetensors").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(RunError):
+        load_model(run)
+
+
+def test_wrong_shapes_missing_and_extra_tensors(run):
+    good = build_model(CFG).state_dict()
+    meta = {"format": "aekit-model/1", "config": json.dumps(CFG.to_dict(), sort_keys=True)}
+    name = next(iter(good))
+    for tensors, needle in (
+        ({**good, name: torch.zeros(3)}, "wrong shape"),
+        ({k: v for k, v in good.items() if k != name}, "missing"),
+        ({**good, "extra.weight": torch.zeros(1)}, "unexpected"),
+    ):
+        save_file({k: v.contiguous() for k, v in tensors.items()}, run / "model.safetensors", meta)
+        with pytest.raises(RunError, match=needle):
+            load_model(run)
+
+
+def test_weights_from_another_config(run):
+    other = ModelConfig(name="dense", height=12, width=12, latent_dim=5)
+    model = build_model(other)
+    model.cfg = other
+    save_weights(run, model)
+    with pytest.raises(RunError, match="different model config"):
+        load_model(run)
+
+
+def test_corrupt_config(run):
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(RunError, match="not valid JSON"):
+        load_model(run)
+    (run / "config.json").write_text(json.dumps({"model": {"name": "dense", "bogus": 1},
+                                                 "train": {}}))
+    with pytest.raises(RunError, match="unknown keys"):
+        load_model(run)
