@@ -16,9 +16,12 @@ from aekit.errors import AekitError, ConfigError
 
 # Feature modules add their own subcommands through `add_parsers(subparsers)`.
 COMMAND_MODULES = ("aekit.commands_core",)
+# Each feature owns its command module; a module not present in this build is skipped.
 OPTIONAL_COMMAND_MODULES = (
-    "aekit.codec.commands",
-    "aekit.tasks.commands",
+    "aekit.codec.commands",  # compress, decompress, codec-info
+    "aekit.tasks.restore_cli",  # denoise, inpaint, colorize
+    "aekit.tasks.anomaly_cli",  # anomaly fit / score
+    "aekit.tasks.represent_cli",  # embed, finetune, classify, sample, interpolate
 )
 
 
