@@ -21,9 +21,16 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
     # Models whose spatial layout is fixed (e.g. the seeds' exact 28x28 stacks) override this.
     fixed_shape: tuple[int, int, int] | None = None
 
+    # Options every model accepts because the base class implements them.
+    common_options = ("nested", "nested_p")
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+
+    def own_options(self) -> dict:
+        """cfg.options minus the ones the base class handles (for a model's own validation)."""
+        return {k: v for k, v in self.cfg.options.items() if k not in self.common_options}
 
     @abc.abstractmethod
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,9 +40,16 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent z -> logits (B, C, H, W); the image is sigmoid(logits)."""
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, keep: int | None = None) -> dict[str, torch.Tensor]:
+        """Encode and decode; `keep` decodes from the first `keep` latent units only (the rest
+        zeroed), which is meaningful for models trained with nested dropout (options.nested)."""
         z = self.encode(x)
-        logits = self.decode(z)
+        z_used = z
+        if keep is not None:
+            z_used = truncate_latent(z, keep)
+        elif self.training and self.cfg.options.get("nested"):
+            z_used = nested_dropout(z, float(self.cfg.options.get("nested_p", 0.1)))
+        logits = self.decode(z_used)
         return {"x_hat": torch.sigmoid(logits), "logits": logits, "z": z}
 
     @torch.inference_mode()
@@ -44,3 +58,21 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def truncate_latent(z: torch.Tensor, keep: int) -> torch.Tensor:
+    """Zero every latent unit after the first `keep` (units counted over the flattened code)."""
+    flat = z.flatten(1)  # (B, D)
+    mask = torch.arange(flat.shape[1], device=z.device) < keep
+    return (flat * mask).view_as(z)
+
+
+def nested_dropout(z: torch.Tensor, p: float = 0.1) -> torch.Tensor:
+    """Nested dropout (Rippel et al., 2014): per example keep the first k units with
+    k ~ 1 + Geometric(p), so earlier units must carry the most information, like PCA's leading
+    components. k is capped at the code size (so some examples keep everything)."""
+    flat = z.flatten(1)  # (B, D)
+    b, d = flat.shape
+    k = 1 + torch.distributions.Geometric(probs=torch.full((b, 1), p)).sample().to(z.device)
+    mask = torch.arange(d, device=z.device).unsqueeze(0) < k  # (B, D)
+    return (flat * mask).view_as(z)
