@@ -1,0 +1,60 @@
+"""Autoencoder models behind a name registry; importing this package registers all of them."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+
+from aekit.config import ModelConfig
+from aekit.errors import ConfigError
+from aekit.models.base import Autoencoder
+from aekit.models.summary import summary
+from aekit.registry import MODELS, get_model_class
+
+# Import every module of this package (dense, deep, conv, seeds, variational, codec, ...): each
+# registers its models with @register_model, so adding a model never means editing this file.
+for _mod in pkgutil.iter_modules(__path__):
+    if not _mod.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
+__all__ = ["Autoencoder", "MODELS", "build_model", "default_config", "summary"]
+
+
+def default_config(name: str) -> ModelConfig:
+    """A model's natural config: a seed preset's fixed shape and latent size, else the defaults.
+
+    Callers override what the user gave: `dataclasses.replace(default_config(n), latent_dim=16)`.
+    """
+    cls = get_model_class(name)
+    cfg = ModelConfig(name=name)
+    if cls.fixed_shape is not None:
+        c, h, w = cls.fixed_shape
+        cfg = dataclasses.replace(cfg, in_channels=c, height=h, width=w)
+    fixed_latent = getattr(cls, "fixed_latent_dim", None)
+    if fixed_latent is not None:
+        cfg = dataclasses.replace(cfg, latent_dim=fixed_latent)
+    return cfg
+
+
+def build_model(cfg: ModelConfig) -> Autoencoder:
+    """Validate `cfg` against the model's constraints and build the (untrained) model."""
+    cls = get_model_class(cfg.name)
+    if cls.fixed_shape is not None and tuple(cfg.shape) != tuple(cls.fixed_shape):
+        raise ConfigError(
+            f"model {cfg.name!r} has a fixed input shape (C, H, W) = {tuple(cls.fixed_shape)} "
+            f"(the seed's exact architecture); got {tuple(cfg.shape)}. Resize the data "
+            f"(e.g. --image-size) or use 'conv', which takes any shape"
+        )
+    fixed_latent = getattr(cls, "fixed_latent_dim", None)
+    if fixed_latent is not None and cfg.latent_dim != fixed_latent:
+        raise ConfigError(
+            f"model {cfg.name!r} has a fixed latent size {fixed_latent} (the seed's exact "
+            f"architecture); got latent_dim={cfg.latent_dim}. Use {fixed_latent} or leave it unset"
+        )
+    if fixed_latent is not None and (cfg.widths or cfg.options):
+        raise ConfigError(
+            f"model {cfg.name!r} is a fixed seed architecture; it takes no widths or options "
+            f"(got widths={list(cfg.widths)}, options={cfg.options})"
+        )
+    return cls(cfg)

@@ -1,0 +1,106 @@
+"""`conv`: the default convolutional autoencoder, designed for FLOPs first, then quality.
+
+Encoder: stride-2 3x3 convs that downsample at once (full-resolution feature maps are what make
+CPU training slow), then a dense latent of `latent_dim`. Decoder: the mirror image, with
+nearest-neighbour resize + 3x3 conv instead of transposed convs (no checkerboard artifacts).
+Every resize goes to the exact size the encoder saw, so any H x W x C round-trips (28 -> 14 -> 7
+-> 14 -> 28, 9 -> 5 -> 3 -> 5 -> 9); an axis shorter than 8 is no longer halved, so tiny inputs
+(8x8 digits) keep a usable feature map.
+
+Options (ModelConfig.options):
+  spatial: bool = False   latent is a (latent_dim, h, w) map at the lowest resolution instead
+                          of a vector (useful for compression); z has shape (B, latent_dim, h, w)
+  activation: str = "gelu"
+  depth: int = 1          3x3 convs per resolution level (extra ones keep the size)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aekit.config import ModelConfig
+from aekit.errors import ConfigError, check_range
+from aekit.models.base import Autoencoder
+from aekit.models.layers import Flatten, Unflatten, UpConv, activation, conv_out
+from aekit.registry import register_model
+
+# An axis is halved only while it is at least this long, so it never drops below 4.
+MIN_SIDE_TO_DOWNSAMPLE = 8
+# Default widths grow (doubling, capped) until the smaller side is at most this.
+TARGET_SIDE = 8
+MAX_DEFAULT_WIDTH = 256
+
+
+def default_widths(height: int, width: int) -> tuple[int, ...]:
+    """32, 64, 128, ... channels: one level per halving until the smaller side is <= 8."""
+    widths = [32]
+    side = min(height, width)
+    side = _down(side)
+    while side > TARGET_SIDE and len(widths) < 6:
+        widths.append(min(2 * widths[-1], MAX_DEFAULT_WIDTH))
+        side = _down(side)
+    return tuple(widths)
+
+
+def _down(side: int) -> int:
+    return conv_out(side, 3, 2, 1) if side >= MIN_SIDE_TO_DOWNSAMPLE else side
+
+
+@register_model("conv")
+class ConvAE(Autoencoder):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        opts = dict(cfg.options)
+        act = str(opts.pop("activation", "gelu"))
+        depth = int(opts.pop("depth", 1))
+        self.spatial = bool(opts.pop("spatial", False))
+        if opts:
+            raise ConfigError(
+                f"conv: unknown options {sorted(opts)}; allowed: spatial, activation, depth"
+            )
+        check_range("conv depth", depth, 1, 8)
+        activation(act)  # validate the name once, with a clear error
+        c, h, w = cfg.shape
+        widths = cfg.widths or default_widths(h, w)
+
+        # Encoder: one stride-2 conv per level (stride 1 along an axis that is already short).
+        sizes = [(h, w)]  # the size entering each level; the decoder resizes back to these
+        enc: list[nn.Module] = []
+        c_prev = c
+        for c_i in widths:
+            sh, sw = (2 if s >= MIN_SIDE_TO_DOWNSAMPLE else 1 for s in (h, w))
+            enc += [nn.Conv2d(c_prev, c_i, 3, stride=(sh, sw), padding=1), activation(act)]
+            for _ in range(depth - 1):
+                enc += [nn.Conv2d(c_i, c_i, 3, padding=1), activation(act)]
+            h, w = conv_out(h, 3, sh, 1), conv_out(w, 3, sw, 1)
+            sizes.append((h, w))
+            c_prev = c_i
+        bottom = (widths[-1], h, w)  # (C_k, H_k, W_k) at the lowest resolution
+        flat = bottom[0] * h * w
+        if self.spatial:
+            enc += [nn.Conv2d(widths[-1], cfg.latent_dim, 1)]
+            dec: list[nn.Module] = [nn.Conv2d(cfg.latent_dim, widths[-1], 1), activation(act)]
+            self.latent_shape: tuple[int, ...] = (cfg.latent_dim, h, w)
+        else:
+            enc += [Flatten(), nn.Linear(flat, cfg.latent_dim)]
+            dec = [nn.Linear(cfg.latent_dim, flat), activation(act), Unflatten(bottom)]
+            self.latent_shape = (cfg.latent_dim,)
+        self.encoder = nn.Sequential(*enc)
+
+        # Decoder: mirror; each level ends with resize-to-exact-size + conv to the next width.
+        outs = list(widths[-2::-1]) + [c]
+        for level, c_out in enumerate(outs):
+            c_in = widths[-1 - level]
+            for _ in range(depth - 1):
+                dec += [nn.Conv2d(c_in, c_in, 3, padding=1), activation(act)]
+            dec.append(UpConv(c_in, c_out, sizes[-2 - level]))
+            if level < len(outs) - 1:
+                dec.append(activation(act))
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
