@@ -122,3 +122,14 @@ def test_deep_widths_override() -> None:
     model = make("deep", widths=(100, 50), latent_dim=5)
     sizes = [m.out_features for m in model.encoder if isinstance(m, torch.nn.Linear)]
     assert sizes == [100, 50, 5]
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_base_class_options_are_accepted(name: str) -> None:
+    model = make(name, options={"nested": True, "nested_p": 0.2})
+    model.train()
+    out = model(torch.rand(2, *model.cfg.shape))
+    assert out["x_hat"].shape == (2, *model.cfg.shape)
+    if name in ("dense", "deep"):
+        with pytest.raises(ConfigError, match="unknown options"):
+            make(name, options={"spatial": True})

@@ -52,9 +52,10 @@ def build_model(cfg: ModelConfig) -> Autoencoder:
             f"model {cfg.name!r} has a fixed latent size {fixed_latent} (the seed's exact "
             f"architecture); got latent_dim={cfg.latent_dim}. Use {fixed_latent} or leave it unset"
         )
-    if fixed_latent is not None and (cfg.widths or cfg.options):
+    own = {k: v for k, v in cfg.options.items() if k not in cls.common_options}
+    if fixed_latent is not None and (cfg.widths or own):
         raise ConfigError(
             f"model {cfg.name!r} is a fixed seed architecture; it takes no widths or options "
-            f"(got widths={list(cfg.widths)}, options={cfg.options})"
+            f"(got widths={list(cfg.widths)}, options={own})"
         )
     return cls(cfg)

@@ -20,9 +20,16 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.errors import ConfigError, check_range
+from aekit.errors import check_range
 from aekit.models.base import Autoencoder
-from aekit.models.layers import Flatten, Unflatten, UpConv, activation, conv_out
+from aekit.models.layers import (
+    Flatten,
+    Unflatten,
+    UpConv,
+    activation,
+    conv_out,
+    model_options,
+)
 from aekit.registry import register_model
 
 # An axis is halved only while it is at least this long, so it never drops below 4.
@@ -30,6 +37,7 @@ MIN_SIDE_TO_DOWNSAMPLE = 8
 # Default widths grow (doubling, capped) until the smaller side is at most this.
 TARGET_SIDE = 8
 MAX_DEFAULT_WIDTH = 256
+DEFAULT_OPTIONS = {"spatial": False, "activation": "gelu", "depth": 1}
 
 
 def default_widths(height: int, width: int) -> tuple[int, ...]:
@@ -51,14 +59,9 @@ def _down(side: int) -> int:
 class ConvAE(Autoencoder):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        opts = dict(cfg.options)
-        act = str(opts.pop("activation", "gelu"))
-        depth = int(opts.pop("depth", 1))
-        self.spatial = bool(opts.pop("spatial", False))
-        if opts:
-            raise ConfigError(
-                f"conv: unknown options {sorted(opts)}; allowed: spatial, activation, depth"
-            )
+        opts = model_options("conv", self.own_options(), DEFAULT_OPTIONS)
+        act, depth = str(opts["activation"]), int(opts["depth"])
+        self.spatial = bool(opts["spatial"])
         check_range("conv depth", depth, 1, 8)
         activation(act)  # validate the name once, with a clear error
         c, h, w = cfg.shape
