@@ -1,0 +1,178 @@
+"""`vae`: a variational autoencoder (Kingma & Welling, 2014) with a dense or conv backbone.
+
+The encoder outputs the mean and log-variance of a diagonal Gaussian q(z|x); training decodes a
+reparameterised sample z = mu + sigma * eps and minimises the negative ELBO (loss "vae": Bernoulli
+BCE on the logits + beta * KL to N(0, I)); evaluation decodes mu. The prior N(0, I) is what makes
+the model generative: `sample` decodes z ~ N(0, I).
+
+Options (ModelConfig.options):
+  backbone: "conv" | "dense" = "conv"   conv: conv.py's stride-2 stack; dense: an MLP
+  beta: float = 1.0                     KL weight (read by the "vae" loss); 1 is the true ELBO
+  activation, depth                     passed to the conv backbone
+  nested, nested_p                      nested dropout on the sampled z (see base.py)
+  iwae_k: int = 100, iwae_images: int = 1000
+                                        samples per image and test images (the first ones) for
+                                        the NLL bound in metrics.json; 0 images = the whole set
+
+`log_likelihood_bounds` gives a test ELBO and the importance-weighted bound of Burda et al. (2016)
+on binarized images, in nats per image; `extra_metrics` puts both into a run's metrics.json.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aekit.config import ModelConfig
+from aekit.errors import ConfigError, check_range
+from aekit.models.base import Autoencoder, nested_dropout, truncate_latent
+from aekit.models.deep import mlp
+from aekit.models.layers import Flatten, Unflatten, model_options
+from aekit.registry import register_model
+
+DENSE_WIDTHS = (512, 256)
+LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) finite early in training
+BACKBONES = ("conv", "dense")
+DEFAULT_OPTIONS = {"backbone": "conv", "beta": 1.0, "activation": "gelu", "depth": 1,
+                   "iwae_k": 100, "iwae_images": 1000}
+# Test images are binarized by sampling each pixel ~ Bernoulli(intensity) once, from this seed,
+# so every run is scored on the same binary images (already binary data stays unchanged).
+BINARIZE_SEED = 0
+
+
+@register_model("vae")
+class VAE(Autoencoder):
+    """Variational autoencoder: dense or conv backbone (option backbone), beta-VAE via beta."""
+
+    default_loss = "vae"
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        given = self.own_options()
+        opts = model_options("vae", given, DEFAULT_OPTIONS)
+        backbone, beta = str(opts["backbone"]), opts["beta"]
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+            raise ConfigError(f"vae: beta={beta!r} must be a number, e.g. --option beta=4")
+        check_range("vae beta", float(beta), 0.0, 1e4)
+        self.iwae_k, self.iwae_images = int(opts["iwae_k"]), int(opts["iwae_images"])
+        check_range("vae iwae_k", self.iwae_k, 1, 100_000)
+        check_range("vae iwae_images", self.iwae_images, 0, 1 << 40)
+        if backbone not in BACKBONES:
+            raise ConfigError(f"vae: backbone={backbone!r} is unknown; use conv or dense")
+        conv_opts = {k: given[k] for k in ("activation", "depth") if k in given}
+        if backbone == "dense" and conv_opts:
+            raise ConfigError(f"vae: options {sorted(conv_opts)} apply to backbone=conv only")
+        self.backbone = backbone
+        self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)
+        if backbone == "dense":
+            d = math.prod(cfg.shape)
+            widths = list(cfg.widths or DENSE_WIDTHS)
+            self.encoder = nn.Sequential(Flatten(), *mlp([d, *widths], True),
+                                         nn.Linear(widths[-1], 2 * cfg.latent_dim))
+            self.decoder = nn.Sequential(*mlp([cfg.latent_dim, *widths[::-1], d], False),
+                                         Unflatten(cfg.shape))
+        else:
+            from aekit.models.conv import ConvAE
+
+            # The conv model's encoder with a code twice as wide (mu, logvar), and its decoder.
+            def conv(latent: int) -> ConvAE:
+                return ConvAE(ModelConfig(cfg.name, cfg.in_channels, cfg.height, cfg.width,
+                                          latent, cfg.widths, conv_opts))
+
+            self.encoder = conv(2 * cfg.latent_dim).encoder
+            self.decoder = conv(cfg.latent_dim).decoder
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z|x), each (B, latent_dim)."""
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar.clamp(*LOGVAR_RANGE)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean: a deterministic embedding."""
+        return self.posterior(x)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor, keep: int | None = None) -> dict[str, torch.Tensor]:
+        mu, logvar = self.posterior(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        z_used = z
+        if keep is not None:
+            z_used = truncate_latent(z, keep)
+        elif self.training and self.cfg.options.get("nested"):
+            z_used = nested_dropout(z, float(self.cfg.options.get("nested_p", 0.1)))
+        logits = self.decode(z_used)
+        return {"x_hat": torch.sigmoid(logits), "logits": logits, "z": z, "mu": mu,
+                "logvar": logvar}
+
+    @torch.inference_mode()
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """n new images (n, C, H, W) in [0, 1]: decode z ~ N(0, temperature^2 I)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.cfg.latent_dim, generator=generator) * temperature
+        return torch.sigmoid(self.decode(z.to(device))).cpu()
+
+    def extra_metrics(self, test_x: torch.Tensor) -> dict:
+        """{"vae": test ELBO and IWAE NLL bound (nats/image) on the binarized test images}; the
+        first `iwae_images` images only (the bound costs k decodes per image)."""
+        x = test_x[: self.iwae_images] if self.iwae_images else test_x
+        return {"vae": log_likelihood_bounds(self, x, k=self.iwae_k)}
+
+
+def binarize(x_uint8: torch.Tensor, seed: int = BINARIZE_SEED) -> torch.Tensor:
+    """Fixed-seed stochastic binarization: each pixel is 1 with probability intensity/255, as a
+    float tensor of 0/1; images that are already 0/255 come back unchanged."""
+    gen = torch.Generator().manual_seed(seed)
+    p = x_uint8.float() / 255.0
+    return torch.bernoulli(p, generator=gen)
+
+
+def log_weights(model: VAE, x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x) per image: (k, B), in nats.
+
+    x is a binary (B, C, H, W) batch; log p(x|z) is the Bernoulli likelihood of the logits.
+    """
+    mu, logvar = model.posterior(x)
+    std = torch.exp(0.5 * logvar)
+    eps = torch.randn((k, *mu.shape), generator=generator).to(mu.device)  # (k, B, L)
+    z = mu + std * eps
+    log_q = (-0.5 * eps.pow(2) - 0.5 * logvar - 0.5 * math.log(2 * math.pi)).sum(-1)
+    log_prior = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(-1)
+    logits = model.decode(z.flatten(0, 1))  # (k*B, C, H, W)
+    target = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
+    log_px = -F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return log_px.flatten(1).sum(1).view(k, -1) + log_prior - log_q
+
+
+@torch.inference_mode()
+def log_likelihood_bounds(model: VAE, x_uint8: torch.Tensor, k: int = 100, seed: int = 0,
+                          max_decodes: int = 20_000) -> dict:
+    """Test ELBO and the IWAE bound -log (1/k) sum_i w_i >= -log p(x) on binarized images.
+
+    Both use the same k samples per image: the ELBO is the mean of log w_i, so by Jensen the
+    IWAE NLL bound is never above the ELBO's NLL. Batches hold at most `max_decodes` decodes.
+    """
+    check_range("k", k, 1, 100_000)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed + 1)
+    x_bin = binarize(x_uint8)
+    batch = max(1, max_decodes // k)
+    elbo_sum, iwae_sum = 0.0, 0.0
+    for start in range(0, len(x_bin), batch):
+        lw = log_weights(model, x_bin[start : start + batch].to(device), k, gen).double()
+        elbo_sum += float(lw.mean(0).sum())
+        iwae_sum += float((torch.logsumexp(lw, 0) - math.log(k)).sum())
+    model.train(was_training)
+    n = len(x_bin)
+    pixels = math.prod(x_bin.shape[1:])
+    nll = -iwae_sum / n
+    return {"binarization": f"bernoulli(intensity), fixed seed {BINARIZE_SEED}",
+            "images": n, "k": k, "test_elbo_nats": elbo_sum / n,
+            "test_nll_iwae_nats": nll, "test_nll_bits_per_pixel": nll / pixels / math.log(2)}

@@ -1,0 +1,299 @@
+"""Few-label classification: a pretrained autoencoder's encoder plus a small head, fine-tuned on N
+balanced labels (seed 003: "take the encoder only, add a classification layer, and fine-tune").
+
+Recipe (Kumar et al. 2022, "linear probe, then fine-tune"): features are standardised with
+statistics of unlabeled training images; the head starts as a logistic regression fitted on the
+frozen features; then encoder and head are fine-tuned together with augmentation and a smaller
+learning rate for the encoder, so the few labels adjust the pretrained features instead of
+overwriting them. The same code trains the "from scratch" baseline from a random encoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aekit.errors import ConfigError, DataError, check_range
+from aekit.train.loop import to_unit
+
+HEADS = ("linear", "mlp")
+AUGMENTS = ("none", "shift", "shift+flip")
+
+
+def balanced_indices(y: torch.Tensor, n_labels: int, num_classes: int, seed: int = 0
+                     ) -> torch.Tensor:
+    """n_labels indices into y, n_labels / num_classes from each class, chosen by seed."""
+    check_range("--labels", n_labels, 1, 1 << 40)
+    if n_labels > len(y):
+        raise ConfigError(f"--labels {n_labels} is larger than the {len(y)} labelled training "
+                          "images available")
+    if n_labels % num_classes:
+        raise ConfigError(f"--labels {n_labels} is not divisible by the {num_classes} classes; "
+                          f"use a multiple of {num_classes} (balanced classes)")
+    per = n_labels // num_classes
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for c in range(num_classes):
+        idx = torch.nonzero(y == c).flatten()
+        if len(idx) < per:
+            raise ConfigError(f"--labels {n_labels} needs {per} images of class {c} but the "
+                              f"training split has {len(idx)}; use fewer labels")
+        picked.append(idx[torch.randperm(len(idx), generator=gen)[:per]])
+    return torch.cat(picked).sort().values
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How the classifier is trained; saved with it."""
+
+    head: str = "linear"
+    hidden: int = 256  # units of the MLP head
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 1e-3  # the head's; the encoder gets lr * encoder_lr_scale
+    encoder_lr_scale: float = 0.1
+    weight_decay: float = 1e-4
+    augment: str = "shift"
+    shift: int = 2  # pixels of random translation
+    probe: bool = True  # start the head as logistic regression on frozen features
+    freeze_encoder: bool = False  # True: a linear probe only
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ConfigError(f"--head {self.head!r}: use one of {', '.join(HEADS)}")
+        if self.augment not in AUGMENTS:
+            raise ConfigError(f"--augment {self.augment!r}: use one of {', '.join(AUGMENTS)}")
+        check_range("--steps", self.steps, 0, 1_000_000)
+        check_range("--batch-size", self.batch_size, 1, 1 << 16)
+        check_range("--lr", self.lr, 1e-8, 10.0)
+        check_range("--encoder-lr-scale", self.encoder_lr_scale, 0.0, 100.0)
+        check_range("--hidden", self.hidden, 1, 1 << 16)
+        check_range("--shift", self.shift, 0, 64)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Classifier(nn.Module):
+    """An autoencoder's `encode` -> standardise -> head (linear, or MLP with one hidden layer)."""
+
+    def __init__(self, autoencoder: nn.Module, num_classes: int, head: str = "linear",
+                 hidden: int = 256) -> None:
+        super().__init__()
+        self.autoencoder = autoencoder  # only encode() is used; the decoder gets no gradient
+        shape = autoencoder.cfg.shape
+        with torch.no_grad():
+            was = autoencoder.training
+            dim = autoencoder.eval().encode(torch.zeros(1, *shape)).numel()
+            autoencoder.train(was)
+        self.register_buffer("feat_mean", torch.zeros(dim))
+        self.register_buffer("feat_std", torch.ones(dim))
+        if head == "linear":
+            self.head = nn.Sequential(nn.Linear(dim, num_classes))
+        else:
+            self.head = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.2),
+                                      nn.Linear(hidden, num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.autoencoder.encode(x).flatten(1)  # (B, D)
+        return (z - self.feat_mean) / self.feat_std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    @torch.no_grad()
+    def set_normalization(self, x: torch.Tensor, batch_size: int = 500) -> None:
+        """Per-feature mean/std over images x (uint8 or float), e.g. unlabeled training images."""
+        z = self._encode_all(x, batch_size)
+        self.feat_mean.copy_(z.mean(0))
+        self.feat_std.copy_(z.std(0).clamp_min(1e-4 * float(z.std(0).max()) + 1e-8))
+
+    @torch.no_grad()
+    def _encode_all(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        device = self.feat_mean.device
+        z = torch.cat([self.autoencoder.encode(to_unit(b, device)).flatten(1)
+                       for b in x.split(batch_size)])
+        self.train(was)
+        return z
+
+
+def augment(x: torch.Tensor, kind: str, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to `shift` pixels (zero fill) and, for 'shift+flip', a random
+    horizontal flip per image; x is float (B, C, H, W)."""
+    if kind == "none":
+        return x
+    b, _, h, w = x.shape
+    if shift:
+        padded = F.pad(x, (shift, shift, shift, shift))  # (B, C, H+2s, W+2s)
+        dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+        dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+        rows = (dy.view(b, 1) + torch.arange(h)).to(x.device)  # (B, H)
+        cols = (dx.view(b, 1) + torch.arange(w)).to(x.device)  # (B, W)
+        bi = torch.arange(b, device=x.device).view(b, 1, 1)
+        x = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+        x = x.permute(0, 3, 1, 2).contiguous()
+    if kind == "shift+flip":
+        flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
+        x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+    return x
+
+
+def finetune(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig,
+             unlabeled: torch.Tensor | None = None) -> list[dict]:
+    """Train `clf` on images x (uint8 (N, C, H, W)) with labels y; returns a short history."""
+    if len(x) != len(y) or len(x) == 0:
+        raise DataError(f"finetune: {len(x)} images but {len(y)} labels")
+    device = clf.feat_mean.device
+    torch.manual_seed(cfg.seed)
+    clf.set_normalization(unlabeled if unlabeled is not None else x)
+    if cfg.probe:
+        _probe_init(clf, x, y)
+    enc_params = [p for p in clf.autoencoder.parameters()]
+    groups = [{"params": list(clf.head.parameters()), "lr": cfg.lr}]
+    if not cfg.freeze_encoder and cfg.encoder_lr_scale > 0:
+        groups.append({"params": enc_params, "lr": cfg.lr * cfg.encoder_lr_scale})
+    for p in enc_params:
+        p.requires_grad_(not cfg.freeze_encoder and cfg.encoder_lr_scale > 0)
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    history, running = [], 0.0
+    clf.train()
+    for step in range(cfg.steps):
+        scale = 0.5 * (1 + np.cos(np.pi * step / max(1, cfg.steps)))  # cosine decay
+        for g, lr in zip(opt.param_groups, base_lrs, strict=True):
+            g["lr"] = lr * scale
+        idx = torch.randint(0, len(x), (min(cfg.batch_size, len(x)),), generator=gen)
+        xb = augment(to_unit(x[idx], device), cfg.augment, cfg.shift, gen)
+        loss = F.cross_entropy(clf(xb), y[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running += float(loss.detach())
+        if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
+            history.append({"step": step + 1, "train_loss": running / ((step % 50) + 1)})
+            running = 0.0
+    for p in enc_params:
+        p.requires_grad_(True)
+    clf.eval()
+    return history
+
+
+def _probe_init(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Set a linear head (or an MLP head's last layer on its hidden features) to a logistic
+    regression fitted on the frozen, standardised features of the labelled images."""
+    from sklearn.linear_model import LogisticRegression
+
+    with torch.no_grad():
+        was = clf.training
+        clf.eval()
+        feats = clf.features(to_unit(x, clf.feat_mean.device))
+        last = clf.head[-1]
+        if len(clf.head) > 1:
+            feats = clf.head[:-1](feats)
+        clf.train(was)
+    labels = y.cpu().numpy()
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        return
+    lr = LogisticRegression(C=1.0, max_iter=2000).fit(feats.cpu().double().numpy(), labels)
+    with torch.no_grad():
+        w = torch.zeros_like(last.weight)
+        b = torch.full_like(last.bias, -10.0)  # classes absent from the labels: never predicted
+        coef = torch.as_tensor(lr.coef_, dtype=w.dtype)
+        icpt = torch.as_tensor(lr.intercept_, dtype=b.dtype)
+        if len(classes) == 2:  # sklearn's binary model is one logit: split it symmetrically
+            coef, icpt = torch.cat([-coef, coef]) / 2, torch.cat([-icpt, icpt]) / 2
+        idx = torch.as_tensor(classes, dtype=torch.long)
+        w[idx], b[idx] = coef.to(w.device), icpt.to(b.device)
+        last.weight.copy_(w)
+        last.bias.copy_(b)
+
+
+@torch.inference_mode()
+def predict_proba(clf: Classifier, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Class probabilities (N, num_classes) for uint8 or [0, 1] float images (N, C, H, W)."""
+    clf.eval()
+    device = clf.feat_mean.device
+    return torch.cat([F.softmax(clf(to_unit(b, device)), 1).cpu() for b in x.split(batch_size)])
+
+
+def accuracy(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((predict_proba(clf, x).argmax(1) == y.cpu()).float().mean())
+
+
+# --- the classifier folder: classifier.json + classifier.safetensors (+ metrics.json) ------------
+CLF_CONFIG, CLF_WEIGHTS, CLF_FORMAT = "classifier.json", "classifier.safetensors", "aekit-clf/1"
+
+
+def save_classifier(out, clf: Classifier, info: dict) -> None:
+    """Write the classifier (encoder + head weights) and `info` (model config, classes, ...)."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save as st_save
+
+    from aekit.io import atomic_write_bytes, atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"kind": "classifier", **info, "model": clf.autoencoder.cfg.to_dict(),
+           "num_classes": clf.head[-1].out_features}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in clf.state_dict().items()}
+    meta = {"format": CLF_FORMAT, "model": json.dumps(doc["model"], sort_keys=True)}
+    atomic_write_bytes(out / CLF_WEIGHTS, st_save(tensors, meta))
+    atomic_write_text(out / CLF_CONFIG, json.dumps(doc, indent=2) + "\n")
+
+
+def load_classifier(path) -> tuple[Classifier, dict]:
+    """(classifier in eval mode, its info) from a folder written by `aekit finetune`."""
+    import json
+    from pathlib import Path
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    from aekit.config import ModelConfig
+    from aekit.errors import AekitError, RunError
+    from aekit.io import read_json
+    from aekit.models import build_model
+
+    path = Path(path)
+    if not (path / CLF_CONFIG).is_file():
+        hint = " (that is an autoencoder run; make a classifier with `aekit finetune`)" \
+            if (path / "config.json").is_file() else ""
+        raise RunError(f"{path}: not a classifier folder (no {CLF_CONFIG}){hint}")
+    info = read_json(path / CLF_CONFIG, "classifier config")
+    try:
+        cfg = ModelConfig.from_dict(info["model"])
+        ft = info.get("finetune", {})
+        clf = Classifier(build_model(cfg), int(info["num_classes"]), ft.get("head", "linear"),
+                         int(ft.get("hidden", 256)))
+    except (AekitError, KeyError, TypeError, ValueError) as e:
+        raise RunError(f"{path / CLF_CONFIG}: not a valid classifier config ({e})") from None
+    try:
+        raw = (path / CLF_WEIGHTS).read_bytes()
+        state = st_load(raw)
+        n = int.from_bytes(raw[:8], "little")
+        meta = json.loads(raw[8 : 8 + n]).get("__metadata__") or {}
+    except FileNotFoundError:
+        raise RunError(f"{path / CLF_WEIGHTS}: weights not found") from None
+    except (SafetensorError, ValueError, UnicodeDecodeError):
+        raise RunError(f"{path / CLF_WEIGHTS}: not a valid safetensors file") from None
+    if meta.get("format") != CLF_FORMAT or json.loads(meta.get("model", "null")) != \
+            json.loads(json.dumps(info["model"], sort_keys=True)):
+        raise RunError(f"{path / CLF_WEIGHTS}: not the weights of this classifier config")
+    try:
+        clf.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise RunError(f"{path / CLF_WEIGHTS}: tensors do not match ({first})") from None
+    return clf.eval(), info

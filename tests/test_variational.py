@@ -1,0 +1,100 @@
+"""The `vae` model: shapes, loss, the IWAE bound against the ELBO, sampling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import aekit.models.variational  # noqa: F401  (registers "vae")
+from aekit.config import ModelConfig
+from aekit.errors import ConfigError
+from aekit.models import build_model
+from aekit.models.variational import binarize, log_likelihood_bounds
+from aekit.train.losses import build_loss
+
+
+def make(backbone: str, shape=(1, 12, 12), latent: int = 4, **opts) -> torch.nn.Module:
+    torch.manual_seed(0)
+    c, h, w = shape
+    widths = (16, 8) if backbone == "dense" else (8, 16)
+    return build_model(ModelConfig("vae", c, h, w, latent, widths,
+                                   {"backbone": backbone, **opts}))
+
+
+@pytest.mark.parametrize("backbone", ["dense", "conv"])
+@pytest.mark.parametrize("shape", [(1, 12, 12), (3, 9, 5)])
+def test_forward_shapes_and_modes(backbone, shape):
+    model = make(backbone, shape)
+    x = torch.rand(3, *shape)
+    out = model.train()(x)
+    assert out["x_hat"].shape == out["logits"].shape == x.shape
+    for key in ("z", "mu", "logvar"):
+        assert out[key].shape == (3, 4)
+    assert not torch.allclose(out["z"], out["mu"])  # training samples z
+    out = model.eval()(x)
+    assert torch.equal(out["z"], out["mu"])  # evaluation decodes the mean
+    assert torch.equal(model.encode(x), out["mu"])
+    assert model.default_loss == "vae"
+    assert model(x, keep=2)["x_hat"].shape == x.shape
+
+
+def test_loss_is_negative_elbo_per_pixel_and_beta_scales_kl():
+    model = make("dense").eval()
+    x = torch.rand(5, 1, 12, 12)
+    out = model(x)
+    loss, logs = build_loss("", model)(out, x)
+    assert loss.item() == pytest.approx((logs["rec_nats"] + logs["kl_nats"]) / 144, rel=1e-5)
+    heavy = make("dense", beta=4.0).eval()
+    loss4, logs4 = build_loss("", heavy)(heavy(x), x)
+    assert loss4.item() == pytest.approx((logs4["rec_nats"] + 4 * logs4["kl_nats"]) / 144,
+                                         rel=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["dense", "conv"])
+def test_iwae_bound_is_tighter_than_elbo(backbone):
+    model = make(backbone)
+    x = (torch.rand(6, 1, 12, 12) * 255).to(torch.uint8)
+    r = log_likelihood_bounds(model, x, k=20)
+    assert r["images"] == 6 and r["k"] == 20
+    assert math.isfinite(r["test_nll_iwae_nats"])
+    assert r["test_nll_iwae_nats"] <= -r["test_elbo_nats"] + 1e-9
+    # k = 1 makes the two bounds the same number
+    r1 = log_likelihood_bounds(model, x, k=1)
+    assert r1["test_nll_iwae_nats"] == pytest.approx(-r1["test_elbo_nats"], rel=1e-9)
+    assert model.training  # the mode is restored
+
+
+def test_extra_metrics_uses_the_options():
+    model = make("dense", iwae_k=5, iwae_images=3)
+    m = model.extra_metrics((torch.rand(10, 1, 12, 12) * 255).to(torch.uint8))
+    assert m["vae"]["images"] == 3 and m["vae"]["k"] == 5
+
+
+def test_binarize_is_fixed_and_keeps_binary_images():
+    x = (torch.rand(4, 1, 6, 6) * 255).to(torch.uint8)
+    assert torch.equal(binarize(x), binarize(x))
+    assert set(binarize(x).unique().tolist()) <= {0.0, 1.0}
+    b = (torch.rand(4, 1, 6, 6) > 0.5).to(torch.uint8) * 255
+    assert torch.equal(binarize(b), b.float() / 255)
+
+
+def test_sample_is_seeded():
+    model = make("conv")
+    a = model.sample(4, torch.Generator().manual_seed(1))
+    b = model.sample(4, torch.Generator().manual_seed(1))
+    assert a.shape == (4, 1, 12, 12) and torch.equal(a, b)
+    assert 0 <= a.min() and a.max() <= 1
+
+
+@pytest.mark.parametrize("opts, needle", [
+    ({"backbone": "rnn"}, "backbone"),
+    ({"beta": "big"}, "beta"),
+    ({"beta": -1.0}, "beta"),
+    ({"colour": 1}, "unknown options"),
+    ({"backbone": "dense", "depth": 2}, "conv only"),
+])
+def test_bad_options_are_config_errors(opts, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build_model(ModelConfig("vae", 1, 12, 12, 4, (), opts))
