@@ -11,7 +11,8 @@ A spec is one or more operations joined by '+', applied left to right:
     grayscale                 RGB -> luma (ITU-R BT.601), repeated on the 3 channels
     downscale:K               K x K average pooling, then bilinear back to the original size
 
-Removed ("masked") pixels are filled with MASK_FILL (0, black) in every channel: the model keeps
+Removed ("masked") pixels are set to MASK_FILL (0, black) in every channel after all the other
+operations (so they are exactly 0 whatever the order; noise never lands on them): the model keeps
 its C input channels, so one network and one training loop serve every corruption. The mask
 itself (True = missing) is returned by `Corruption.apply`, so inpainting can keep the known pixels
 exactly and replace only the missing ones. Every random draw comes from the `torch.Generator`
@@ -179,8 +180,8 @@ class Corruption:
             if m is not None:
                 m = m.to(out.device)
                 mask = m if mask is None else mask | m
-                out = fill_masked(out, m)
-        return Corrupted(out, mask)
+        # Filled last, so a missing pixel is exactly MASK_FILL whatever the order of operations.
+        return Corrupted(out if mask is None else fill_masked(out, mask), mask)
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return self.apply(x, gen).x

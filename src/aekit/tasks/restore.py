@@ -1,0 +1,206 @@
+"""Putting a restoration run to work: denoise, inpaint and colorize images of any size.
+
+A restoration run is one trained with `--corrupt` (input = corrupt(x), target = x). Images of the
+model's size go through the model in batches; any other size is either tiled (default:
+overlapping model-size tiles blended with a tent window, so the output keeps the input's
+resolution) or resized to the model's size and back (`fit="resize"`).
+
+Inpainting keeps every known pixel exactly: the model sees the image with missing pixels set to
+`corrupt.MASK_FILL` (as in training) and only the masked pixels are taken from its output.
+Colorization feeds the luma of the image and, by default, keeps that luma exactly: the output is
+the input's Y with the model's chroma (YCbCr, BT.601).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aekit.data.corrupt import LUMA, Corruption, fill_masked, parse_corruption, to_grayscale
+from aekit.errors import ConfigError, DataError, RunError
+
+TASKS = ("denoise", "inpaint", "colorize")
+FITS = ("tile", "resize")
+_TRAIN_HINT = {
+    "denoise": "aekit train --model unet --corrupt gaussian:0.5 --out RUN",
+    "inpaint": "aekit train --model unet --corrupt mask:blocks --out RUN",
+    "colorize": "aekit train --model unet --dataset folder:RGB_DIR --corrupt grayscale --out RUN",
+}
+
+
+def task_error(run_dir: str | Path, task: str, spec: str, channels: int) -> str | None:
+    """Why a run cannot do `task` (None when it can)."""
+    hint = f"train one with `{_TRAIN_HINT[task]}`"
+    if not spec:
+        return (f"{run_dir} is not a restoration model: it was trained without --corrupt (a "
+                f"plain autoencoder); {hint}")
+    c = parse_corruption(spec)
+    ok = {"denoise": c.has_noise, "inpaint": c.has_mask,
+          "colorize": c.is_grayscale and channels == 3}[task]
+    if ok:
+        return None
+    fits = [t for t in TASKS if t != task and task_error(run_dir, t, spec, channels) is None]
+    also = f" (it can `aekit {fits[0]}`)" if fits else ""
+    return f"{run_dir} was trained to undo --corrupt {spec}, not to {task}{also}; {hint}"
+
+
+@dataclass
+class Restorer:
+    """A loaded restoration model plus what it was trained to undo."""
+
+    model: torch.nn.Module
+    corruption: Corruption
+    shape: tuple[int, int, int]  # the model's (C, H, W)
+    batch_size: int = 256
+
+    @classmethod
+    def load(cls, run_dir: str | Path, task: str, device: str = "cpu",
+             batch_size: int = 256) -> Restorer:
+        from aekit.device import resolve_device
+        from aekit.runs import load_model, read_config
+
+        if task not in TASKS:
+            raise ConfigError(f"unknown restoration task {task!r}; use one of {', '.join(TASKS)}")
+        run = read_config(run_dir)
+        why = task_error(run_dir, task, run.train_cfg.corrupt, run.model_cfg.in_channels)
+        if why:
+            raise RunError(why)
+        model, run = load_model(run_dir, resolve_device(device))
+        return cls(model, parse_corruption(run.train_cfg.corrupt), run.model_cfg.shape,
+                   batch_size)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.shape[1], self.shape[2]
+
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Model output for model-size inputs (B, C, H, W), batched; float CPU tensor."""
+        device = next(self.model.parameters()).device
+        outs = [self.model(b.to(device))["x_hat"].float().cpu()
+                for b in x.split(self.batch_size)]
+        return torch.cat(outs) if outs else x.clone()
+
+    # -- the three tasks on one batch of same-size images (B, C, H, W) ---------------------------
+
+    def denoise(self, x: torch.Tensor, fit: str = "tile") -> torch.Tensor:
+        return self._apply(x, None, fit)
+
+    def inpaint(self, x: torch.Tensor, mask: torch.Tensor, fit: str = "tile") -> torch.Tensor:
+        """mask (B, 1, H, W) bool, True = missing; known pixels are returned unchanged."""
+        check_mask_shape(mask, x)
+        out = self._apply(x, mask, fit)
+        return torch.where(mask, out, x)
+
+    def colorize(self, x: torch.Tensor, fit: str = "tile", keep_luma: bool = True
+                 ) -> torch.Tensor:
+        """Grey (B, 1, ...) or colour (B, 3, ...) images -> colour (B, 3, ...)."""
+        grey = to_grayscale(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
+        out = self._apply(grey, None, fit)
+        return with_luma(out, grey[:, :1]) if keep_luma else out
+
+    def _apply(self, x: torch.Tensor, mask: torch.Tensor | None, fit: str) -> torch.Tensor:
+        if fit not in FITS:
+            raise ConfigError(f"fit={fit!r}: use tile or resize")
+        if x.shape[1] != self.shape[0]:
+            raise DataError(f"images have {x.shape[1]} channel(s) but the model takes "
+                            f"{self.shape[0]}")
+        if tuple(x.shape[2:]) == self.size:
+            return self.predict(x if mask is None else fill_masked(x, mask))
+        if fit == "resize":
+            return self._resized(x, mask)
+        return torch.cat([self._tiled(x[i], None if mask is None else mask[i])[None]
+                          for i in range(len(x))])
+
+    def _resized(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        h, w = x.shape[2:]
+        small = resize(x, self.size)
+        if mask is not None:
+            # A model pixel is missing if any image pixel under it is.
+            small_mask = resize(mask.float(), self.size, antialias=True) > 0
+            small = fill_masked(small, small_mask)
+        return resize(self.predict(small), (h, w))
+
+    def _tiled(self, img: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One image (C, H, W) of any size through overlapping model-size tiles."""
+        th, tw = self.size
+        h, w = img.shape[1:]
+        ph, pw = max(0, th - h), max(0, tw - w)
+        if ph or pw:  # smaller than a tile: pad by repeating the border, crop afterwards
+            img = F.pad(img[None], (0, pw, 0, ph), mode="replicate")[0]
+            if mask is not None:
+                mask = F.pad(mask, (0, pw, 0, ph), value=False)
+        big_h, big_w = img.shape[1:]
+        ys, xs = tile_starts(big_h, th), tile_starts(big_w, tw)
+        tiles = torch.stack([img[:, y : y + th, x : x + tw] for y in ys for x in xs])
+        if mask is not None:
+            masks = torch.stack([mask[:, y : y + th, x : x + tw] for y in ys for x in xs])
+            tiles = fill_masked(tiles, masks)
+        out_tiles = self.predict(tiles)  # (T, C, th, tw)
+        window = tent(th)[:, None] * tent(tw)[None, :]  # (th, tw)
+        acc = torch.zeros_like(img, dtype=torch.float32)
+        weight = torch.zeros((1, big_h, big_w))
+        k = 0
+        for y in ys:
+            for x in xs:
+                acc[:, y : y + th, x : x + tw] += out_tiles[k] * window
+                weight[:, y : y + th, x : x + tw] += window
+                k += 1
+        return (acc / weight)[:, :h, :w]
+
+
+def tile_starts(length: int, tile: int) -> list[int]:
+    """Tile offsets covering [0, length) with about half a tile of overlap."""
+    if length <= tile:
+        return [0]
+    n = math.ceil((length - tile) / max(1, tile // 2)) + 1
+    return sorted({round(i * (length - tile) / (n - 1)) for i in range(n)})
+
+
+def tent(n: int) -> torch.Tensor:
+    """A positive triangular window: tile centres count more than tile edges when blending."""
+    i = torch.arange(n, dtype=torch.float32)
+    return torch.minimum(i + 1, n - i) / ((n + 1) / 2)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], antialias: bool = True) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False,
+                         antialias=antialias).clamp_(0, 1)
+
+
+def with_luma(rgb: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Replace the luma of RGB images (B, 3, H, W) by `y` (B, 1, H, W), keeping their chroma
+    (R - Y, B - Y): luma is linear with weights summing to 1, so one offset per pixel does it."""
+    weights = torch.tensor(LUMA, dtype=rgb.dtype).view(1, 3, 1, 1)
+    y0 = (rgb * weights).sum(1, keepdim=True)
+    return (rgb + (y - y0)).clamp_(0, 1)
+
+
+def check_mask_shape(mask: torch.Tensor, x: torch.Tensor) -> None:
+    if mask.dtype != torch.bool:
+        raise DataError(f"mask must be boolean (True = missing), got {mask.dtype}")
+    if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] != x.shape[0] \
+            or mask.shape[2:] != x.shape[2:]:
+        raise DataError(f"mask of shape {tuple(mask.shape)} does not fit images of shape "
+                        f"{tuple(x.shape)}; expected {(x.shape[0], 1, *x.shape[2:])}")
+
+
+def read_mask(path: str | Path) -> torch.Tensor:
+    """A mask image -> bool (1, H, W), True = pixel to fill. Must be binary: 0/255 (or 0/1)."""
+    from aekit.data.images import load_uint8
+
+    a = load_uint8(path, "L")
+    values = np.unique(a)
+    if not (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}):
+        odd = next(int(v) for v in values if v not in (0, 1, 255))
+        raise DataError(f"mask {path} is not binary (it holds grey value {odd}); use black (0) "
+                        "for known pixels and white (255) for pixels to fill, saved as PNG "
+                        "(JPEG blurs the edges)")
+    return torch.from_numpy(a > 0)[None]
