@@ -33,6 +33,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--image-size", type=parse_size, default=None, metavar="HxW")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bfloat16 autocast where the hardware has it natively")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--out", default=None, help="run folder to create")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue an interrupted run")
@@ -83,7 +85,8 @@ def train_configs_from_args(args: argparse.Namespace):
         lr=pick(args.lr, "lr", 2e-3),
         weight_decay=args.weight_decay, loss=args.loss, schedule=args.schedule, seed=args.seed,
         val_fraction=args.val_fraction, patience=args.patience, corrupt=args.corrupt,
-        image_size=args.image_size, limit=args.limit, device=args.device)
+        image_size=args.image_size, limit=args.limit, device=args.device,
+        precision=args.precision)
     return model_cfg, train_cfg
 
 

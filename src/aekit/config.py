@@ -65,8 +65,13 @@ class TrainConfig:
     image_size: tuple[int, int] | None = None
     limit: int = 0  # use only the first N training images (quick experiments); 0 = all
     device: str = "auto"
+    # "auto": bfloat16 autocast for the forward pass where the hardware computes it natively
+    # (CPUs with AVX512-BF16/AMX, recent GPUs), else float32. Weights and optimizer stay float32.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"precision={self.precision!r} is not allowed; use auto, fp32, bf16")
         check_range("epochs", self.epochs, 1, 100_000)
         check_range("batch_size", self.batch_size, 1, 1 << 16)
         check_range("lr", self.lr, 1e-8, 10.0)

@@ -37,3 +37,18 @@ def resolve_device(name: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name!r} requested but CUDA is not available; use --device cpu")
     return dev
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training, or None for plain float32."""
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    elif device.type == "cpu":
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    else:
+        native = False
+    if precision == "bf16" and not native and device.type != "cpu":
+        raise ConfigError(f"precision=bf16 is not supported on {device}; use --precision fp32")
+    return torch.bfloat16 if (native or precision == "bf16") else None

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from aekit.config import TrainConfig
-from aekit.device import resolve_device
+from aekit.device import autocast_dtype, resolve_device
 from aekit.errors import RunError, TrainingDiverged
 from aekit.train.checkpoint import load_checkpoint, save_checkpoint
 from aekit.train.losses import build_loss
@@ -48,6 +48,13 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
         return cfg.lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, total_steps - warmup)
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def preferred_memory_format(model: nn.Module) -> torch.memory_format:
+    """Channels-last for convolutional models: oneDNN's conv kernels run ~2x faster on CPU with
+    NHWC tensors; dense models keep the default layout (they flatten anyway)."""
+    has_conv = any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules())
+    return torch.channels_last if has_conv else torch.contiguous_format
 
 
 def to_unit(x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -96,7 +103,9 @@ def fit(
     """Train `model` on uint8 images (N, C, H, W); returns the history. Weights end at the best
     validation epoch when there is a validation set, else at the last epoch."""
     device = resolve_device(cfg.device)
-    model.to(device).train()
+    memory_format = preferred_memory_format(model)
+    amp_dtype = autocast_dtype(cfg.precision, device)
+    model.to(device, memory_format=memory_format).train()
     loss_fn = build_loss(cfg.loss, model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(train_x)
@@ -128,9 +137,15 @@ def fit(
         for i in range(steps_per_epoch):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step, total_steps)
-            target = to_unit(train_x[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]], device)
+            batch = train_x[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
+            target = to_unit(batch, device).contiguous(memory_format=memory_format)
             x_in = corrupt(target, gen) if corrupt else target
-            loss, logs = loss_fn(model(x_in), target)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                                enabled=amp_dtype is not None):
+                out = model(x_in)
+            # The loss is always computed in float32, whatever the forward pass ran in.
+            out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+            loss, logs = loss_fn(out, target)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}; "
