@@ -6,7 +6,7 @@ Scripts that are not part of this build (a feature still missing) are skipped wi
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
