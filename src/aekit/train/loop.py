@@ -190,6 +190,8 @@ def fit(
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    # Back to the default layout: a model saved and reloaded must compute bit-identically.
+    model.to(memory_format=torch.contiguous_format)
     if hasattr(model, "finalize"):
         model.finalize()
     model.eval()
