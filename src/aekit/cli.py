@@ -22,6 +22,7 @@ OPTIONAL_COMMAND_MODULES = (
     "aekit.tasks.restore_cli",  # denoise, inpaint, colorize
     "aekit.tasks.anomaly_cli",  # anomaly fit / score
     "aekit.tasks.represent_cli",  # embed, finetune, classify, sample, interpolate
+    "aekit.tools_cli",  # report, export
 )
 
 
