@@ -84,8 +84,8 @@ class UNet(Autoencoder):
                                          activation(act)))
             self.mix.append(_block(2 * c_k, c_k, depth, act))
         self.head = nn.Conv2d(widths[0], c, 1)
-        self.latent_shape = (sum(c_i * s[0] * s[1] for c_i, s in zip(widths, self.sizes,
-                                                                        strict=True)),)
+        packed = sum(c_i * s[0] * s[1] for c_i, s in zip(widths, self.sizes, strict=True))
+        self.latent_shape = (packed + (math.prod(cfg.shape) if self.residual else 0),)
         # NHWC weights and activations: oneDNN's CPU convolutions run ~1.6x faster on them here
         # (saved weights are made contiguous, so files stay in the standard layout).
         self.to(memory_format=torch.channels_last)

@@ -40,11 +40,11 @@ def task_error(run_dir: str | Path, task: str, spec: str, channels: int) -> str 
         return (f"{run_dir} is not a restoration model: it was trained without --corrupt (a "
                 f"plain autoencoder); {hint}")
     c = parse_corruption(spec)
-    ok = {"denoise": c.has_noise, "inpaint": c.has_mask,
-          "colorize": c.is_grayscale and channels == 3}[task]
-    if ok:
+    can = {"denoise": c.has_noise, "inpaint": c.has_mask,
+           "colorize": c.is_grayscale and channels == 3}
+    if can[task]:
         return None
-    fits = [t for t in TASKS if t != task and task_error(run_dir, t, spec, channels) is None]
+    fits = [t for t in TASKS if can[t]]
     also = f" (it can `aekit {fits[0]}`)" if fits else ""
     return f"{run_dir} was trained to undo --corrupt {spec}, not to {task}{also}; {hint}"
 
