@@ -39,6 +39,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", default=None, help="run folder to create")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue an interrupted run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--log", action="append", default=[], choices=["csv", "tensorboard"],
+                   help="training log: RUN/log.csv always; tensorboard adds RUN/tensorboard/ "
+                        "event files when the package is installed")
+    p.add_argument("--stream", default="auto", choices=["auto", "always", "never"],
+                   help="folder: datasets: decode training images from disk in worker processes "
+                        "(auto: when they exceed the memory budget)")
+    p.add_argument("--memory-budget", default=None, metavar="SIZE",
+                   help="e.g. 2G (default: $AEKIT_MEMORY_BUDGET or half the available memory)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a run on a dataset's test split")
@@ -103,15 +111,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aekit.experiment import train_run
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    extra = {"log_to": ("csv", *args.log), "stream": args.stream,
+             "memory_budget": args.memory_budget}
     if args.resume:
-        metrics = train_run(args.resume, resume=True, progress=not args.quiet, log=log)
+        metrics = train_run(args.resume, resume=True, progress=not args.quiet, log=log, **extra)
         out = args.resume
     else:
         if not args.out:
             raise ConfigError("train needs --out RUN (a new folder) or --resume RUN")
         model_cfg, train_cfg = train_configs_from_args(args)
-        metrics = train_run(args.out, model_cfg, train_cfg, progress=not args.quiet, log=log)
+        metrics = train_run(args.out, model_cfg, train_cfg, progress=not args.quiet, log=log,
+                            **extra)
         out = args.out
+    if not metrics:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     _print_quality_table(metrics)
     print(f"run folder: {out}")
     return 0

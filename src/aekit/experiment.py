@@ -11,16 +11,19 @@ from typing import Any
 import torch
 
 from aekit.config import ModelConfig, TrainConfig
-from aekit.errors import RunError
+from aekit.errors import AekitError, RunError
 
 Log = Callable[[str], None]
 
 
-def prepare_data(train_cfg: TrainConfig):
-    """(dataset, train uint8, val uint8) with the validation split carved by a fixed seed."""
-    from aekit.data import load_dataset, split_train_val
+def prepare_data(train_cfg: TrainConfig, stream: str = "auto", memory_budget=None, log=None):
+    """(dataset, train uint8, val uint8) with the validation split carved by a fixed seed; a
+    `folder:` dataset over the memory budget is streamed from disk (aekit.data.stream)."""
+    from aekit.data import split_train_val
+    from aekit.data.stream import load_training_dataset
 
-    ds = load_dataset(train_cfg.dataset, image_size=train_cfg.image_size)
+    ds = load_training_dataset(train_cfg.dataset, train_cfg.image_size, stream, memory_budget,
+                               log)
     x = ds.train_x[: train_cfg.limit] if train_cfg.limit else ds.train_x
     train_idx, val_idx = split_train_val(len(x), train_cfg.val_fraction, train_cfg.seed)
     return ds, x[train_idx], x[val_idx]
@@ -41,38 +44,80 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     log: Log = print,
+    log_to: tuple[str, ...] = ("csv",),
+    stream: str = "auto",
+    memory_budget: str | int | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a run in `out`; returns metrics.json's content.
+    """Train (or resume) a run in `out`; returns metrics.json's content ({} on ranks other than
+    0 of a torchrun launch, which write nothing).
 
     For a new run `model_cfg`'s in_channels/height/width are replaced by the dataset's shape.
     """
     from aekit.models import build_model
     from aekit.runs import read_config, write_config
+    from aekit.train import distributed
+    from aekit.train.logging import RunLogger
     from aekit.train.loop import fit
 
     out = Path(out)
-    if resume:
-        run = read_config(out)
-        model_cfg, train_cfg = run.model_cfg, run.train_cfg
-        ds, train_x, val_x = prepare_data(train_cfg)
-    else:
-        if (out / "config.json").exists():
-            raise RunError(f"{out} already holds a run; use --resume {out} or another --out")
-        ds, train_x, val_x = prepare_data(train_cfg)
-        c, h, w = ds.shape
-        model_cfg = ModelConfig(**{**model_cfg.to_dict(), "in_channels": c, "height": h,
-                                   "width": w})
-    torch.manual_seed(train_cfg.seed)
-    model = build_model(model_cfg)
-    if not resume:
-        write_config(out, model_cfg, train_cfg)
-    log(f"training {model_cfg.name} ({model.num_parameters():,} parameters) on {ds.name} "
-        f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation images")
-    corrupt = build_corruption(train_cfg.corrupt)
-    result = fit(model, train_x, train_cfg, val_x=val_x, run_dir=out, resume=resume,
-                 corrupt=corrupt, progress=progress,
-                 on_epoch=lambda r: log(_epoch_line(r, train_cfg.epochs)))
-    return finish_run(out, model, model_cfg, train_cfg, ds, result, corrupt)
+    world = distributed.init_from_env()  # None unless torchrun started several processes
+    try:
+        if world is not None and not world.is_main:
+            log, progress = (lambda s: None), False
+        problem = None
+        try:
+            if resume:
+                run = read_config(out)
+                model_cfg, train_cfg = run.model_cfg, run.train_cfg
+                ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
+            else:
+                if (out / "config.json").exists():
+                    raise RunError(f"{out} already holds a run; use --resume {out} or another "
+                                   "--out")
+                ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
+                c, h, w = ds.shape
+                model_cfg = ModelConfig(**{**model_cfg.to_dict(), "in_channels": c, "height": h,
+                                           "width": w})
+        except AekitError as e:
+            if world is None:
+                raise
+            problem = e
+        if world is not None:  # same error on every rank, before anything is written
+            settings = {"out": str(out), "resume": resume,
+                        "model": model_cfg.to_dict() if model_cfg else None,
+                        "train": train_cfg.to_dict() if train_cfg else None}
+            distributed.check_agreement(world, settings, problem,
+                                        train_cfg.batch_size if train_cfg else None)
+            log(f"data-parallel training on {world.size} processes "
+                f"({train_cfg.batch_size // world.size} images each per global batch)")
+        torch.manual_seed(train_cfg.seed)
+        model = build_model(model_cfg)
+        main = world is None or world.is_main
+        if not resume and main:
+            write_config(out, model_cfg, train_cfg)
+        log(f"training {model_cfg.name} ({model.num_parameters():,} parameters) on {ds.name} "
+            f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation images")
+        corrupt = build_corruption(train_cfg.corrupt)
+        run_log = RunLogger(out, log_to, train_cfg.batch_size, note=log) if main else None
+        try:
+            def on_epoch(row: dict) -> None:
+                log(_epoch_line(row, train_cfg.epochs))
+                if run_log is not None:
+                    run_log.epoch(row)
+
+            result = fit(model, train_x, train_cfg, val_x=val_x, run_dir=out, resume=resume,
+                         corrupt=corrupt, progress=progress, on_epoch=on_epoch,
+                         on_step=run_log.step if run_log is not None else None)
+            if not main:
+                return {}
+            metrics = finish_run(out, model, model_cfg, train_cfg, ds, result, corrupt)
+            run_log.finish(metrics)
+            return metrics
+        finally:
+            if run_log is not None:
+                run_log.close()
+    finally:
+        distributed.shutdown(world)
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
@@ -84,6 +129,7 @@ def _epoch_line(row: dict, epochs: int) -> str:
 def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds, result,
                corrupt=None) -> dict[str, Any]:
     """Save weights, evaluate on the test split, write metrics, history and pictures."""
+    from aekit.data.stream import in_memory
     from aekit.eval.baselines import pca_baseline
     from aekit.eval.evaluate import measure, reconstruct_all
     from aekit.report.plots import plot_loss
@@ -106,7 +152,8 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
         "train_seconds": round(result.train_seconds, 2),
         "train_images_per_second": round(result.images_per_second, 1),
         "test": measure(x_hat, clean),
-        "baselines": {"pca": pca_baseline(ds.train_x, ds.test_x, code_size, train_cfg.seed)},
+        "baselines": {"pca": pca_baseline(in_memory(ds.train_x), ds.test_x, code_size,
+                                          train_cfg.seed)},
         "history": result.history,
         "environment": {"device": str(_device_of(model)), "threads": torch.get_num_threads(),
                         "torch": torch.__version__, "machine": platform.machine(),

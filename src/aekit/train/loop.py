@@ -18,8 +18,10 @@ import torch
 from torch import nn
 
 from aekit.config import TrainConfig
+from aekit.data.stream import iter_batches, iter_chunks
 from aekit.device import autocast_dtype, resolve_device
 from aekit.errors import RunError, TrainingDiverged
+from aekit.train import distributed
 from aekit.train.checkpoint import load_checkpoint, save_checkpoint
 from aekit.train.losses import build_loss
 
@@ -79,8 +81,8 @@ def evaluate_loss(
     model.eval()
     gen = torch.Generator().manual_seed(seed + 7)
     total, n = 0.0, 0
-    for start in range(0, len(x_uint8), batch_size):
-        target = to_unit(x_uint8[start : start + batch_size], device)
+    for chunk in iter_chunks(x_uint8, batch_size):
+        target = to_unit(chunk, device)
         x_in = corrupt(target, gen) if corrupt else target
         loss, _ = loss_fn(model(x_in), target)
         total += float(loss) * len(target)
@@ -99,9 +101,16 @@ def fit(
     corrupt: Corruption | None = None,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, float, dict], None] | None = None,
 ) -> FitResult:
     """Train `model` on uint8 images (N, C, H, W); returns the history. Weights end at the best
-    validation epoch when there is a validation set, else at the last epoch."""
+    validation epoch when there is a validation set, else at the last epoch.
+
+    `train_x` may also be streamed images (aekit.data.stream). Under a torchrun process group
+    each rank trains a DDP replica on its shard of every global batch; only rank 0 checkpoints.
+    """
+    world = distributed.current()
+    main = world is None or world.is_main
     device = resolve_device(cfg.device)
     memory_format = preferred_memory_format(model)
     amp_dtype = autocast_dtype(cfg.precision, device)
@@ -127,22 +136,30 @@ def fit(
         result.history = meta["history"]
         result.train_seconds = meta["train_seconds"]
         result.best_epoch = meta.get("best_epoch", 0)
+    net = distributed.wrap(model, device) if world else model
+    shard = distributed.batch_shard(cfg.batch_size, world) if world else None
+    # With a corruption the noise is drawn for the whole global batch (as one process would),
+    # so each rank then keeps its shard of the corrupted batch.
+    late_shard = shard if corrupt is not None else None
 
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
         gen = epoch_generator(cfg.seed, epoch)
         order = torch.randperm(n, generator=gen)
         t0 = time.perf_counter()
-        running, bar = 0.0, _progress(progress, steps_per_epoch, epoch, cfg.epochs)
+        running, bar = 0.0, _progress(progress and main, steps_per_epoch, epoch, cfg.epochs)
+        batches = iter_batches(train_x, order, cfg.batch_size, steps_per_epoch,
+                               shard if late_shard is None else None)
         for i in range(steps_per_epoch):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step, total_steps)
-            batch = train_x[order[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
-            target = to_unit(batch, device).contiguous(memory_format=memory_format)
+            target = to_unit(next(batches), device).contiguous(memory_format=memory_format)
             x_in = corrupt(target, gen) if corrupt else target
+            if late_shard is not None:
+                target, x_in = target[late_shard], x_in[late_shard]
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                                 enabled=amp_dtype is not None):
-                out = model(x_in)
+                out = net(x_in)
             # The loss is always computed in float32, whatever the forward pass ran in.
             out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
             loss, logs = loss_fn(out, target)
@@ -157,7 +174,10 @@ def fit(
             loss.backward()
             optimizer.step()
             step += 1
-            running += float(loss.detach())
+            loss_value = float(loss.detach())
+            running += loss_value
+            if on_step is not None:
+                on_step(step, loss_value, logs)
             if bar is not None:
                 rate = (i + 1) * cfg.batch_size / (time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{running / (i + 1):.4f}", img_s=f"{rate:,.0f}", **logs)
@@ -166,18 +186,24 @@ def fit(
             bar.close()
         epoch_seconds = time.perf_counter() - t0
         result.train_seconds += epoch_seconds
-        row = {"epoch": epoch + 1, "train_loss": running / steps_per_epoch,
+        train_loss = running / steps_per_epoch
+        if world:
+            train_loss = distributed.mean_over_ranks(train_loss)
+        row = {"epoch": epoch + 1, "train_loss": train_loss,
                "val_loss": None, "seconds": round(epoch_seconds, 3),
                "lr": optimizer.param_groups[0]["lr"]}
         if val_x is not None and len(val_x):
-            row["val_loss"] = evaluate_loss(model, loss_fn, val_x, device, corrupt, cfg.seed)
+            if main:
+                row["val_loss"] = evaluate_loss(model, loss_fn, val_x, device, corrupt, cfg.seed)
+            if world:  # every rank takes the same early-stopping decision
+                row["val_loss"] = distributed.from_main(row["val_loss"])
             if row["val_loss"] < best_val:
                 best_val, bad_epochs, result.best_epoch = row["val_loss"], 0, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
         result.history.append(row)
-        if run_dir is not None:
+        if run_dir is not None and main:
             meta = {"epoch": epoch + 1, "step": step, "best_val": best_val,
                     "bad_epochs": bad_epochs, "history": result.history,
                     "train_seconds": result.train_seconds, "best_epoch": result.best_epoch}
