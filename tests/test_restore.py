@@ -18,18 +18,21 @@ from aekit.tasks.restore import Restorer, read_mask, task_error, tent, tile_star
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 13, 37), (1, 8, 8), (1, 5, 9)])
-@pytest.mark.parametrize("options", [{}, {"residual": False}, {"depth": 0}])
+@pytest.mark.parametrize("options", [{}, {"residual": True}, {"depth": 0, "norm": False},
+                                     {"shuffle": 2}])
 def test_unet_any_shape_and_packed_code(shape, options):
     torch.manual_seed(0)
     m = build_model(ModelConfig(name="unet", in_channels=shape[0], height=shape[1],
                                 width=shape[2], widths=(4, 8, 8), options=options)).eval()
     x = torch.rand(2, *shape)
-    out = m(x)
+    with torch.no_grad():
+        out = m(x)
     assert out["x_hat"].shape == x.shape
     assert float(out["x_hat"].min()) >= 0 and float(out["x_hat"].max()) <= 1
-    z = m.encode(x)
-    assert z.shape == (2, *m.latent_shape)
-    assert torch.allclose(m.decode(z), out["logits"], atol=1e-5)
+    with torch.no_grad():
+        z = m.encode(x)
+        assert z.shape == (2, *m.latent_shape)
+        assert torch.allclose(m.decode(z), out["logits"], atol=1e-5)
 
 
 def test_unet_trains_and_options_are_checked():
@@ -43,6 +46,8 @@ def test_unet_trains_and_options_are_checked():
         build_model(ModelConfig(name="unet", options={"spatial": True}))
     with pytest.raises(ConfigError, match="depth"):
         build_model(ModelConfig(name="unet", options={"depth": 99}))
+    with pytest.raises(ConfigError, match="shuffle=2 needs"):
+        build_model(ModelConfig(name="unet", height=3, width=3, options={"shuffle": 2}))
 
 
 class _Const(nn.Module):
