@@ -121,7 +121,7 @@ class _Files(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         try:
-            return torch.from_numpy(np.ascontiguousarray(self.images.decode(i)))
+            return torch.from_numpy(np.array(self.images.decode(i), copy=True))  # writable
         except DataError as e:
             return str(e)
 
