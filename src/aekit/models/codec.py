@@ -1,0 +1,425 @@
+"""`codec`: a learned image codec, a mixture of K learned transforms with a factorized prior.
+
+Encoder: y = gain_k * A_k (x - mean_k), a learned D-dim transform of the cluster k with the lowest
+rate-distortion cost (all K tried in one matmul); round y. The code is the integer vector
+[k, round(y)]. Decoder: x_hat = S_k (y_hat / gain_k) + mean_k, clipped to [0, 1];
+its input is a function of the integer symbols only. Entropy model (factorized given k): the
+cluster index has learned probabilities, and coefficient d of cluster k has the density of a
+learned shared unit-CDF network (Ballé et al. 2018, appendix 6.1) scaled by a learned scale
+s_kd. Training uses additive uniform noise for the rate and straight-through rounding for the
+decoder. `finalize()` freezes the entropy model into integer tables (64 log-spaced scale levels x
+symbols, 16-bit frequencies) saved with the weights, so entropy decoding is bit-exact anywhere.
+
+Why not a conv stack: on a 2-core CPU a conv codec trained for minutes stays far from converged;
+the mixture starts from per-cluster PCA (`init_from_data`, closed form) and fine-tunes with the
+rate-distortion loss, and one image costs ~2 x D x C*H*W multiply-adds to encode or decode.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aekit.config import ModelConfig
+from aekit.errors import ConfigError, DataError, RunError, check_range
+from aekit.models.base import Autoencoder
+from aekit.models.layers import model_options
+from aekit.registry import register_model
+
+PRECISION = 16  # integer tables sum to 2**16; every symbol of a support has frequency >= 1
+N_LEVELS = 64  # scale levels of the frozen tables
+LEVEL_MIN, LEVEL_MAX = 0.04, 400.0
+DEFAULT_OPTIONS = {"lambda": 0.002, "clusters": 16, "max_symbols": 4096}
+_EPS = 1e-7  # logits of clipped pixels: sigmoid(logit(eps)) == eps
+
+
+class UnitDensity(nn.Module):
+    """A learned univariate CDF F(v) = sigmoid(f(v)), f monotone (Ballé et al. 2018)."""
+
+    def __init__(self, filters=(3, 3, 3), init_scale: float = 1.0) -> None:
+        super().__init__()
+        dims = (1, *filters, 1)
+        scale = init_scale ** (1 / (len(filters) + 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        gen = torch.Generator().manual_seed(0)
+        for i in range(len(filters) + 1):
+            init = math.log(math.expm1(1 / scale / dims[i + 1]))
+            self.matrices.append(nn.Parameter(torch.full((dims[i + 1], dims[i]), init)))
+            self.biases.append(nn.Parameter(torch.rand(dims[i + 1], 1, generator=gen) - 0.5))
+            if i < len(filters):
+                self.factors.append(nn.Parameter(torch.zeros(dims[i + 1], 1)))
+
+    def logits_cdf(self, v: torch.Tensor) -> torch.Tensor:
+        h = v.reshape(1, -1)  # (1, N)
+        for i, (m, b) in enumerate(zip(self.matrices, self.biases, strict=True)):
+            h = F.softplus(m.to(h.dtype)) @ h + b.to(h.dtype)
+            if i < len(self.factors):
+                h = h + torch.tanh(self.factors[i].to(h.dtype)) * torch.tanh(h)
+        return h.reshape(v.shape)
+
+    def bin_probability(self, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """P(unit bin centred on y) when the density is stretched by `scale` (broadcast)."""
+        lower = self.logits_cdf((y - 0.5) / scale)
+        upper = self.logits_cdf((y + 0.5) / scale)
+        sign = -torch.sign(lower + upper).detach()  # evaluate in the sigmoid's accurate tail
+        return (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
+
+
+def integer_table(p: np.ndarray) -> np.ndarray:
+    """Float pmf -> int32 frequencies, each >= 1, summing to 2**PRECISION."""
+    total = 1 << PRECISION
+    p = np.maximum(np.nan_to_num(np.asarray(p, dtype=np.float64)), 0.0)
+    p = p / p.sum() if p.sum() > 0 else np.full(len(p), 1.0 / len(p))
+    f = np.maximum(1, np.floor(p * total + 0.5)).astype(np.int64)
+    diff, order, i = total - int(f.sum()), np.argsort(-f, kind="stable"), 0
+    while diff:  # the rounding error goes to/from the most probable symbols (they lose least)
+        j, step = order[i % len(f)], (1 if diff > 0 else -1)
+        if f[j] + step >= 1:
+            f[j] += step
+            diff -= step
+        i += 1
+    return f.astype(np.int32)
+
+
+@register_model("codec")
+class CodecAE(Autoencoder):
+    """Learned image codec: mixture of learned transforms, factorized prior, integer tables.
+
+    latent_dim = D coefficients per image (C*H*W keeps every dimension). Options: lambda (rate
+    weight of the "rd" loss), clusters (K transforms, each image uses the rate-distortion-best
+    one), max_symbols (support cap of the frozen tables).
+    """
+
+    default_loss = "rd"
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        if cfg.options.get("nested"):
+            raise ConfigError("codec: nested dropout is not supported (options.nested)")
+        opts = model_options("codec", self.own_options(), DEFAULT_OPTIONS)
+        self.pixels = cfg.in_channels * cfg.height * cfg.width
+        d, k = cfg.latent_dim, int(opts["clusters"])
+        check_range("codec latent_dim (coefficients, at most C*H*W)", d, 1, self.pixels)
+        check_range("clusters", k, 1, 256)
+        self.lmbda = float(opts["lambda"])
+        check_range("lambda", self.lmbda, 1e-7, 1e3)
+        max_symbols = int(opts["max_symbols"])
+        check_range("max_symbols", max_symbols, 2, 1 << (PRECISION - 1))
+        g0 = 1.0 / math.sqrt(8.66 * self.lmbda)  # high-rate optimal step for this lambda
+        gen = torch.Generator().manual_seed(0)
+        a = torch.stack([torch.linalg.qr(torch.randn(self.pixels, d, generator=gen))[0].T
+                         for _ in range(k)])  # (K, D, P): orthonormal rows
+        self.mean = nn.Parameter(0.5 + 0.1 * torch.randn(k, self.pixels, generator=gen))
+        self.analysis = nn.Parameter(a)
+        self.synthesis = nn.Parameter(a.transpose(1, 2).clone())  # (K, P, D)
+        self.log_gain = nn.Parameter(torch.full((k, d), math.log(g0)))
+        self.log_scale = nn.Parameter(torch.full((k, d), math.log(g0 * 0.3)))
+        self.cluster_logits = nn.Parameter(torch.zeros(k))
+        self.density = UnitDensity()
+        levels = torch.exp(torch.linspace(math.log(LEVEL_MIN), math.log(LEVEL_MAX), N_LEVELS))
+        self.register_buffer("levels", levels)
+        self.register_buffer("freqs", torch.zeros(N_LEVELS, max_symbols, dtype=torch.int32))
+        self.register_buffer("offsets", torch.zeros(N_LEVELS, dtype=torch.int32))
+        self.register_buffer("lengths", torch.zeros(N_LEVELS, dtype=torch.int32))
+        self.register_buffer("level_index", torch.zeros(k, d, dtype=torch.int32))
+        self.register_buffer("cluster_freqs", torch.zeros(k, dtype=torch.int32))
+        self._cache: dict = {}
+
+    @property
+    def latent_shape(self) -> tuple[int]:
+        return (1 + self.cfg.latent_dim,)
+
+    @property
+    def frozen(self) -> bool:
+        return bool(self.lengths.min() > 0)
+
+    def _use_tables(self) -> bool:
+        return not self.training and self.frozen
+
+    # --- transforms (gains folded into the matrices: one addmm per cluster) --------------------
+
+    def _analysis_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.analysis * self.log_gain.exp()[..., None]  # (K, D, P)
+        return w, -(w @ self.mean[..., None]).squeeze(-1)  # bias (K, D)
+
+    def _stacked_analysis(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All clusters' analysis as one (P, K*D) matrix and bias, cached while the parameters
+        are unchanged (their in-place version counters) and no gradient is needed."""
+        key = tuple(p._version for p in (self.analysis, self.log_gain, self.mean))
+        hit = self._cache.get("stacked")
+        if hit is not None and hit[0] == key and hit[1].device == self.mean.device:
+            return hit[1], hit[2]
+        w, b = self._analysis_weights()
+        w, b = w.flatten(0, 1).T.contiguous(), b.flatten()  # (P, K*D), (K*D,)
+        self._cache["stacked"] = (key, w, b)
+        return w, b
+
+    def _grouped(self, rows: torch.Tensor, k: torch.Tensor, fn) -> torch.Tensor:
+        """fn(rows of cluster c, c) for every cluster present, results back in row order."""
+        parts, order = [], []
+        for c in torch.unique(k).tolist():
+            idx = (k == c).nonzero().squeeze(1)
+            parts.append(fn(rows[idx], c))
+            order.append(idx)
+        return torch.cat(parts)[torch.argsort(torch.cat(order))]
+
+    def _analyse(self, xf: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """(B, P) pixels -> (B, D) continuous coefficients of each row's cluster (the training
+        path; unbind, not indexing, so backward allocates each weight gradient once)."""
+        a, mean, gain = self.analysis.unbind(0), self.mean.unbind(0), self.log_gain.exp().unbind(0)
+        return self._grouped(xf, k, lambda r, c: (r - mean[c]) @ a[c].T * gain[c])
+
+    def _synthesise(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """(B, D) integer-valued coefficients -> (B, P) pixels in [0, 1]."""
+        s, mean = self.synthesis.unbind(0), self.mean.unbind(0)
+        inv_gain = (-self.log_gain).exp().unbind(0)
+        out = self._grouped(q, k, lambda r, c: torch.addmm(mean[c], r * inv_gain[c], s[c].T))
+        return out.clamp(0, 1)
+
+    # --- entropy model ------------------------------------------------------------------------
+
+    def _tables(self) -> dict:
+        """Derived lookup tensors of the frozen tables (cached until the tables change)."""
+        if "lo" not in self._cache:
+            lo = self.offsets[self.level_index.long()].float()  # (K, D)
+            hi = lo + self.lengths[self.level_index.long()].float() - 1
+            s = self.freqs.shape[1]
+            f = self.freqs.double().clamp_min(1)
+            self._cache.update({
+                "lo": lo, "hi": hi,
+                "base": self.level_index.long() * s - lo.long(),  # flat index = base + q
+                "bits": (PRECISION - torch.log2(f)).float().flatten(),  # -log2 p per entry
+                "cluster_bits": PRECISION - torch.log2(self.cluster_freqs.double()).float(),
+            })
+        return self._cache
+
+    def quantize(self, y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Round; with frozen tables (eval mode), clamp into each coefficient's support."""
+        q = torch.round(y)
+        if self._use_tables():
+            t = self._tables()
+            q = torch.maximum(torch.minimum(q, t["hi"][k]), t["lo"][k])
+        return q
+
+    def _likelihood(self, y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Probability of each coefficient: exactly what the coder spends (frozen tables, eval
+        mode) or the continuous learned model (training, or before finalize)."""
+        if self._use_tables():
+            t = self._tables()
+            return torch.exp2(-t["bits"][t["base"][k] + y.long()])
+        return self.density.bin_probability(y, self.log_scale[k].exp()).clamp_min(1e-9)
+
+    def _cluster_bits(self) -> torch.Tensor:
+        if self._use_tables():
+            return self._tables()["cluster_bits"]
+        return -torch.log_softmax(self.cluster_logits, 0) / math.log(2)
+
+    def _bit_table(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(flat -log2 p table, base (K, D)) so that bits of q[..., k, d] = table[base + q]."""
+        if self._use_tables():
+            t = self._tables()
+            return t["bits"], t["base"]
+        # Continuous model tabulated per scale level: N_LEVELS x grid evaluations, not B*K*D.
+        half = self.freqs.shape[1] // 2
+        grid = torch.arange(-half, half, dtype=dtype, device=self.levels.device)
+        lv = self.levels.to(dtype)
+        p = self.density.bin_probability(grid, lv[:, None]).clamp_min(1e-9)
+        level = (self.log_scale[..., None] - lv.log()).abs().argmin(-1)  # (K, D)
+        return -torch.log2(p).flatten(), level * (2 * half) + half
+
+    @torch.no_grad()
+    def select(self, xf: torch.Tensor, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rate-distortion-best cluster per image over all K (one matmul for all clusters);
+        returns (k (B,), its continuous coefficients (B, D)). Distortion is measured in the
+        coefficient domain (exact for orthonormal transforms) plus, when D < C*H*W, the energy
+        outside the cluster's subspace. Rows go in cache-sized chunks (memory-bound steps)."""
+        w, b = self._stacked_analysis()
+        kk, d = self.log_gain.shape
+        if kk == 1:
+            return torch.zeros(len(xf), dtype=torch.long, device=xf.device), torch.addmm(b, xf, w)
+        inv_g2 = (-2 * self.log_gain).exp()  # (K, D)
+        table, base = self._bit_table(xf.dtype)
+        if self._use_tables():
+            lo, hi = self._tables()["lo"], self._tables()["hi"]
+        else:
+            half = self.freqs.shape[1] // 2
+            lo, hi = torch.full_like(inv_g2, -half), torch.full_like(inv_g2, half - 1)
+        const = self._cluster_bits()
+        hw = self.cfg.height * self.cfg.width
+        ks, ys = [], []
+        for start in range(0, len(xf), chunk):
+            xc = xf[start : start + chunk]
+            y = torch.addmm(b, xc, w).view(-1, kk, d)  # (c, K, D)
+            q = torch.clamp(torch.round(y), lo, hi)
+            err = torch.einsum("bkd,kd->bk", (y - q).square_(), inv_g2)
+            if d < self.pixels:
+                err += torch.cdist(xc, self.mean).pow(2)
+                err -= torch.einsum("bkd,kd->bk", y.square(), inv_g2)
+            bits = table[q.long().add_(base)].sum(-1) + const  # (c, K)
+            k = (err / self.pixels + self.lmbda * bits / hw).argmin(1)
+            ks.append(k)
+            ys.append(y[torch.arange(len(xc), device=xf.device), k])
+        return torch.cat(ks), torch.cat(ys)
+
+    # --- the Autoencoder contract ---------------------------------------------------------------
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> z (B, 1 + D): [cluster index, continuous coefficients]."""
+        k, y = self.select(x.flatten(1))
+        if torch.is_grad_enabled():
+            y = self._analyse(x.flatten(1), k)
+        return torch.cat([k.to(y.dtype)[:, None], y], 1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, 1 + D) -> logits (B, C, H, W) of the clipped reconstruction."""
+        x = self._synthesise(z[:, 1:], z[:, 0].round().long())
+        return torch.logit(x, eps=_EPS).view(-1, *self.cfg.shape)
+
+    def forward(self, x: torch.Tensor, keep: int | None = None) -> dict[str, torch.Tensor]:
+        if keep is not None:
+            raise ConfigError("codec: latent truncation (keep) is not supported")
+        if self.training and self.frozen:
+            self.unfreeze()  # training changes the weights, so the old tables no longer fit
+        xf = x.flatten(1)  # (B, P)
+        k, y = self.select(xf)
+        if self.training:
+            y = self._analyse(xf, k)  # with gradients
+            lik = self._likelihood(y + torch.empty_like(y).uniform_(-0.5, 0.5), k)
+            y_hat = y + (torch.round(y) - y).detach()  # straight-through rounding
+        else:
+            y_hat = self.quantize(y, k)
+            lik = self._likelihood(y_hat, k)
+        x_hat = self._synthesise(y_hat, k).view(-1, *self.cfg.shape)
+        cluster_p = torch.exp2(-self._cluster_bits()[k])
+        return {"x_hat": x_hat, "logits": torch.logit(x_hat, eps=_EPS),
+                "z": torch.cat([k.to(y.dtype)[:, None], y_hat], 1),
+                "likelihoods": torch.cat([cluster_p[:, None], lik], 1)}
+
+    # --- data-dependent start, freezing -----------------------------------------------------------
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, max_images: int = 20000, seed: int = 0) -> None:
+        """Closed-form start: k-means clusters, then per-cluster PCA as each transform and the
+        PCA standard deviations as scales (training then refines everything)."""
+        if len(x) < 2:
+            raise DataError("codec init_from_data needs at least 2 images")
+        self.unfreeze()
+        gen = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(x), generator=gen)[:max_images]
+        xf = x[idx].flatten(1).double().cpu()
+        xf = xf / 255.0 if x.dtype == torch.uint8 else xf
+        k, d = self.mean.shape[0], self.cfg.latent_dim
+        labels, centers = _kmeans(xf, k, gen)
+        g0 = float(self.log_gain.exp().mean())
+        for c in range(k):
+            part = xf[labels == c]
+            mu = part.mean(0) if len(part) else centers[c]
+            if len(part) > 1:
+                w, v = torch.linalg.eigh(torch.cov((part - mu).T))
+                w, v = w.flip(0)[:d].clamp_min(0), v.flip(1)[:, :d]  # descending variance
+            else:
+                w, v = torch.full((d,), 1e-4, dtype=xf.dtype), self.analysis[c].T.double().cpu()
+            self.mean[c] = mu.float()
+            self.analysis[c] = v.T.float()
+            self.synthesis[c] = v.float()
+            self.log_scale[c] = torch.log(w.sqrt().clamp_min(1e-3) * g0).float()
+            self.cluster_logits[c] = math.log(max(len(part), 1) / len(xf))
+
+    def unfreeze(self) -> None:
+        """Drop the frozen tables (before further training; finalize() makes new ones)."""
+        self.lengths.zero_()
+        self._cache = {}
+
+    @torch.no_grad()
+    def finalize(self, tail_mass: float = 1e-9) -> None:
+        """Freeze the entropy model into integer tables (64 scale levels + cluster table),
+        computed in float64 on the CPU."""
+        half = self.freqs.shape[1] // 2
+        grid = torch.arange(-half, half, dtype=torch.float64)
+        freqs = np.zeros(tuple(self.freqs.shape), dtype=np.int32)
+        offsets = np.zeros(N_LEVELS, dtype=np.int32)
+        lengths = np.zeros(N_LEVELS, dtype=np.int32)
+        dens = copy.deepcopy(self.density).cpu()
+        for j, s in enumerate(self.levels.double().cpu()):
+            p = dens.bin_probability(grid, s).numpy()
+            cum = np.cumsum(p)
+            lo = int(np.searchsorted(cum, tail_mass * cum[-1], side="right"))
+            hi = int(np.searchsorted(cum, (1 - tail_mass) * cum[-1], side="left"))
+            hi = min(max(hi, lo), len(p) - 1)
+            table = integer_table(p[lo : hi + 1])
+            freqs[j, : len(table)], offsets[j], lengths[j] = table, lo - half, len(table)
+        dist = (self.log_scale.detach()[..., None] - self.levels.log()).abs()  # (K, D, L)
+        self.level_index.copy_(dist.argmin(-1).to(torch.int32))
+        p = torch.softmax(self.cluster_logits.detach().double(), 0).cpu().numpy()
+        self.cluster_freqs.copy_(torch.from_numpy(integer_table(p)))
+        self.freqs.copy_(torch.from_numpy(freqs))
+        self.offsets.copy_(torch.from_numpy(offsets))
+        self.lengths.copy_(torch.from_numpy(lengths))
+        self._cache = {}
+        self._plan = None
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._cache, self._plan = {}, None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    # --- tensor-level codec steps (the byte format lives in aekit.codec) -----------------------
+
+    def _require_frozen(self) -> None:
+        if not self.frozen:
+            raise RunError("codec model has no frozen entropy tables; call model.finalize() "
+                           "after training (aekit's training loop does this)")
+
+    @torch.inference_mode()
+    def symbols(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images -> (cluster (B,) int64, table indices (B, D) int32 in [0, length))."""
+        self._require_frozen()
+        if self.training:
+            raise RunError("codec: call model.eval() before compressing")
+        k, y = self.select(x.flatten(1))
+        return k, (self.quantize(y, k) - self._tables()["lo"][k]).to(torch.int32)
+
+    @torch.inference_mode()
+    def reconstruct_symbols(self, k: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """(cluster (B,), table indices (B, D)) -> images (B, C, H, W) in [0, 1]."""
+        self._require_frozen()
+        k = k.long()
+        q = idx.to(torch.float32) + self._tables()["lo"][k]
+        return self._synthesise(q, k).view(-1, *self.cfg.shape)
+
+    def coding_plan(self) -> list[list[tuple[int, np.ndarray]]]:
+        """Per cluster: [(table level, coefficient indices)] in coding order; levels whose
+        table has one symbol are left out (the decoder knows that symbol)."""
+        self._require_frozen()
+        if getattr(self, "_plan", None) is None:
+            li = self.level_index.cpu().numpy()
+            lengths = self.lengths.cpu().numpy()
+            self._plan = [[(int(t), np.flatnonzero(row == t)) for t in np.unique(row)
+                           if lengths[t] > 1] for row in li]
+        return self._plan
+
+
+def _kmeans(x: torch.Tensor, k: int, gen: torch.Generator, iters: int = 25):
+    """Seeded k-means++ then Lloyd iterations: (labels (N,), centers (K, P))."""
+    n = len(x)
+    centers = [x[torch.randint(n, (1,), generator=gen)].squeeze(0)]
+    for _ in range(1, k):
+        d2 = torch.cdist(x, torch.stack(centers)).min(1).values.pow(2)
+        if float(d2.sum()) <= 0:
+            centers.append(x[torch.randint(n, (1,), generator=gen)].squeeze(0))
+            continue
+        centers.append(x[torch.multinomial(d2 / d2.sum(), 1, generator=gen)].squeeze(0))
+    c = torch.stack(centers)
+    for _ in range(iters):
+        labels = torch.cdist(x, c).argmin(1)
+        for j in range(k):
+            members = x[labels == j]
+            if len(members):
+                c[j] = members.mean(0)
+    return torch.cdist(x, c).argmin(1), c
