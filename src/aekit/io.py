@@ -52,5 +52,6 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise RunError(f"{path}: cannot read {what}: {e.strerror}") from None
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    # ValueError also covers integers longer than Python's int_max_str_digits (4300).
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RunError(f"{path}: {what} is not valid JSON ({type(e).__name__})") from None
