@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,16 +95,40 @@ class TrainConfig:
         return _from_dict(cls, d)
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_ints(v: Any, n: int | None = None) -> bool:
+    return isinstance(v, list | tuple) and (n is None or len(v) == n) and all(map(_is_int, v))
+
+
+# Field annotation -> (check, what it expects): a JSON file may hold any type in any field.
+_JSON_TYPES = {
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (_is_int, "an integer"),
+    "float": (lambda v: (_is_int(v) or isinstance(v, float)) and math.isfinite(v), "a number"),
+    "tuple[int, ...]": (_is_ints, "a list of integers"),
+    "dict[str, Any]": (lambda v: isinstance(v, dict), "an object"),
+    "tuple[int, int] | None": (lambda v: v is None or _is_ints(v, 2), "null or [height, width]"),
+}
+
+
 def _from_dict(cls, d: dict[str, Any]):
     if not isinstance(d, dict):
         raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(fields)
     if unknown:
-        raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+        raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown, key=str)}")
+    for name, value in d.items():
+        check, what = _JSON_TYPES.get(str(fields[name].type), (lambda v: True, ""))
+        if not check(value):
+            raise ConfigError(f"{cls.__name__}.{name}: expected {what}, got "
+                              f"{type(value).__name__} {str(value)[:40]!r}")
     try:
         return cls(**d)
-    except TypeError as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise ConfigError(f"{cls.__name__}: {e}") from None
 
 
