@@ -77,6 +77,8 @@ def load_weights(path: str | Path, model_cfg: ModelConfig) -> dict[str, torch.Te
         raw = path.read_bytes()
     except FileNotFoundError:
         raise RunError(f"{path}: weights not found (training unfinished? try --resume)") from None
+    except OSError as e:
+        raise RunError(f"{path}: cannot read the weights file: {e.strerror or e}") from None
     try:
         tensors = st_load(raw)
         n = int.from_bytes(raw[:8], "little")
@@ -88,7 +90,9 @@ def load_weights(path: str | Path, model_cfg: ModelConfig) -> dict[str, torch.Te
         raise RunError(f"{path}: not an aekit model file (format tag {meta.get('format')!r})")
     try:
         stored = json.loads(meta.get("config", ""))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
+        stored = None
+    if not isinstance(stored, dict):
         raise RunError(f"{path}: model config in the weights file is corrupt") from None
     if stored != json.loads(json.dumps(model_cfg.to_dict(), sort_keys=True)):
         raise RunError(f"{path}: weights belong to a different model config than config.json "
@@ -101,17 +105,29 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):
     from aekit.models import build_model
 
     run = read_config(run_dir)
-    model = build_model(run.model_cfg)
     state = load_weights(Path(run_dir) / WEIGHTS, run.model_cfg)
-    expected = model.state_dict()
+    # Compare against a model built on the meta device (no memory): a tampered config.json
+    # declaring a huge model must fail here, not after trying to allocate it.
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(run.model_cfg)
+    except AekitError as e:
+        raise RunError(f"{run_dir}/config.json: {e}") from None
+    except (RuntimeError, ValueError, TypeError, ZeroDivisionError) as e:
+        raise RunError(f"{run_dir}/config.json: describes a model that cannot be built "
+                       f"({str(e).splitlines()[0][:200]})") from None
+    expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or extra or wrong:
+    common = set(expected) & set(state)
+    wrong = sorted(k for k in common if expected[k].shape != state[k].shape)
+    dtype = sorted(k for k in common if expected[k].dtype != state[k].dtype)
+    if missing or extra or wrong or dtype:
         detail = "; ".join(f"{label}: {', '.join(keys[:3])}" for label, keys in
-                           (("missing", missing), ("unexpected", extra), ("wrong shape", wrong))
-                           if keys)
+                           (("missing", missing), ("unexpected", extra), ("wrong shape", wrong),
+                            ("wrong dtype", dtype)) if keys)
         raise RunError(f"{run_dir}/{WEIGHTS}: tensors do not match the model ({detail})")
+    model = build_model(run.model_cfg)
     model.load_state_dict(state)
     return model.to(device).eval(), run
 
