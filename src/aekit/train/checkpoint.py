@@ -67,22 +67,50 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise RunError(f"{run_dir}: no checkpoint to resume from ({path} is missing)") from None
+    except OSError as e:
+        raise RunError(f"{path}: cannot read the checkpoint: {e.strerror or e}") from None
     try:
         tensors = st_load(raw)
         header = _read_header(raw)
         meta = json.loads(header["meta"])
         opt_meta = json.loads(header["optimizer"])
-    except (SafetensorError, ValueError, KeyError, TypeError) as e:
-        raise RunError(f"{path}: checkpoint is corrupt ({e}); delete it to start over") from None
-    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
-    opt_tensors = {k: v for k, v in tensors.items() if k.startswith("opt.")}
-    return {
-        "model": model,
-        "best": best,
-        "optimizer": _unflatten_optimizer(opt_tensors, opt_meta),
-        "meta": meta,
-    }
+        model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        opt_tensors = {k: v for k, v in tensors.items() if k.startswith("opt.")}
+        _check_layout(meta, model, best)
+        optimizer = _unflatten_optimizer(opt_tensors, opt_meta)
+        for group in optimizer["param_groups"]:
+            if not all(isinstance(i, int) for i in group["params"]):
+                raise ValueError("optimizer parameter ids are not integers")
+    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError,
+            RecursionError) as e:
+        raise RunError(f"{path}: checkpoint is corrupt ({str(e)[:200]}); delete it to start "
+                       "over") from None
+    return {"model": model, "best": best, "optimizer": optimizer, "meta": meta}
+
+
+# meta key -> the JSON types it must have (the training loop reads each of these on resume).
+_META_TYPES = {"epoch": int, "step": int, "bad_epochs": int, "best_val": (int, float),
+               "train_seconds": (int, float), "history": list}
+
+
+def _check_layout(meta: dict, model: dict, best: dict | None) -> None:
+    """Raise ValueError unless the checkpoint has what resuming needs, consistently."""
+    if not isinstance(meta, dict):
+        raise ValueError("meta is not an object")
+    for key, types in _META_TYPES.items():
+        value = meta.get(key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise ValueError(f"meta[{key!r}] is missing or of the wrong type")
+    if meta["epoch"] < 0 or meta["step"] < 0 or meta["bad_epochs"] < 0:
+        raise ValueError("negative epoch, step or bad-epoch count")
+    if not all(isinstance(row, dict) for row in meta["history"]):
+        raise ValueError("history rows are not objects")
+    if not model:
+        raise ValueError("no model tensors")
+    if best is not None and {k: v.shape for k, v in best.items()} != {
+            k: v.shape for k, v in model.items()}:
+        raise ValueError("best-epoch weights do not match the model weights")
 
 
 def _read_header(raw: bytes) -> dict[str, str]:
