@@ -19,6 +19,10 @@ from aekit.io import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _COLOUR_MODES = {"RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"}
+# Decoders expand at most ~1000:1 (deflate, JPEG) to a few thousand (LZW); a header claiming
+# more than this per file byte is a lie. Images up to 32 MiB decoded are never questioned.
+_MAX_EXPANSION = 4096
+_ALWAYS_DECODE = 32 << 20
 _EXIF_FORMATS = {"JPEG", "MPO"}  # where EXIF sits in the header (PNG would need a full decode)
 # Errors Pillow's decoders raise on unreadable / corrupt / truncated / oversized files.
 _PIL_ERRORS = (
@@ -87,6 +91,20 @@ def _to_mode(im: Image.Image, mode: str) -> Image.Image:
     return im if im.mode == mode else im.convert(mode)
 
 
+def _check_declared_size(im: Image.Image, path: str | os.PathLike) -> None:
+    """Reject a header whose image could not come from a file this small, before Pillow
+    allocates it: a 100-byte file must not cost hundreds of MB (truncated or hostile files)."""
+    declared = im.width * im.height * 4  # Pillow keeps up to 4 bytes per pixel
+    if declared <= _ALWAYS_DECODE:
+        return
+    size = os.path.getsize(path)
+    if declared > _MAX_EXPANSION * size:
+        raise DataError(
+            f"{path}: header declares a {im.width}x{im.height} image, impossible for a "
+            f"{size}-byte file; the file is truncated or corrupt"
+        )
+
+
 def load_uint8(
     path: str | os.PathLike, mode: str, size: tuple[int, int] | None = None
 ) -> np.ndarray:
@@ -94,6 +112,7 @@ def load_uint8(
     to size=(H, W). Raises DataError naming the file."""
     try:
         with Image.open(path) as im:
+            _check_declared_size(im, path)
             im.load()
             if im.format in _EXIF_FORMATS:
                 im = ImageOps.exif_transpose(im)
