@@ -7,12 +7,16 @@ allow_pickle=False: an npz holding pickled objects is rejected, never executed.
 
 from __future__ import annotations
 
+import math
 import os
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.lib import format as npformat
 
 from aekit.data import Dataset, dataset_loader, resize_images, split_train_val
 from aekit.errors import DataError
@@ -20,7 +24,41 @@ from aekit.errors import DataError
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
-_LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError)
+# numpy parses an .npy header with Python's tokenizer/ast: hostile headers raise any of these.
+_LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError,
+                SyntaxError, tokenize.TokenError, TypeError, OverflowError, RecursionError,
+                NotImplementedError, zlib.error)
+_MAX_EXPANSION = 1100  # deflate cannot exceed ~1032:1; an uncompressed .npy is 1:1
+
+
+def _npy_nbytes(f) -> int:
+    """Bytes an .npy stream's header declares (reads only the header)."""
+    version = npformat.read_magic(f)
+    read = npformat.read_array_header_1_0 if version == (1, 0) else \
+        npformat.read_array_header_2_0
+    shape, _, dtype = read(f)
+    return math.prod(shape) * dtype.itemsize
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """numpy allocates an array of the declared shape before reading its data: reject headers
+    that declare more than the file could hold, before anything that size is allocated."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            declared = 0
+            for info in z.infolist():
+                if info.filename.endswith(".npy"):
+                    with z.open(info) as f:
+                        declared += _npy_nbytes(f)
+    else:
+        with open(path, "rb") as f:
+            declared = _npy_nbytes(f)
+    size = path.stat().st_size
+    if declared > _MAX_EXPANSION * size + (1 << 20):
+        raise DataError(
+            f"{path}: array headers declare {declared:,} bytes, impossible for a {size:,}-byte "
+            "file; the file is truncated or corrupt"
+        )
 
 
 def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -29,6 +67,7 @@ def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: {'is a folder' if path.is_dir() else 'file not found'}")
     try:
+        _check_declared_sizes(path)
         obj = np.load(path, allow_pickle=False)
         if isinstance(obj, np.ndarray):
             return {"x_train": obj}
