@@ -105,6 +105,11 @@ def train_run(
                 if run_log is not None:
                     run_log.epoch(row)
 
+            if resume and _stopped_before_first_checkpoint(out):
+                # config.json is written before epoch 1 ends; such a run could otherwise be
+                # neither resumed nor restarted with --out (the folder already holds a run).
+                log(f"{out}: no checkpoint yet (stopped during epoch 1); training from the start")
+                resume = False
             result = fit(model, train_x, train_cfg, val_x=val_x, run_dir=out, resume=resume,
                          corrupt=corrupt, progress=progress, on_epoch=on_epoch,
                          on_step=run_log.step if run_log is not None else None)
@@ -118,6 +123,14 @@ def train_run(
                 run_log.close()
     finally:
         distributed.shutdown(world)
+
+
+def _stopped_before_first_checkpoint(out: Path) -> bool:
+    """A run folder with a config but neither a checkpoint nor final weights."""
+    from aekit.runs import WEIGHTS
+    from aekit.train.checkpoint import CHECKPOINT_NAME
+
+    return not (out / "checkpoint" / CHECKPOINT_NAME).exists() and not (out / WEIGHTS).exists()
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
