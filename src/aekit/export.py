@@ -138,7 +138,10 @@ def _export_torchscript(module: nn.Module, x: torch.Tensor, path: Path, meta: di
     with _quiet():
         try:
             traced = torch.jit.trace(module, (x,), check_trace=False)
-            torch.jit.save(traced, str(path), _extra_files={"aekit.json": json.dumps(meta)})
+            # Freezing inlines the weights the part uses and drops the rest (an encoder file
+            # then holds no decoder weights).
+            frozen = torch.jit.freeze(traced.eval())
+            torch.jit.save(frozen, str(path), _extra_files={"aekit.json": json.dumps(meta)})
         except Exception as e:  # noqa: BLE001
             raise _Unexportable(f"torch.jit.trace: {_first_line(e)}") from None
     return "torch.jit.trace"
@@ -215,12 +218,19 @@ def export_model(model: nn.Module, part: str, fmt: str, out: str | os.PathLike,
                 f"model {name!r} cannot be exported to {fmt} faithfully (part {part}): the "
                 f"exported graph differs from PyTorch by {diff:.3g} (> {TOLERANCE}) on a new "
                 "batch, e.g. because its forward pass depends on the data or the batch size")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600; publish like open() would
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return {"path": str(out), "format": fmt, "part": part, "exporter": how,
             "input": names[0], "output": names[1], "input_shape": ["batch", *x2.shape[1:]],
             "max_abs_diff": diff}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _add_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
