@@ -65,6 +65,9 @@ def _parse_header(head: bytes, path: Path) -> tuple[np.dtype, tuple[int, ...], i
     if len(head) < n_head:
         raise DataError(f"{path}: truncated IDX header ({len(head)} of {n_head} bytes)")
     dims = struct.unpack(f">{ndim}I", head[4:n_head])
+    # numpy refuses a shape whose non-zero dims multiply past 2**63 even when another dim is 0.
+    if math.prod(d for d in dims if d) * _CODES[code].itemsize >= 1 << 62:
+        raise DataError(f"{path}: IDX header declares impossible dimensions {dims}")
     return _CODES[code], dims, n_head
 
 
