@@ -7,6 +7,7 @@ allow_pickle=False: an npz holding pickled objects is rejected, never executed.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import tokenize
@@ -29,14 +30,24 @@ _LOAD_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, Run
                 SyntaxError, tokenize.TokenError, TypeError, OverflowError, RecursionError,
                 NotImplementedError, zlib.error)
 _MAX_EXPANSION = 1100  # deflate cannot exceed ~1032:1; an uncompressed .npy is 1:1
+_MAX_HEADER = 1 << 16  # numpy writes a few hundred bytes and refuses more than 10,000
 
 
 def _npy_nbytes(f) -> int:
-    """Bytes an .npy stream's header declares (reads only the header)."""
-    version = npformat.read_magic(f)
-    read = npformat.read_array_header_1_0 if version == (1, 0) else \
-        npformat.read_array_header_2_0
-    shape, _, dtype = read(f)
+    """Bytes an .npy stream's header declares (reads only the header, at most 64 KiB: numpy
+    itself would first read a header of whatever length the file states)."""
+    magic = f.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise ValueError("not an .npy array (bad magic bytes)")
+    major, minor = magic[6], magic[7]
+    if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
+        raise ValueError(f"unsupported .npy format version {major}.{minor}")
+    length = f.read(2 if major == 1 else 4)
+    n = int.from_bytes(length, "little")
+    if len(length) < (2 if major == 1 else 4) or n > _MAX_HEADER:
+        raise ValueError(f".npy header length {n} is corrupt")
+    read = npformat.read_array_header_1_0 if major == 1 else npformat.read_array_header_2_0
+    shape, _, dtype = read(io.BytesIO(length + f.read(n)))
     return math.prod(shape) * dtype.itemsize
 
 
