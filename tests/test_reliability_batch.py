@@ -12,33 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from aekit.cli import build_parser, main
-from aekit.config import ModelConfig, TrainConfig
-from aekit.models import build_model
-from aekit.runs import save_weights, write_config
+from aekit.cli import main
+from tests.reliability.seeds import cli_commands as _commands
 from tests.reliability.seeds import png_with_header
+from tests.reliability.seeds import untrained_run as _run
 
 N_GOOD = 5
-
-
-def _commands() -> set[str]:
-    sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return set(sub.choices)
-
-
-def _run(folder: Path, name: str, size: int = 12, corrupt: str = "", **cfg) -> Path:
-    """An untrained but complete run folder (the weights' values do not matter here)."""
-    mcfg = ModelConfig(name=name, height=size, width=size, latent_dim=8, **cfg)
-    torch.manual_seed(0)
-    model = build_model(mcfg)
-    if hasattr(model, "finalize"):
-        model.finalize()
-    write_config(folder, mcfg, TrainConfig(dataset="digits", corrupt=corrupt))
-    save_weights(folder, model.eval())
-    return folder
 
 
 def _folder(root: Path, size: int, bad: bool) -> tuple[Path, list[str], list[str]]:

@@ -264,3 +264,27 @@ def test_config_error_type_is_a_config_error():
 
     with pytest.raises(ConfigError, match="widths"):
         ModelConfig.from_dict({"widths": "abc"})
+
+
+def test_idx_with_a_zero_dim_and_huge_others(tmp_path):
+    """Found by the slow fuzz run: 0 x 2**32-1 x 2**32-1 holds no data yet numpy refused the
+    shape with a ValueError."""
+    from aekit.data.idx import read_idx
+
+    path = tmp_path / "z.idx"
+    path.write_bytes(b"\0\0\x08\x03" + struct.pack(">3I", 0, 2**32 - 1, 2**32 - 1))
+    with pytest.raises(DataError, match="z.idx: IDX header declares impossible dimensions"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("head", [b"\x93NUMPY\x00\x00v\x00", b"\x93NUMPY\x02\x00\xff\xff\xff\x7f"])
+def test_npy_header_length_lie_is_rejected_before_reading_it(tmp_path, head):
+    """Found by the slow fuzz run: numpy reads an .npy header of the stated length (2 GB here)
+    before checking it."""
+    from aekit.data import load_dataset
+
+    path = tmp_path / "h.npy"
+    header = b"{'descr': '|u1', 'fortran_order': False, 'shape': (4,), }\n"
+    path.write_bytes(head + header + bytes(4))
+    with memory_cap(256 << 20), pytest.raises(DataError, match="h.npy: not a readable"):
+        load_dataset(f"npz:{path}")

@@ -107,3 +107,29 @@ def write_run(folder: Path) -> Path:
     save_checkpoint(folder, model, opt, best, meta)
     write_metrics(folder, {"model": "dense", "test": {"mse": 0.1}, "history": []})
     return folder
+
+
+def cli_commands() -> set[str]:
+    """The subcommands of this build (feature modules may be absent)."""
+    from aekit.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return set(sub.choices)
+
+
+def untrained_run(folder: Path, name: str, size: int = 12, corrupt: str = "", **cfg) -> Path:
+    """An untrained but complete run folder (the weights' values do not matter here)."""
+    import torch
+
+    from aekit.config import ModelConfig, TrainConfig
+    from aekit.models import build_model
+    from aekit.runs import save_weights, write_config
+
+    mcfg = ModelConfig(name=name, height=size, width=size, latent_dim=8, **cfg)
+    torch.manual_seed(0)
+    model = build_model(mcfg)
+    if hasattr(model, "finalize"):
+        model.finalize()
+    write_config(folder, mcfg, TrainConfig(dataset="digits", corrupt=corrupt))
+    save_weights(folder, model.eval())
+    return folder
