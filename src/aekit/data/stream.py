@@ -179,11 +179,12 @@ def iter_chunks(x, batch_size: int) -> Iterator[torch.Tensor]:
 
 
 def in_memory(x, budget: int | None = None, max_images: int = 60000) -> torch.Tensor:
-    """A tensor as is; for streamed images the first ones that fit the budget (e.g. for PCA)."""
+    """A tensor as is; for streamed images the first ones whose uint8 pixels fit 1/16 of the
+    budget: the PCA baseline makes float32/float64 copies of what it is given."""
     if isinstance(x, torch.Tensor):
         return x
     per_image = max(1, x.nbytes // max(1, len(x)))
-    n = max(1, min(len(x), max_images, memory_budget(budget) // 4 // per_image))
+    n = max(1, min(len(x), max_images, memory_budget(budget) // 16 // per_image))
     return x.read(range(n))
 
 
