@@ -1,0 +1,416 @@
+"""One-class anomaly detection with autoencoders trained on normal images only.
+
+    det = Detector().fit(X_normal)            # trains, then calibrates a threshold
+    s = det.score_samples(X)                  # anomaly score: higher = more anomalous
+    flags = det.predict(X)                    # 1 = anomaly, 0 = normal
+
+The autoencoder is trained as a *restoration* network (ARNet, Fei et al. 2020): its input is the
+normal image rotated by a random multiple of 90 degrees, its target the upright image. Undoing the
+rotation forces it to learn what normal images look like (orientation, shape), not just to copy
+pixels, so anomalies are restored badly. Scores (`score=`, joined by '+'):
+
+    mse     mean squared pixel error of the reconstruction
+    ssim    1 - SSIM of the reconstruction (structure rather than intensity)
+    knn     mean distance of the latent code to its k nearest training codes (latent density)
+    gauss   Mahalanobis distance of the latent code under a Gaussian fitted to training codes
+
+A combination adds each part's z-score (relative to held-out normal images), averaged over the
+ensemble members; a single part with a single model is reported raw (e.g. the MSE itself).
+The threshold is the (1 - fpr) quantile of held-out normal scores, so about `fpr` of normal
+images are flagged. Sign convention: unlike scikit-learn's outlier detectors (where a low
+`score_samples` means abnormal), higher is more anomalous here, as for a reconstruction error,
+and `predict` returns 1 for an anomaly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aekit.api import as_image_tensor
+from aekit.config import ModelConfig, TrainConfig
+from aekit.errors import ConfigError, DataError, RunError, check_range
+
+COMPONENTS = ("mse", "ssim", "knn", "gauss")
+DEFAULT_SCORE = "mse+ssim+knn"
+DETECTOR_FILE = "detector.json"
+CODES_FILE = "detector.safetensors"
+FORMAT_TAG = "aekit-anomaly/1"
+
+
+def parse_score(spec: str) -> tuple[str, ...]:
+    """'mse+ssim' -> ('mse', 'ssim'), checked against COMPONENTS."""
+    parts = tuple(p.strip() for p in str(spec).split("+") if p.strip())
+    bad = [p for p in parts if p not in COMPONENTS]
+    if not parts or bad or len(set(parts)) != len(parts):
+        raise ConfigError(f"score={spec!r}: use one or more of {', '.join(COMPONENTS)} joined "
+                          "by '+', each at most once (e.g. mse+ssim+knn)")
+    return parts
+
+
+class RestoreCorruption:
+    """Model input for restoration training: a random multiple of 90 degrees per image (180 only
+    for non-square images), then an optional aekit corruption spec (e.g. mask:blocks)."""
+
+    def __init__(self, spec: str) -> None:
+        from aekit.data.corrupt import parse_corruption
+
+        ops = [p.strip() for p in str(spec).split("+") if p.strip() and p.strip() != "none"]
+        self.rotate = "rot" in ops
+        rest = "+".join(p for p in ops if p != "rot")
+        self.extra = parse_corruption(rest) if rest else None
+        self.spec = "+".join(ops) or "none"
+
+    @property
+    def active(self) -> bool:
+        return self.rotate or self.extra is not None
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        out = x
+        if self.rotate:
+            square = x.shape[-1] == x.shape[-2]
+            ks = torch.randint(0, 4 if square else 2, (len(x),), generator=gen)
+            if not square:
+                ks = ks * 2  # 0 or 180 degrees keep the shape
+            out = x.clone()
+            for k in (1, 2, 3):
+                sel = ks == k
+                if sel.any():
+                    out[sel] = torch.rot90(x[sel], k, (2, 3))
+        if self.extra is not None:
+            out = self.extra(out, gen)
+        return out
+
+
+class Detector:
+    """Autoencoder anomaly detector with a calibrated threshold (scikit-learn style).
+
+    `__init__` stores settings only; `fit(X)` trains on normal images and sets the learned
+    attributes (ending in `_`). X: numpy or torch, uint8 [0, 255] or float [0, 1], shaped
+    (N, H, W), (N, C, H, W) or (N, H, W, C).
+    """
+
+    def __init__(self, score: str = DEFAULT_SCORE, model: str = "conv", latent_dim: int = 32,
+                 widths: tuple = (32, 64), epochs: int = 10, batch_size: int = 64,
+                 lr: float = 2e-3, restore: str = "rot", n_models: int = 1, k: int = 5,
+                 fpr: float = 0.05, contamination: float | None = None, holdout: float = 0.1,
+                 seed: int = 0, device: str = "auto", precision: str = "auto",
+                 verbose: bool = False) -> None:
+        self.score = score
+        self.model = model
+        self.latent_dim = latent_dim
+        self.widths = widths
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.restore = restore
+        self.n_models = n_models
+        self.k = k
+        self.fpr = fpr
+        self.contamination = contamination
+        self.holdout = holdout
+        self.seed = seed
+        self.device = device
+        self.precision = precision
+        self.verbose = verbose
+
+    # --- fitting ------------------------------------------------------------------------------
+
+    def _check_params(self) -> float:
+        parse_score(self.score)
+        check_range("n_models", self.n_models, 1, 64)
+        check_range("k", self.k, 1, 10_000)
+        check_range("holdout", self.holdout, 0.01, 0.9)
+        if self.contamination is not None:
+            check_range("contamination", self.contamination, 0.0, 0.5)
+            return float(self.contamination)
+        check_range("fpr", self.fpr, 0.0, 1.0)
+        return float(self.fpr)
+
+    def fit(self, X: Any, y: Any = None) -> Detector:
+        """Train on normal images X, then calibrate the threshold on a held-out part of X."""
+        from aekit.models import build_model
+        from aekit.train.loop import fit
+
+        rate = self._check_params()
+        x = _as_normal_set(X)
+        n_hold = min(len(x) - 1, max(1, int(round(len(x) * self.holdout))))
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
+        train_x, held_x = x[order[n_hold:]], x[order[:n_hold]]
+        c, h, w = x.shape[1:]
+        self.model_config_ = ModelConfig(name=self.model, in_channels=c, height=h, width=w,
+                                         latent_dim=self.latent_dim, widths=tuple(self.widths))
+        self.train_config_ = TrainConfig(
+            dataset="array", epochs=self.epochs, batch_size=min(self.batch_size, len(train_x)),
+            lr=self.lr, loss="mse", seed=self.seed, val_fraction=0.0, device=self.device,
+            precision=self.precision)
+        corrupt = RestoreCorruption(self.restore)
+        self.members_, self.history_ = [], []
+        t0 = time.perf_counter()
+        for m in range(self.n_models):
+            cfg = TrainConfig(**{**self.train_config_.to_dict(), "seed": self.seed + m})
+            torch.manual_seed(cfg.seed)
+            module = build_model(self.model_config_)
+            result = fit(module, train_x, cfg, corrupt=corrupt if corrupt.active else None,
+                         progress=self.verbose)
+            self.members_.append(module.to("cpu").eval())
+            self.history_.append(result.history)
+        self.train_seconds_ = time.perf_counter() - t0
+        parts = parse_score(self.score)
+        self.codes_ = [self._codes(m, train_x) for m in self.members_] \
+            if {"knn", "gauss"} & set(parts) else []
+        self.gauss_ = [_gauss_fit(z) for z in self.codes_] if "gauss" in parts else []
+        self.stats_ = {}
+        raw = self._raw_scores(held_x)
+        self.stats_ = {key: (float(v.mean()), float(v.std()) or 1.0) for key, v in raw.items()}
+        self.heldout_scores_ = self._combine(raw)
+        self.threshold_ = float(np.quantile(self.heldout_scores_, 1.0 - rate, method="higher")) \
+            if rate > 0 else float(self.heldout_scores_.max()) * (1 + 1e-6) + 1e-12
+        self.pixel_scale_ = float(torch.quantile(self._pixel_errors(held_x).flatten()[:2_000_000],
+                                                 0.999)) or 1.0
+        self.n_train_, self.heldout_indices_ = len(train_x), order[:n_hold].numpy()
+        return self
+
+    # --- scoring ------------------------------------------------------------------------------
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Anomaly score per image (N,): higher = more anomalous."""
+        self._check_fitted()
+        return self._combine(self._raw_scores(self._input(X)))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """score - threshold: positive for images flagged as anomalies."""
+        return self.score_samples(X) - self.threshold_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """1 for an anomaly (score above the calibrated threshold), 0 for normal."""
+        return (self.decision_function(X) > 0).astype(np.int64)
+
+    def reconstruct(self, X: Any) -> np.ndarray:
+        """The first member's reconstructions (N, C, H, W) in [0, 1]."""
+        self._check_fitted()
+        x = self._input(X)
+        with torch.inference_mode():
+            return torch.cat([self.members_[0](_unit(b))["x_hat"] for b in x.split(512)]).numpy()
+
+    def error_maps(self, X: Any) -> np.ndarray:
+        """Per-pixel squared error (N, H, W), mean over channels and members; divide by
+        `pixel_scale_` (the held-out 99.9th percentile) for a comparable 0..1 heat map."""
+        self._check_fitted()
+        return self._pixel_errors(self._input(X)).numpy()
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "threshold_"):
+            raise ConfigError("this Detector is not fitted yet; call fit(X) or load_detector(dir)")
+
+    def _input(self, X: Any) -> torch.Tensor:
+        return as_image_tensor(X, shape=self.model_config_.shape)
+
+    @torch.inference_mode()
+    def _codes(self, module, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([module.encode(_unit(b)).flatten(1) for b in x.split(512)])
+
+    @torch.inference_mode()
+    def _raw_scores(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        """{'<component>/<member>': raw scores (N,)}."""
+        from aekit.eval.metrics import ssim_per_image
+
+        parts = parse_score(self.score)
+        out: dict[str, list[torch.Tensor]] = {}
+        for m, module in enumerate(self.members_):
+            for b in x.split(512):
+                xb = _unit(b)
+                res = module(xb)
+                vals = {}
+                if "mse" in parts:
+                    vals["mse"] = (res["x_hat"] - xb).pow(2).flatten(1).mean(1)
+                if "ssim" in parts:
+                    vals["ssim"] = 1.0 - ssim_per_image(res["x_hat"], xb).float()
+                z = res["z"].flatten(1)
+                if "knn" in parts:
+                    kk = min(self.k, len(self.codes_[m]))
+                    vals["knn"] = torch.cdist(z, self.codes_[m]).topk(kk, largest=False) \
+                        .values.mean(1)
+                if "gauss" in parts:
+                    mu, prec = self.gauss_[m]
+                    d = z - mu
+                    vals["gauss"] = ((d @ prec) * d).sum(1)
+                for name, v in vals.items():
+                    out.setdefault(f"{name}/{m}", []).append(v.double())
+        return {key: torch.cat(v).numpy() for key, v in out.items()}
+
+    def _combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        if len(raw) == 1:
+            return next(iter(raw.values()))
+        total = sum((v - self.stats_[key][0]) / self.stats_[key][1] for key, v in raw.items())
+        return total / len(self.members_)
+
+    @torch.inference_mode()
+    def _pixel_errors(self, x: torch.Tensor) -> torch.Tensor:
+        maps = []
+        for b in x.split(512):
+            xb = _unit(b)
+            err = sum((mod(xb)["x_hat"] - xb).pow(2).mean(1) for mod in self.members_)
+            maps.append(err / len(self.members_))  # (B, H, W)
+        return torch.cat(maps)
+
+    # --- persistence --------------------------------------------------------------------------
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        keys = ("score", "model", "latent_dim", "widths", "epochs", "batch_size", "lr",
+                "restore", "n_models", "k", "fpr", "contamination", "holdout", "seed", "device",
+                "precision", "verbose")
+        return {k: (list(v) if isinstance(v, tuple) else v) for k in keys
+                for v in [getattr(self, k)]}
+
+    def detector_state(self) -> dict[str, Any]:
+        """What detector.json holds: settings, threshold and held-out score statistics."""
+        self._check_fitted()
+        held = self.heldout_scores_
+        return {
+            "format": FORMAT_TAG,
+            "params": self.get_params(),
+            "score": self.score,
+            "threshold": self.threshold_,
+            "fpr_target": self.contamination if self.contamination is not None else self.fpr,
+            "heldout_fpr": float((held > self.threshold_).mean()),
+            "components": {k: {"mean": m, "std": s} for k, (m, s) in self.stats_.items()},
+            "heldout": {"n": int(len(held)), "mean": float(held.mean()), "std": float(held.std()),
+                        "quantiles": {str(q): float(np.quantile(held, q))
+                                      for q in (0.5, 0.9, 0.95, 0.99, 1.0)}},
+            "pixel_scale": self.pixel_scale_,
+            "n_train": self.n_train_,
+            "members": len(self.members_),
+            "train_seconds": round(self.train_seconds_, 2),
+        }
+
+    def save(self, path: str | Path, metrics: dict[str, Any] | None = None,
+             extra: dict[str, Any] | None = None) -> Path:
+        """Write a run folder: config.json, model.safetensors (+ model-<i>.safetensors for more
+        members), detector.json, detector.safetensors (latent codes), metrics.json, history.csv."""
+        from safetensors.torch import save as st_save
+
+        from aekit.io import atomic_write_bytes, atomic_write_text
+        from aekit.runs import FORMAT_TAG as WEIGHTS_TAG
+        from aekit.runs import save_weights, write_config, write_history_csv
+        from aekit.runs import write_metrics as write_metrics_json
+
+        self._check_fitted()
+        path = Path(path)
+        info = {"detector": DETECTOR_FILE, **(extra or {})}
+        write_config(path, self.model_config_, self.train_config_, {"anomaly": info})
+        save_weights(path, self.members_[0])
+        meta = {"format": WEIGHTS_TAG,
+                "config": json.dumps(self.model_config_.to_dict(), sort_keys=True)}
+        for i, module in enumerate(self.members_[1:], start=1):  # same format as runs.py's
+            tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+            atomic_write_bytes(path / f"model-{i}.safetensors", st_save(tensors, meta))
+        tensors = {f"codes/{i}": z.contiguous() for i, z in enumerate(self.codes_)}
+        for i, (mu, prec) in enumerate(self.gauss_):
+            tensors[f"gauss_mean/{i}"], tensors[f"gauss_precision/{i}"] = mu, prec.contiguous()
+        tensors["heldout_scores"] = torch.from_numpy(self.heldout_scores_.astype(np.float64))
+        atomic_write_bytes(path / CODES_FILE, st_save(tensors, {"format": FORMAT_TAG}))
+        atomic_write_text(path / DETECTOR_FILE, json.dumps(self.detector_state(), indent=2) + "\n")
+        write_history_csv(path, self.history_[0])
+        write_metrics_json(path, metrics or self.basic_metrics())
+        return path
+
+    def basic_metrics(self) -> dict[str, Any]:
+        hist = self.history_[0]
+        n_img = sum(len(h) for h in self.history_) * self.n_train_
+        return {"model": self.model_config_.name, "dataset": self.train_config_.dataset,
+                "latent_dim": self.model_config_.latent_dim, "epochs": len(hist),
+                "train_seconds": round(self.train_seconds_, 2),
+                "train_images_per_second": round(n_img / max(self.train_seconds_, 1e-9), 1),
+                "history": hist}
+
+
+def load_detector(path: str | Path) -> Detector:
+    """A fitted Detector from a run folder written by Detector.save / `aekit anomaly fit`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from aekit.io import read_json
+    from aekit.runs import load_model, load_weights, read_config
+
+    path = Path(path)
+    run = read_config(path)
+    if not (path / DETECTOR_FILE).is_file():
+        raise RunError(f"{path}: not an anomaly detector (no {DETECTOR_FILE}); make one with "
+                       "`aekit anomaly fit`")
+    state = read_json(path / DETECTOR_FILE, "detector file")
+    if not isinstance(state, dict) or state.get("format") != FORMAT_TAG:
+        raise RunError(f"{path}/{DETECTOR_FILE}: not an aekit detector file")
+    try:
+        params = dict(state["params"])
+        det = Detector(**{k: v for k, v in params.items() if k in Detector().get_params()})
+        det.threshold_ = float(state["threshold"])
+        det.stats_ = {k: (float(v["mean"]), float(v["std"]))
+                      for k, v in state["components"].items()}
+        det.pixel_scale_ = float(state["pixel_scale"])
+        det.n_train_, n_members = int(state["n_train"]), int(state["members"])
+        det.train_seconds_ = float(state.get("train_seconds", 0.0))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunError(f"{path}/{DETECTOR_FILE}: incomplete or corrupt ({e})") from None
+    det.model_config_, det.train_config_ = run.model_cfg, run.train_cfg
+    first, _ = load_model(path)
+    det.members_ = [first]
+    for i in range(1, n_members):
+        from aekit.models import build_model
+
+        module = build_model(run.model_cfg)
+        module.load_state_dict(load_weights(path / f"model-{i}.safetensors", run.model_cfg))
+        det.members_.append(module.eval())
+    try:
+        t = load_file(str(path / CODES_FILE))
+    except (FileNotFoundError, SafetensorError, OSError):
+        raise RunError(f"{path}/{CODES_FILE}: missing or corrupt detector state") from None
+    parts = parse_score(det.score)
+    try:
+        det.codes_ = [t[f"codes/{i}"] for i in range(n_members)] \
+            if {"knn", "gauss"} & set(parts) else []
+        det.gauss_ = [(t[f"gauss_mean/{i}"], t[f"gauss_precision/{i}"])
+                      for i in range(n_members)] if "gauss" in parts else []
+        det.heldout_scores_ = t["heldout_scores"].numpy()
+    except KeyError as e:
+        raise RunError(f"{path}/{CODES_FILE}: missing tensor {e}") from None
+    det.history_ = [[]]
+    return det
+
+
+def _as_normal_set(X: Any) -> torch.Tensor:
+    try:
+        n = len(X)
+    except TypeError:
+        n = None
+    if n == 0:
+        raise DataError("the normal set is empty: fit needs at least 2 normal images")
+    x = as_image_tensor(X, name="normal set")
+    if len(x) < 2:
+        raise DataError(f"the normal set has {len(x)} image; fit needs at least 2 (one is held "
+                        "out to calibrate the threshold)")
+    return x
+
+
+def _unit(b: torch.Tensor) -> torch.Tensor:
+    return b.float().div(255.0) if b.dtype == torch.uint8 else b.float()
+
+
+def _gauss_fit(z: torch.Tensor, ridge: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, precision) of the codes; the ridge keeps a rank-deficient covariance invertible."""
+    z = z.double()
+    mu = z.mean(0)
+    cov = torch.cov((z - mu).T).reshape(z.shape[1], z.shape[1])
+    cov = cov + ridge * max(float(cov.diagonal().mean()), 1e-12) * torch.eye(len(cov),
+                                                                              dtype=cov.dtype)
+    return mu.float(), torch.linalg.inv(cov).float()
+
+
+__all__ = ["COMPONENTS", "DEFAULT_SCORE", "Detector", "load_detector", "parse_score"]

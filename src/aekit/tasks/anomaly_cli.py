@@ -1,0 +1,336 @@
+"""`aekit anomaly fit | score`: train a detector on normal images, then score images.
+
+    aekit anomaly fit --dataset fashion-mnist --normal-class 0 --out runs/tshirt
+    aekit anomaly fit --normal-dir photos/good --out runs/good
+    aekit anomaly score runs/tshirt IMAGES... -o scores.csv [--heatmaps DIR]
+    aekit anomaly score runs/tshirt --dataset fashion-mnist -o scores.csv
+
+Bad input (empty normal set, unknown class, images of another size or channel count than the
+detector's, a run that is not a detector) ends with one line and exit 2; unreadable image files
+are skipped and listed, the rest scored (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aekit.errors import ConfigError, DataError, RunError
+
+
+def add_parsers(sub) -> None:
+    from aekit.cli import parse_size
+    from aekit.tasks.anomaly import COMPONENTS, DEFAULT_SCORE, Detector
+
+    d = Detector()
+    top = sub.add_parser("anomaly", help="one-class anomaly detection (fit / score)")
+    verbs = top.add_subparsers(dest="anomaly_command", metavar="fit|score", required=True)
+
+    p = verbs.add_parser("fit", help="train a detector on normal images and calibrate it")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--dataset", default=None, help="dataset name (see `aekit datasets`)")
+    src.add_argument("--normal-dir", default=None, metavar="DIR",
+                     help="a folder of normal images (all of them are normal)")
+    p.add_argument("--normal-class", default=None, metavar="K",
+                   help="the normal class of --dataset (index or name); default: all images")
+    p.add_argument("--image-size", type=parse_size, default=None, metavar="HxW")
+    p.add_argument("--score", default=DEFAULT_SCORE,
+                   help=f"{', '.join(COMPONENTS)} joined by '+' (default {DEFAULT_SCORE})")
+    p.add_argument("--model", default=d.model)
+    p.add_argument("--latent-dim", type=int, default=d.latent_dim)
+    p.add_argument("--widths", default=",".join(map(str, d.widths)))
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--restore", default=d.restore,
+                   help="training input corruption: rot (default), none, or rot+<--corrupt spec>")
+    p.add_argument("--models", type=int, default=d.n_models, help="ensemble size (seeds)")
+    p.add_argument("--k", type=int, default=d.k, help="neighbours for the knn score")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--fpr", type=float, default=None,
+                      help=f"target false-positive rate on normal images (default {d.fpr})")
+    rate.add_argument("--contamination", type=float, default=None,
+                      help="expected fraction of anomalies; flags that share of held-out images")
+    p.add_argument("--holdout", type=float, default=d.holdout,
+                   help="share of normal images held out to calibrate the threshold")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16"])
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_fit)
+
+    p = verbs.add_parser("score", help="score images with a detector; CSV of score and flag")
+    p.add_argument("run", help="run folder made by `aekit anomaly fit`")
+    p.add_argument("images", nargs="*", help="image files or folders")
+    p.add_argument("--dataset", default=None, help="score a dataset split instead of files")
+    p.add_argument("--split", choices=["test", "train"], default="test")
+    p.add_argument("-o", "--out", default=None, help="CSV file (default: standard output)")
+    p.add_argument("--heatmaps", default=None, metavar="DIR",
+                   help="write a per-pixel error heat map PNG per image into DIR")
+    thr = p.add_mutually_exclusive_group()
+    thr.add_argument("--threshold", type=float, default=None, help="override the threshold")
+    thr.add_argument("--fpr", type=float, default=None,
+                     help="re-calibrate the threshold to this false-positive rate")
+    p.add_argument("--resize", action="store_true",
+                   help="resize/convert images to the detector's size and channels instead of "
+                        "rejecting them")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.set_defaults(func=cmd_score)
+
+
+# --- fit -----------------------------------------------------------------------------------------
+
+
+def normal_set(args: argparse.Namespace):
+    """(normal train images uint8, dataset or None, normal class index or None, description)."""
+    from aekit.data import load_dataset
+
+    if args.normal_dir:
+        if args.normal_class is not None:
+            raise ConfigError("--normal-class applies to --dataset, not to --normal-dir")
+        from aekit.cli import existing_dir
+        from aekit.data.folder import load_image_folder
+
+        ds = load_image_folder(existing_dir(args.normal_dir), args.image_size)
+        return torch.cat([ds.train_x, ds.test_x]), None, None, f"folder {args.normal_dir}"
+    ds = load_dataset(args.dataset or "fashion-mnist", image_size=args.image_size)
+    if args.normal_class is None:
+        return ds.train_x, ds, None, f"{ds.name} (all {len(ds.train_x):,} training images)"
+    k = resolve_class(ds, args.normal_class)
+    x = ds.train_x[ds.train_y == k]
+    if len(x) == 0:
+        raise DataError(f"dataset {ds.name}: class {args.normal_class!r} has no training images; "
+                        "the normal set is empty")
+    return x, ds, k, f"{ds.name} class {k} ({ds.classes[k]})"
+
+
+def resolve_class(ds, text: str) -> int:
+    if ds.train_y is None or not ds.classes:
+        raise ConfigError(f"dataset {ds.name} has no labels, so --normal-class cannot pick a "
+                          "class; leave it out to use every image as normal")
+    names = list(ds.classes)
+    if str(text).strip().lstrip("-").isdigit():
+        k = int(text)
+        if 0 <= k < len(names):
+            return k
+    elif text in names:
+        return names.index(text)
+    shown = ", ".join(f"{i}={n}" for i, n in enumerate(names[:12]))
+    more = ", ..." if len(names) > 12 else ""
+    raise ConfigError(f"--normal-class {text!r} does not exist in {ds.name}; use an index "
+                      f"0..{len(names) - 1} or a name ({shown}{more})")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from aekit.tasks.anomaly import Detector
+
+    out = Path(args.out)
+    if (out / "config.json").exists():
+        raise RunError(f"{out} already holds a run; choose another --out")
+    x, ds, k, what = normal_set(args)
+    widths = tuple(int(w) for w in str(args.widths).split(",") if w.strip())
+    det = Detector(score=args.score, model=args.model, latent_dim=args.latent_dim, widths=widths,
+                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                   restore=args.restore, n_models=args.models, k=args.k,
+                   fpr=args.fpr if args.fpr is not None else Detector().fpr,
+                   contamination=args.contamination, holdout=args.holdout, seed=args.seed,
+                   device=args.device, precision=args.precision, verbose=not args.quiet)
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    log(f"fitting an anomaly detector on {what}: {len(x):,} normal images")
+    det.fit(x)
+    name = ds.name if ds is not None else f"folder:{args.normal_dir}"
+    det.train_config_ = dataclasses.replace(det.train_config_, dataset=name,
+                                            image_size=args.image_size)
+    metrics = fit_metrics(det, x, ds, k)
+    det.save(out, metrics, {"normal_class": k, "normal_class_name":
+                            ds.classes[k] if ds is not None and k is not None else None})
+    _write_pictures(out, det, x, metrics)
+    print(f"threshold {det.threshold_:.6g} (held-out normal FPR "
+          f"{metrics['anomaly']['heldout_fpr']:.3f})")
+    if "test_auroc" in metrics["anomaly"]:
+        a = metrics["anomaly"]
+        print(f"test AUROC {a['test_auroc']:.4f}; flagged {a['test_normal_flagged']:.3f} of "
+              f"normal and {a['test_anomalies_flagged']:.3f} of anomalous test images")
+    print(f"run folder: {out}")
+    return 0
+
+
+def fit_metrics(det, x: torch.Tensor, ds, k: int | None) -> dict:
+    """metrics.json: the run contract's keys (quality on normal test images, PCA at the same
+    latent size) plus detection results on the labelled test split when there is one."""
+    from aekit.eval.baselines import pca_baseline
+    from aekit.eval.evaluate import measure
+    from aekit.eval.metrics import auroc
+
+    metrics = det.basic_metrics()
+    if ds is not None and k is not None:
+        normal_test = ds.test_x[ds.test_y == k]
+    elif ds is not None:
+        normal_test = ds.test_x
+    else:
+        normal_test = x[torch.as_tensor(det.heldout_indices_)]
+    if len(normal_test):
+        x_hat = torch.as_tensor(det.reconstruct(normal_test))
+        metrics["test"] = measure(x_hat, normal_test.float() / 255.0)
+        metrics["baselines"] = {"pca": pca_baseline(x, normal_test, det.latent_dim, det.seed)}
+    state = det.detector_state()
+    anomaly = {"score": det.score, "threshold": det.threshold_,
+               "fpr_target": state["fpr_target"], "heldout_fpr": state["heldout_fpr"]}
+    if ds is not None and k is not None and ds.test_y is not None:
+        s = det.score_samples(ds.test_x)
+        is_anomaly = (ds.test_y != k).numpy()
+        flagged = s > det.threshold_
+        if 0 < is_anomaly.sum() < len(is_anomaly):
+            anomaly["test_auroc"] = auroc(s, is_anomaly)
+        anomaly["test_normal_flagged"] = float(flagged[~is_anomaly].mean())
+        if is_anomaly.any():
+            anomaly["test_anomalies_flagged"] = float(flagged[is_anomaly].mean())
+    metrics["anomaly"] = anomaly
+    return metrics
+
+
+def _write_pictures(out: Path, det, x: torch.Tensor, metrics: dict) -> None:
+    from aekit.experiment import write_reconstructions
+    from aekit.report.plots import plot_loss
+
+    sample = x[:10].float() / 255.0 if x.dtype == torch.uint8 else x[:10].float()
+    write_reconstructions(out / "reconstructions.png", sample,
+                          torch.as_tensor(det.reconstruct(sample)), sample, False)
+    if metrics.get("history"):
+        plot_loss(metrics["history"], out / "loss.png", f"anomaly detector ({det.score})")
+
+
+# --- score ---------------------------------------------------------------------------------------
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from aekit.runs import read_config
+    from aekit.tasks.anomaly import load_detector
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
+    if bool(args.images) == bool(args.dataset):
+        raise ConfigError("give image files/folders or --dataset D (one of them)")
+    det = load_detector(args.run)
+    threshold = det.threshold_
+    if args.threshold is not None:
+        threshold = args.threshold
+    elif args.fpr is not None:
+        if not 0.0 <= args.fpr <= 1.0:
+            raise ConfigError(f"--fpr {args.fpr}: must lie in [0, 1]")
+        threshold = float(np.quantile(det.heldout_scores_, 1.0 - args.fpr, method="higher"))
+    heat_dir = Path(args.heatmaps) if args.heatmaps else None
+    if heat_dir is not None:
+        heat_dir.mkdir(parents=True, exist_ok=True)
+    run_info = read_config(args.run).extra.get("anomaly") or {}
+    if args.dataset:
+        rows, header, summary = _score_dataset(det, args, threshold, heat_dir, run_info)
+        bad: list = []
+    else:
+        rows, header, bad = _score_files(det, args, threshold, heat_dir)
+        summary = ""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    if args.out:
+        from aekit.io import atomic_write_text
+
+        atomic_write_text(args.out, buf.getvalue())
+    else:
+        sys.stdout.write(buf.getvalue())
+    flagged = sum(int(r[2]) for r in rows)
+    where = f" -> {args.out}" if args.out else ""
+    print(f"{len(rows)} image(s) scored, {flagged} flagged (threshold {threshold:.6g}){where}"
+          f"{summary}", file=sys.stderr if not args.out else sys.stdout)
+    from aekit.batch import report_bad
+
+    return report_bad(bad, len(rows))
+
+
+def _score_dataset(det, args, threshold: float, heat_dir, run_info: dict):
+    from aekit.data import load_dataset
+    from aekit.eval.metrics import auroc
+
+    c, h, w = det.model_config_.shape
+    ds = load_dataset(args.dataset, image_size=(h, w) if args.resize else None)
+    x = ds.test_x if args.split == "test" else ds.train_x
+    y = ds.test_y if args.split == "test" else ds.train_y
+    if tuple(ds.shape) != (c, h, w):
+        raise DataError(f"dataset {ds.name} has images {tuple(ds.shape)} (C, H, W) but the "
+                        f"detector in {args.run} expects {(c, h, w)}; pass --resize to resize")
+    scores = np.concatenate([det.score_samples(b) for b in x.split(args.batch_size * 4)])
+    if heat_dir is not None:
+        for start in range(0, len(x), args.batch_size):
+            b = x[start : start + args.batch_size]
+            _save_heatmaps(det, b, [heat_dir / f"{start + i}.png" for i in range(len(b))])
+    header = ["index", "score", "flagged"] + (["label"] if y is not None else [])
+    rows = [[i, f"{s:.6g}", int(s > threshold)] + ([int(y[i])] if y is not None else [])
+            for i, s in enumerate(scores)]
+    summary = ""
+    k = run_info.get("normal_class")
+    if y is not None and k is not None:
+        is_anomaly = (y != int(k)).numpy()
+        if 0 < is_anomaly.sum() < len(is_anomaly):
+            summary = f"; AUROC {auroc(scores, is_anomaly):.4f} with class {k} as normal"
+    return rows, header, summary
+
+
+def _score_files(det, args, threshold: float, heat_dir):
+    from aekit.batch import collect_paths, output_path
+    from aekit.data.images import probe_image, read_images
+
+    c, h, w = det.model_config_.shape
+    paths = collect_paths(args.images)
+    good, bad = [], []
+    for p in paths:
+        try:
+            hw, colour = probe_image(p)
+        except DataError as e:
+            bad.append((str(p), str(e).removeprefix(f"{p}: ")))
+            continue
+        if not args.resize and (tuple(hw) != (h, w) or (3 if colour else 1) != c):
+            kind = "colour" if colour else "grey"
+            raise DataError(f"{p} is a {hw[0]}x{hw[1]} {kind} image but the detector in "
+                            f"{args.run} takes {h}x{w} {'grey' if c == 1 else 'colour'} images; "
+                            "pass --resize to resize/convert")
+        good.append(p)
+    rows, used = [], set()
+    for start in range(0, len(good), args.batch_size):
+        x, ok, failed = read_images(good[start : start + args.batch_size], channels=c,
+                                    size=(h, w))
+        bad.extend(failed)
+        if not ok:
+            continue
+        scores = det.score_samples(x)
+        rows += [[p, f"{s:.6g}", int(s > threshold)] for p, s in zip(ok, scores, strict=True)]
+        if heat_dir is not None:
+            _save_heatmaps(det, x, [output_path(heat_dir, Path(p), used) for p in ok])
+    if not rows:
+        reasons = "; ".join(f"{p}: {r}" for p, r in bad[:3])
+        raise DataError(f"none of the {len(paths)} image(s) could be scored ({reasons})")
+    return rows, ["path", "score", "flagged"], bad
+
+
+def _save_heatmaps(det, x: torch.Tensor, targets: list[Path]) -> None:
+    """Per-pixel squared error as an 'inferno' colour map, at the image's own resolution; one
+    fixed scale (the held-out 99.9th percentile) so colours compare across images."""
+    from matplotlib import colormaps
+
+    from aekit.data.images import save_png
+
+    lut = torch.from_numpy(colormaps["inferno"](np.linspace(0, 1, 256))[:, :3]).float()
+    maps = torch.from_numpy(det.error_maps(x)) / det.pixel_scale_
+    idx = (maps.clamp(0, 1) * 255).round().long()  # (B, H, W)
+    for target, m in zip(targets, idx, strict=True):
+        save_png(target, lut[m].permute(2, 0, 1))  # (3, H, W)

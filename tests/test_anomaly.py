@@ -1,0 +1,145 @@
+"""anomaly.Detector on tiny synthetic data: separation, calibration, persistence, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_blobs
+from sklearn.metrics import roc_auc_score
+
+from aekit.errors import AekitError, ConfigError, DataError, RunError
+from aekit.tasks.anomaly import Detector, load_detector, parse_score
+
+FAST = dict(latent_dim=8, widths=(8, 16), epochs=4, batch_size=32, lr=3e-3, seed=0,
+            precision="fp32")
+
+
+def make_bars(n: int, size: int = 12, seed: int = 1) -> np.ndarray:
+    """Anomalies: a bright bar (row or column) at a random place, uint8 (N, 1, H, W)."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((n, 1, size, size), np.uint8)
+    for i in range(n):
+        j = rng.integers(1, size - 2)
+        if i % 2:
+            img[i, 0, j : j + 2, :] = 255
+        else:
+            img[i, 0, :, j : j + 2] = 255
+    return img
+
+
+@pytest.fixture(scope="module")
+def fitted() -> Detector:
+    return Detector(**FAST, fpr=0.1).fit(make_blobs(300, seed=0))
+
+
+def test_detector_separates_clear_anomalies(fitted):
+    normal, anomalous = make_blobs(100, seed=5), make_bars(100)
+    scores = fitted.score_samples(np.concatenate([normal, anomalous]))
+    assert scores.shape == (200,) and np.isfinite(scores).all()
+    auc = roc_auc_score(np.r_[np.zeros(100), np.ones(100)], scores)
+    assert auc > 0.95
+    assert fitted.predict(anomalous).mean() > 0.8
+
+
+def test_threshold_respects_fpr_on_normal_data(fitted):
+    assert fitted.detector_state()["heldout_fpr"] <= 0.1 + 1e-9
+    fresh = make_blobs(400, seed=7)  # unseen normal images from the same distribution
+    rate = fitted.predict(fresh).mean()
+    assert 0.0 < rate < 0.25
+    assert np.array_equal(fitted.predict(fresh), (fitted.decision_function(fresh) > 0) * 1)
+
+
+def test_contamination_sets_the_same_quantile_rule():
+    x = make_blobs(120, seed=0)
+    a = Detector(**{**FAST, "epochs": 1}, fpr=0.2).fit(x)
+    b = Detector(**{**FAST, "epochs": 1}, contamination=0.2).fit(x)
+    assert a.threshold_ == pytest.approx(b.threshold_)
+    assert (b.heldout_scores_ > b.threshold_).mean() <= 0.2
+
+
+def test_sklearn_conventions():
+    det = Detector(epochs=2, score="mse")
+    assert det.get_params()["epochs"] == 2
+    assert not [k for k in vars(det) if k.endswith("_")]  # __init__ only stores settings
+    with pytest.raises(ConfigError, match="not fitted"):
+        det.score_samples(make_blobs(2))
+    small = Detector(**{**FAST, "epochs": 1}, score="mse")
+    assert small.fit(make_blobs(40)) is small
+    learned = [k for k in vars(small) if k.endswith("_")]
+    assert {"members_", "threshold_", "stats_", "heldout_scores_"} <= set(learned)
+    # float input in [0, 1] and channels-last input give the same scores as uint8
+    x = make_blobs(8, seed=3)
+    s_uint8 = small.score_samples(x)
+    assert np.allclose(small.score_samples(x.astype(np.float32) / 255), s_uint8, atol=1e-6)
+    assert np.allclose(small.score_samples(torch.from_numpy(x).permute(0, 2, 3, 1)), s_uint8,
+                       atol=1e-6)
+
+
+@pytest.mark.parametrize("score", ["mse", "ssim", "knn", "gauss", "mse+ssim+knn+gauss"])
+def test_every_score_kind_runs(score):
+    det = Detector(**{**FAST, "epochs": 1}, score=score).fit(make_blobs(60))
+    s = det.score_samples(make_blobs(10, seed=2))
+    assert s.shape == (10,) and np.isfinite(s).all()
+
+
+def test_single_component_is_raw_mse():
+    det = Detector(**{**FAST, "epochs": 1}, score="mse", restore="none").fit(make_blobs(60))
+    x = make_blobs(5, seed=4)
+    rec = det.reconstruct(x)
+    expected = ((rec - x / 255.0) ** 2).reshape(5, -1).mean(1)
+    assert np.allclose(det.score_samples(x), expected, atol=1e-6)
+    maps = det.error_maps(x)
+    assert maps.shape == (5, 12, 12) and np.allclose(maps.mean((1, 2)), expected, atol=1e-6)
+
+
+def test_save_and_load_round_trip_with_an_ensemble(tmp_path):
+    det = Detector(**{**FAST, "epochs": 1}, n_models=2, score="mse+knn").fit(make_blobs(60))
+    det.save(tmp_path / "det")
+    names = {p.name for p in (tmp_path / "det").iterdir()}
+    assert {"config.json", "model.safetensors", "model-1.safetensors", "detector.json",
+            "detector.safetensors", "metrics.json"} <= names
+    again = load_detector(tmp_path / "det")
+    x = make_blobs(10, seed=9)
+    assert np.allclose(again.score_samples(x), det.score_samples(x), atol=1e-5)
+    assert again.threshold_ == det.threshold_
+
+
+def test_load_rejects_a_run_that_is_not_a_detector(tmp_path):
+    from aekit.api import Autoencoder
+
+    Autoencoder(latent_dim=4, epochs=1, batch_size=16).fit(make_blobs(32)).save(tmp_path / "ae")
+    with pytest.raises(RunError, match="not an anomaly detector"):
+        load_detector(tmp_path / "ae")
+    with pytest.raises(RunError, match="not a run folder"):
+        load_detector(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((0, 1, 12, 12), np.uint8), "empty"),
+    (np.zeros((1, 1, 12, 12), np.uint8), "at least 2"),
+    (np.full((4, 1, 12, 12), np.nan, np.float32), "NaN"),
+    ("not images", "numpy array"),
+])
+def test_bad_normal_sets(bad, message):
+    with pytest.raises(DataError, match=message):
+        Detector(**FAST).fit(bad)
+
+
+def test_wrong_size_or_channels_at_scoring(fitted):
+    with pytest.raises(DataError, match="expects"):
+        fitted.score_samples(np.zeros((2, 1, 16, 16), np.uint8))
+    with pytest.raises(DataError, match="expects"):
+        fitted.score_samples(np.zeros((2, 3, 12, 12), np.uint8))
+
+
+@pytest.mark.parametrize("kwargs", [{"score": "psnr"}, {"score": "mse+mse"}, {"fpr": 1.5},
+                                    {"contamination": 0.9}, {"n_models": 0},
+                                    {"restore": "rot+bogus:1"}])
+def test_bad_settings_are_clear_errors(kwargs):
+    with pytest.raises(AekitError):
+        Detector(**{**FAST, **kwargs}).fit(make_blobs(20))
+
+
+def test_parse_score():
+    assert parse_score("mse + ssim") == ("mse", "ssim")
