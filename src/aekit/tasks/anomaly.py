@@ -183,6 +183,15 @@ class Detector:
         self._check_fitted()
         return self._combine(self._raw_scores(self._input(X)))
 
+    def score_parts(self, X: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(score_samples(X), each part of the score raw and averaged over members) in one pass:
+        the parts are what the score combines, e.g. {'mse': (N,), 'ssim': (N,)}."""
+        self._check_fitted()
+        raw = self._raw_scores(self._input(X))
+        parts = {name: np.mean([v for k, v in raw.items() if k.split("/")[0] == name], axis=0)
+                 for name in parse_score(self.score)}
+        return self._combine(raw), parts
+
     def decision_function(self, X: Any) -> np.ndarray:
         """score - threshold: positive for images flagged as anomalies."""
         return self.score_samples(X) - self.threshold_
