@@ -18,17 +18,28 @@ from aekit.errors import DataError, FormatError, RunError
 
 DEFAULT_BATCH = 1024
 _coders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def fingerprint(model: torch.nn.Module) -> bytes:
     """First 4 bytes of SHA-256 over every tensor of the state dict (name, dtype, shape, data),
-    frozen entropy tables included: a file decodes only with the exact weights that made it."""
+    frozen entropy tables included: a file decodes only with the exact weights that made it.
+    Cached per model until a tensor changes (PyTorch bumps a tensor's version on every
+    in-place write: optimizer steps, load_state_dict, finalize)."""
+    state = model.state_dict(keep_vars=True)  # the tensors themselves: stable ids
+    key = tuple((name, id(t), t._version) for name, t in state.items())
+    cached = _fingerprints.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
+    for name, t in sorted(state.items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
-    return h.digest()[:FINGERPRINT_BYTES]
+        a = (t if t.dtype != torch.bfloat16 else t.float()).numpy()
+        h.update(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())  # little-endian
+    fp = h.digest()[:FINGERPRINT_BYTES]
+    _fingerprints[model] = (key, fp)
+    return fp
 
 
 def _check_codec(model: torch.nn.Module) -> None:

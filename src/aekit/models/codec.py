@@ -22,70 +22,21 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from aekit.codec.density import PRECISION, UnitDensity, integer_table
+from aekit.codec.mixture import Mixture, fit_mixture
 from aekit.config import ModelConfig
-from aekit.errors import ConfigError, DataError, RunError, check_range
+from aekit.errors import ConfigError, RunError, check_range
 from aekit.models.base import Autoencoder
 from aekit.models.layers import model_options
 from aekit.registry import register_model
 
-PRECISION = 16  # integer tables sum to 2**16; every symbol of a support has frequency >= 1
 N_LEVELS = 64  # scale levels of the frozen tables
 LEVEL_MIN, LEVEL_MAX = 0.04, 400.0
-DEFAULT_OPTIONS = {"lambda": 0.002, "clusters": 16, "max_symbols": 4096}
+TRANSFORM_LR = 0.03  # relative learning rate of the transforms and means (see __init__)
+DEFAULT_OPTIONS = {"lambda": 0.002, "clusters": 16, "max_symbols": 4096, "rdoq": True}
 _EPS = 1e-7  # logits of clipped pixels: sigmoid(logit(eps)) == eps
-
-
-class UnitDensity(nn.Module):
-    """A learned univariate CDF F(v) = sigmoid(f(v)), f monotone (Ballé et al. 2018)."""
-
-    def __init__(self, filters=(3, 3, 3), init_scale: float = 1.0) -> None:
-        super().__init__()
-        dims = (1, *filters, 1)
-        scale = init_scale ** (1 / (len(filters) + 1))
-        self.matrices = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        self.factors = nn.ParameterList()
-        gen = torch.Generator().manual_seed(0)
-        for i in range(len(filters) + 1):
-            init = math.log(math.expm1(1 / scale / dims[i + 1]))
-            self.matrices.append(nn.Parameter(torch.full((dims[i + 1], dims[i]), init)))
-            self.biases.append(nn.Parameter(torch.rand(dims[i + 1], 1, generator=gen) - 0.5))
-            if i < len(filters):
-                self.factors.append(nn.Parameter(torch.zeros(dims[i + 1], 1)))
-
-    def logits_cdf(self, v: torch.Tensor) -> torch.Tensor:
-        h = v.reshape(1, -1)  # (1, N)
-        for i, (m, b) in enumerate(zip(self.matrices, self.biases, strict=True)):
-            h = F.softplus(m.to(h.dtype)) @ h + b.to(h.dtype)
-            if i < len(self.factors):
-                h = h + torch.tanh(self.factors[i].to(h.dtype)) * torch.tanh(h)
-        return h.reshape(v.shape)
-
-    def bin_probability(self, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """P(unit bin centred on y) when the density is stretched by `scale` (broadcast)."""
-        lower = self.logits_cdf((y - 0.5) / scale)
-        upper = self.logits_cdf((y + 0.5) / scale)
-        sign = -torch.sign(lower + upper).detach()  # evaluate in the sigmoid's accurate tail
-        return (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
-
-
-def integer_table(p: np.ndarray) -> np.ndarray:
-    """Float pmf -> int32 frequencies, each >= 1, summing to 2**PRECISION."""
-    total = 1 << PRECISION
-    p = np.maximum(np.nan_to_num(np.asarray(p, dtype=np.float64)), 0.0)
-    p = p / p.sum() if p.sum() > 0 else np.full(len(p), 1.0 / len(p))
-    f = np.maximum(1, np.floor(p * total + 0.5)).astype(np.int64)
-    diff, order, i = total - int(f.sum()), np.argsort(-f, kind="stable"), 0
-    while diff:  # the rounding error goes to/from the most probable symbols (they lose least)
-        j, step = order[i % len(f)], (1 if diff > 0 else -1)
-        if f[j] + step >= 1:
-            f[j] += step
-            diff -= step
-        i += 1
-    return f.astype(np.int32)
 
 
 @register_model("codec")
@@ -94,7 +45,8 @@ class CodecAE(Autoencoder):
 
     latent_dim = D coefficients per image (C*H*W keeps every dimension). Options: lambda (rate
     weight of the "rd" loss), clusters (K transforms, each image uses the rate-distortion-best
-    one), max_symbols (support cap of the frozen tables).
+    one), max_symbols (support cap of the frozen tables), rdoq (rate-distortion optimized
+    rounding in the encoder).
     """
 
     default_loss = "rd"
@@ -108,17 +60,21 @@ class CodecAE(Autoencoder):
         d, k = cfg.latent_dim, int(opts["clusters"])
         check_range("codec latent_dim (coefficients, at most C*H*W)", d, 1, self.pixels)
         check_range("clusters", k, 1, 256)
+        self.rdoq = bool(opts["rdoq"])
         self.lmbda = float(opts["lambda"])
         check_range("lambda", self.lmbda, 1e-7, 1e3)
         max_symbols = int(opts["max_symbols"])
         check_range("max_symbols", max_symbols, 2, 1 << (PRECISION - 1))
         g0 = 1.0 / math.sqrt(8.66 * self.lmbda)  # high-rate optimal step for this lambda
         gen = torch.Generator().manual_seed(0)
-        a = torch.stack([torch.linalg.qr(torch.randn(self.pixels, d, generator=gen))[0].T
-                         for _ in range(k)])  # (K, D, P): orthonormal rows
-        self.mean = nn.Parameter(0.5 + 0.1 * torch.randn(k, self.pixels, generator=gen))
-        self.analysis = nn.Parameter(a)
-        self.synthesis = nn.Parameter(a.transpose(1, 2).clone())  # (K, P, D)
+        # Until init_from_data: the pixel basis (orthonormal, free to build) for every cluster.
+        a = torch.eye(d, self.pixels).expand(k, d, self.pixels).clone()  # (K, D, P)
+        # Transforms and means are stored divided by TRANSFORM_LR so that one shared Adam
+        # learning rate moves them TRANSFORM_LR times slower than the entropy-model parameters.
+        mean = 0.5 + 0.1 * torch.randn(k, self.pixels, generator=gen)
+        self.mean_p = nn.Parameter(mean / TRANSFORM_LR)
+        self.analysis_p = nn.Parameter(a / TRANSFORM_LR)
+        self.synthesis_p = nn.Parameter(a.transpose(1, 2) / TRANSFORM_LR)  # (K, P, D)
         self.log_gain = nn.Parameter(torch.full((k, d), math.log(g0)))
         self.log_scale = nn.Parameter(torch.full((k, d), math.log(g0 * 0.3)))
         self.cluster_logits = nn.Parameter(torch.zeros(k))
@@ -131,6 +87,21 @@ class CodecAE(Autoencoder):
         self.register_buffer("level_index", torch.zeros(k, d, dtype=torch.int32))
         self.register_buffer("cluster_freqs", torch.zeros(k, dtype=torch.int32))
         self._cache: dict = {}
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """(K, P) cluster means."""
+        return self.mean_p * TRANSFORM_LR
+
+    @property
+    def analysis(self) -> torch.Tensor:
+        """(K, D, P) analysis transforms (before the gains)."""
+        return self.analysis_p * TRANSFORM_LR
+
+    @property
+    def synthesis(self) -> torch.Tensor:
+        """(K, P, D) synthesis transforms (after the inverse gains)."""
+        return self.synthesis_p * TRANSFORM_LR
 
     @property
     def latent_shape(self) -> tuple[int]:
@@ -152,7 +123,7 @@ class CodecAE(Autoencoder):
     def _stacked_analysis(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All clusters' analysis as one (P, K*D) matrix and bias, cached while the parameters
         are unchanged (their in-place version counters) and no gradient is needed."""
-        key = tuple(p._version for p in (self.analysis, self.log_gain, self.mean))
+        key = tuple(p._version for p in (self.analysis_p, self.log_gain, self.mean_p))
         hit = self._cache.get("stacked")
         if hit is not None and hit[0] == key and hit[1].device == self.mean.device:
             return hit[1], hit[2]
@@ -176,12 +147,25 @@ class CodecAE(Autoencoder):
         a, mean, gain = self.analysis.unbind(0), self.mean.unbind(0), self.log_gain.exp().unbind(0)
         return self._grouped(xf, k, lambda r, c: (r - mean[c]) @ a[c].T * gain[c])
 
+    def _synthesis_weights(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Per-cluster (P, D) synthesis matrices with the inverse gains folded in, and means;
+        cached like _stacked_analysis when no gradient is needed."""
+        key = tuple(p._version for p in (self.synthesis_p, self.log_gain, self.mean_p))
+        hit = self._cache.get("synthesis")
+        grad = torch.is_grad_enabled() and self.synthesis_p.requires_grad
+        if not grad and hit is not None and hit[0] == key and hit[1][0].device == self.mean.device:
+            return hit[1], hit[2]
+        w = self.synthesis * (-self.log_gain).exp()[:, None, :]  # (K, P, D)
+        # Same contiguous layout with or without gradients: identical BLAS path, identical bits.
+        out = (tuple(wc.T.contiguous() for wc in w.unbind(0)), self.mean.unbind(0))
+        if not grad:
+            self._cache["synthesis"] = (key, *out)
+        return out
+
     def _synthesise(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """(B, D) integer-valued coefficients -> (B, P) pixels in [0, 1]."""
-        s, mean = self.synthesis.unbind(0), self.mean.unbind(0)
-        inv_gain = (-self.log_gain).exp().unbind(0)
-        out = self._grouped(q, k, lambda r, c: torch.addmm(mean[c], r * inv_gain[c], s[c].T))
-        return out.clamp(0, 1)
+        w, mean = self._synthesis_weights()
+        return self._grouped(q, k, lambda r, c: torch.addmm(mean[c], r, w[c])).clamp(0, 1)
 
     # --- entropy model ------------------------------------------------------------------------
 
@@ -199,14 +183,6 @@ class CodecAE(Autoencoder):
                 "cluster_bits": PRECISION - torch.log2(self.cluster_freqs.double()).float(),
             })
         return self._cache
-
-    def quantize(self, y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """Round; with frozen tables (eval mode), clamp into each coefficient's support."""
-        q = torch.round(y)
-        if self._use_tables():
-            t = self._tables()
-            q = torch.maximum(torch.minimum(q, t["hi"][k]), t["lo"][k])
-        return q
 
     def _likelihood(self, y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Probability of each coefficient: exactly what the coder spends (frozen tables, eval
@@ -235,44 +211,58 @@ class CodecAE(Autoencoder):
         return -torch.log2(p).flatten(), level * (2 * half) + half
 
     @torch.no_grad()
-    def select(self, xf: torch.Tensor, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rate-distortion-best cluster per image over all K (one matmul for all clusters);
-        returns (k (B,), its continuous coefficients (B, D)). Distortion is measured in the
-        coefficient domain (exact for orthonormal transforms) plus, when D < C*H*W, the energy
+    def select(self, xf: torch.Tensor, chunk: int = 64):
+        """Encoder decisions for images (B, P): the rate-distortion-best cluster over all K (one
+        matmul for all clusters) and the quantized coefficients. Returns (k (B,), continuous
+        coefficients (B, D), quantized coefficients (B, D)).
+
+        Quantization is rate-distortion optimized (option rdoq, default on): each coefficient
+        takes floor or ceil, whichever costs less in D + lambda*R under the factorized model;
+        the decoder does not care how the integers were chosen. Distortion is measured in the
+        coefficient domain (exact for orthonormal transforms), plus, when D < C*H*W, the energy
         outside the cluster's subspace. Rows go in cache-sized chunks (memory-bound steps)."""
         w, b = self._stacked_analysis()
         kk, d = self.log_gain.shape
-        if kk == 1:
-            return torch.zeros(len(xf), dtype=torch.long, device=xf.device), torch.addmm(b, xf, w)
-        inv_g2 = (-2 * self.log_gain).exp()  # (K, D)
+        inv_g2 = (-2 * self.log_gain).exp() / self.pixels  # (K, D): distortion per unit error
         table, base = self._bit_table(xf.dtype)
         if self._use_tables():
             lo, hi = self._tables()["lo"], self._tables()["hi"]
         else:
             half = self.freqs.shape[1] // 2
             lo, hi = torch.full_like(inv_g2, -half), torch.full_like(inv_g2, half - 1)
-        const = self._cluster_bits()
-        hw = self.cfg.height * self.cfg.width
-        ks, ys = [], []
+        rate = self.lmbda / (self.cfg.height * self.cfg.width)  # loss per bit
+        const = rate * self._cluster_bits()
+        ks, ys, qs = [], [], []
         for start in range(0, len(xf), chunk):
             xc = xf[start : start + chunk]
             y = torch.addmm(b, xc, w).view(-1, kk, d)  # (c, K, D)
-            q = torch.clamp(torch.round(y), lo, hi)
-            err = torch.einsum("bkd,kd->bk", (y - q).square_(), inv_g2)
+            if self.rdoq:
+                q0 = torch.clamp(torch.floor(y), lo, hi)
+                q1 = torch.clamp(q0 + 1, lo, hi)
+                c0 = (y - q0).square_().mul_(inv_g2).add_(table[q0.long().add_(base)], alpha=rate)
+                c1 = (y - q1).square_().mul_(inv_g2).add_(table[q1.long().add_(base)], alpha=rate)
+                pick = c1 < c0
+                q = torch.where(pick, q1, q0)
+                cost = torch.where(pick, c1, c0).sum(-1)
+            else:
+                q = torch.clamp(torch.round(y), lo, hi)
+                cost = (y - q).square_().mul_(inv_g2).sum(-1)
+                cost += rate * table[q.long().add_(base)].sum(-1)
             if d < self.pixels:
-                err += torch.cdist(xc, self.mean).pow(2)
-                err -= torch.einsum("bkd,kd->bk", y.square(), inv_g2)
-            bits = table[q.long().add_(base)].sum(-1) + const  # (c, K)
-            k = (err / self.pixels + self.lmbda * bits / hw).argmin(1)
+                cost += torch.cdist(xc, self.mean).pow(2) / self.pixels
+                cost -= (y.square() * inv_g2).sum(-1)
+            k = (cost + const).argmin(1)
+            rows = torch.arange(len(xc), device=xf.device)
             ks.append(k)
-            ys.append(y[torch.arange(len(xc), device=xf.device), k])
-        return torch.cat(ks), torch.cat(ys)
+            ys.append(y[rows, k])
+            qs.append(q[rows, k])
+        return torch.cat(ks), torch.cat(ys), torch.cat(qs)
 
     # --- the Autoencoder contract ---------------------------------------------------------------
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> z (B, 1 + D): [cluster index, continuous coefficients]."""
-        k, y = self.select(x.flatten(1))
+        k, y, _ = self.select(x.flatten(1))
         if torch.is_grad_enabled():
             y = self._analyse(x.flatten(1), k)
         return torch.cat([k.to(y.dtype)[:, None], y], 1)
@@ -288,13 +278,13 @@ class CodecAE(Autoencoder):
         if self.training and self.frozen:
             self.unfreeze()  # training changes the weights, so the old tables no longer fit
         xf = x.flatten(1)  # (B, P)
-        k, y = self.select(xf)
+        k, y, q = self.select(xf)
         if self.training:
             y = self._analyse(xf, k)  # with gradients
             lik = self._likelihood(y + torch.empty_like(y).uniform_(-0.5, 0.5), k)
             y_hat = y + (torch.round(y) - y).detach()  # straight-through rounding
         else:
-            y_hat = self.quantize(y, k)
+            y_hat = q
             lik = self._likelihood(y_hat, k)
         x_hat = self._synthesise(y_hat, k).view(-1, *self.cfg.shape)
         cluster_p = torch.exp2(-self._cluster_bits()[k])
@@ -305,32 +295,23 @@ class CodecAE(Autoencoder):
     # --- data-dependent start, freezing -----------------------------------------------------------
 
     @torch.no_grad()
-    def init_from_data(self, x: torch.Tensor, max_images: int = 20000, seed: int = 0) -> None:
+    def init_from_data(self, x: torch.Tensor, max_images: int = 20000, seed: int = 0,
+                       mixture: Mixture | None = None) -> None:
         """Closed-form start: k-means clusters, then per-cluster PCA as each transform and the
-        PCA standard deviations as scales (training then refines everything)."""
-        if len(x) < 2:
-            raise DataError("codec init_from_data needs at least 2 images")
-        self.unfreeze()
-        gen = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(len(x), generator=gen)[:max_images]
-        xf = x[idx].flatten(1).double().cpu()
-        xf = xf / 255.0 if x.dtype == torch.uint8 else xf
+        PCA standard deviations as scales (training then refines everything). `mixture` reuses
+        a `fit_mixture` result (it does not depend on lambda)."""
         k, d = self.mean.shape[0], self.cfg.latent_dim
-        labels, centers = _kmeans(xf, k, gen)
+        if mixture is None:
+            mixture = fit_mixture(x, k, d, max_images, seed)
+        if mixture.means.shape != (k, self.pixels) or mixture.vectors.shape[-1] != d:
+            raise ConfigError("codec init_from_data: mixture does not match the model's shape")
+        self.unfreeze()
         g0 = float(self.log_gain.exp().mean())
-        for c in range(k):
-            part = xf[labels == c]
-            mu = part.mean(0) if len(part) else centers[c]
-            if len(part) > 1:
-                w, v = torch.linalg.eigh(torch.cov((part - mu).T))
-                w, v = w.flip(0)[:d].clamp_min(0), v.flip(1)[:, :d]  # descending variance
-            else:
-                w, v = torch.full((d,), 1e-4, dtype=xf.dtype), self.analysis[c].T.double().cpu()
-            self.mean[c] = mu.float()
-            self.analysis[c] = v.T.float()
-            self.synthesis[c] = v.float()
-            self.log_scale[c] = torch.log(w.sqrt().clamp_min(1e-3) * g0).float()
-            self.cluster_logits[c] = math.log(max(len(part), 1) / len(xf))
+        self.mean_p.copy_(mixture.means / TRANSFORM_LR)
+        self.analysis_p.copy_(mixture.vectors.transpose(1, 2) / TRANSFORM_LR)
+        self.synthesis_p.copy_(mixture.vectors / TRANSFORM_LR)
+        self.log_scale.copy_(torch.log(mixture.stds.clamp_min(1e-3) * g0))
+        self.cluster_logits.copy_(torch.log(mixture.weights.clamp_min(1e-6)))
 
     def unfreeze(self) -> None:
         """Drop the frozen tables (before further training; finalize() makes new ones)."""
@@ -382,8 +363,8 @@ class CodecAE(Autoencoder):
         self._require_frozen()
         if self.training:
             raise RunError("codec: call model.eval() before compressing")
-        k, y = self.select(x.flatten(1))
-        return k, (self.quantize(y, k) - self._tables()["lo"][k]).to(torch.int32)
+        k, _, q = self.select(x.flatten(1))
+        return k, (q - self._tables()["lo"][k]).to(torch.int32)
 
     @torch.inference_mode()
     def reconstruct_symbols(self, k: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -403,23 +384,3 @@ class CodecAE(Autoencoder):
             self._plan = [[(int(t), np.flatnonzero(row == t)) for t in np.unique(row)
                            if lengths[t] > 1] for row in li]
         return self._plan
-
-
-def _kmeans(x: torch.Tensor, k: int, gen: torch.Generator, iters: int = 25):
-    """Seeded k-means++ then Lloyd iterations: (labels (N,), centers (K, P))."""
-    n = len(x)
-    centers = [x[torch.randint(n, (1,), generator=gen)].squeeze(0)]
-    for _ in range(1, k):
-        d2 = torch.cdist(x, torch.stack(centers)).min(1).values.pow(2)
-        if float(d2.sum()) <= 0:
-            centers.append(x[torch.randint(n, (1,), generator=gen)].squeeze(0))
-            continue
-        centers.append(x[torch.multinomial(d2 / d2.sum(), 1, generator=gen)].squeeze(0))
-    c = torch.stack(centers)
-    for _ in range(iters):
-        labels = torch.cdist(x, c).argmin(1)
-        for j in range(k):
-            members = x[labels == j]
-            if len(members):
-                c[j] = members.mean(0)
-    return torch.cdist(x, c).argmin(1), c

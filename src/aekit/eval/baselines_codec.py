@@ -1,0 +1,154 @@
+"""Compression baselines on the same images as the learned codec, counted in real file bytes.
+
+- Pillow formats (WebP, JPEG lossy over a quality sweep; PNG lossless): bytes of the file Pillow
+  writes, decoded back with Pillow.
+- PCA + uniform quantization: the classic transform coder. PCA fitted on training images, every
+  coefficient quantized with one step size, coded with aekit's own range coder and per-component
+  integer tables fitted on the training set, inside the same `.aez` container (same header cost).
+
+Every point reports bpp = file bytes * 8 / pixels, PSNR over the whole set (DESIGN.md) and SSIM.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from aekit.eval.metrics import quality
+
+WEBP_QUALITIES = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80)
+JPEG_QUALITIES = (5, 10, 20, 30, 50, 70, 85, 95)
+
+
+def _to_pil(img: np.ndarray):
+    from PIL import Image
+
+    a = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)  # (C, H, W) -> PIL layout
+    return Image.fromarray(np.ascontiguousarray(a), "L" if a.ndim == 2 else "RGB")
+
+
+def _from_pil(im, channels: int) -> np.ndarray:
+    a = np.asarray(im.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+
+def _point(name: str, setting, n_bytes: int, rec: np.ndarray, x: np.ndarray) -> dict:
+    n, _, h, w = x.shape
+    q = quality(torch.from_numpy(rec).float() / 255, torch.from_numpy(x).float() / 255)
+    return {"codec": name, "setting": setting, "bytes": int(n_bytes),
+            "bpp": n_bytes * 8.0 / (n * h * w), "psnr": q["psnr"], "ssim": q["ssim"]}
+
+
+def pillow_point(x: np.ndarray, fmt: str, quality_value: int | None = None) -> dict:
+    """One Pillow format at one quality on uint8 images (N, C, H, W); one file per image."""
+    from PIL import Image
+
+    total, rec = 0, np.empty_like(x)
+    kwargs = {"quality": quality_value} if quality_value is not None else {"optimize": True}
+    for i, img in enumerate(x):
+        buf = io.BytesIO()
+        _to_pil(img).save(buf, format=fmt, **kwargs)
+        data = buf.getvalue()
+        total += len(data)
+        with Image.open(io.BytesIO(data)) as im:
+            rec[i] = _from_pil(im, x.shape[1])
+    return _point(fmt.lower(), quality_value, total, rec, x)
+
+
+def pillow_sweep(x: np.ndarray, fmt: str, qualities=None) -> list[dict]:
+    if fmt.upper() == "PNG":
+        return [pillow_point(x, "PNG")]
+    qualities = qualities or (WEBP_QUALITIES if fmt.upper() == "WEBP" else JPEG_QUALITIES)
+    return [pillow_point(x, fmt.upper(), q) for q in qualities]
+
+
+class PCAQuantizer:
+    """PCA + uniform scalar quantization + range coding with training-set integer tables."""
+
+    def __init__(self, train: np.ndarray, step: float, components: int | None = None,
+                 max_images: int = 20000, seed: int = 0) -> None:
+        from aekit.codec.density import integer_table
+        from aekit.codec.entropy import TableCoder
+
+        rng = np.random.default_rng(seed)
+        idx = rng.permutation(len(train))[:max_images]
+        xf = train[idx].reshape(len(idx), -1).astype(np.float64) / 255.0
+        self.shape = train.shape[1:]
+        self.mean = xf.mean(0)
+        _, vecs = np.linalg.eigh(np.cov((xf - self.mean).T))
+        k = components or xf.shape[1]
+        self.basis = vecs[:, ::-1][:, :k]  # (P, k), descending variance
+        self.step = step
+        q = np.round((xf - self.mean) @ self.basis / step).astype(np.int64)
+        self.lo, self.hi = q.min(0), q.max(0)
+        tables = [integer_table(np.bincount(q[:, j] - self.lo[j]) + 0.5) for j in range(k)]
+        self.coder = TableCoder(tables)
+
+    def encode(self, x: np.ndarray) -> list[bytes]:
+        xf = x.reshape(len(x), -1).astype(np.float64) / 255.0
+        q = np.round((xf - self.mean) @ self.basis / self.step).astype(np.int64)
+        q = np.clip(q, self.lo, self.hi) - self.lo  # outliers clamp into the training support
+        out = []
+        for row in q.astype(np.int32):
+            enc = self.coder.encoder()
+            for j in range(len(row)):
+                enc.put(j, row[j : j + 1])
+            out.append(enc.finish())
+        return out
+
+    def decode(self, payloads: list[bytes]) -> np.ndarray:
+        k = self.basis.shape[1]
+        q = np.zeros((len(payloads), k))
+        for i, p in enumerate(payloads):
+            dec = self.coder.decoder(p)
+            q[i] = [dec.get(j, 1)[0] for j in range(k)]
+        xf = (q + self.lo) * self.step @ self.basis.T + self.mean
+        return np.clip(np.rint(xf * 255), 0, 255).astype(np.uint8).reshape(len(q), *self.shape)
+
+
+def pca_quant_point(train: np.ndarray, x: np.ndarray, step: float,
+                    components: int | None = None) -> dict:
+    """PCA+quantization at one step size; bytes = payload + the `.aez` header of one file per
+    image (the same container the learned codec pays for)."""
+    from aekit.codec.bitstream import AezFile, pack
+
+    pq = PCAQuantizer(train, step, components)
+    payloads = pq.encode(x)
+    shape = tuple(int(s) for s in x.shape[1:])
+    total = sum(len(pack(AezFile(b"\0" * 4, shape, (p,)))) for p in payloads)
+    return _point("pca+quant", {"step": step, "components": pq.basis.shape[1]}, total,
+                  pq.decode(payloads), x)
+
+
+def pca_float_point(train: np.ndarray, x: np.ndarray, components: int = 32) -> dict:
+    """Unquantized PCA-k reconstruction (the issue's "PCA-32" reference): PSNR only."""
+    xf = train.reshape(len(train), -1).astype(np.float64)[:20000] / 255.0
+    mean = xf.mean(0)
+    _, vecs = np.linalg.eigh(np.cov((xf - mean).T))
+    basis = vecs[:, ::-1][:, :components]
+    t = x.reshape(len(x), -1).astype(np.float64) / 255.0
+    rec = np.clip(np.rint(((t - mean) @ basis @ basis.T + mean) * 255), 0, 255).astype(np.uint8)
+    q = quality(torch.from_numpy(rec.reshape(x.shape)).float() / 255,
+                torch.from_numpy(x).float() / 255)
+    return {"codec": f"pca-{components} (float)", "psnr": q["psnr"], "ssim": q["ssim"]}
+
+
+def bd_rate(ref: list[tuple[float, float]], test: list[tuple[float, float]],
+            lo: float | None = None, hi: float | None = None) -> float:
+    """Bjøntegaard delta rate (%) of `test` vs `ref`, points (bpp, psnr): the average rate
+    difference at equal PSNR over [lo, hi] (default: the PSNR overlap), from cubic fits of
+    log(rate) as a function of PSNR. Negative = test needs fewer bits."""
+    r = np.array(sorted(ref, key=lambda p: p[1]))
+    t = np.array(sorted(test, key=lambda p: p[1]))
+    lo = max(r[:, 1].min(), t[:, 1].min()) if lo is None else lo
+    hi = min(r[:, 1].max(), t[:, 1].max()) if hi is None else hi
+    if hi <= lo:
+        raise ValueError("the two curves do not overlap in PSNR")
+    deg = lambda n: min(3, n - 1)  # noqa: E731
+    pr = np.polyfit(r[:, 1], np.log(r[:, 0]), deg(len(r)))
+    pt = np.polyfit(t[:, 1], np.log(t[:, 0]), deg(len(t)))
+    ir, it = np.polyint(pr), np.polyint(pt)
+    avg = ((np.polyval(it, hi) - np.polyval(it, lo)) - (np.polyval(ir, hi) - np.polyval(ir, lo)))
+    return float((np.exp(avg / (hi - lo)) - 1) * 100)

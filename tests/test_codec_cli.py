@@ -1,0 +1,113 @@
+"""`aekit compress / decompress / codec-info` through main(argv): results and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_blobs
+from PIL import Image
+from test_codec import CFG, tiny_codec
+
+from aekit.cli import main
+from aekit.codec.bitstream import unpack
+from aekit.config import TrainConfig
+from aekit.runs import save_weights, write_config
+
+
+def make_run(path: Path, seed: int = 0, cfg=CFG) -> str:
+    model = tiny_codec(seed, cfg)
+    write_config(path, model.cfg, TrainConfig(dataset="npz:unused"))
+    save_weights(path, model)
+    return str(path)
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = make_run(tmp_path / "runs" / "codec1")
+    img_dir = tmp_path / "imgs"
+    img_dir.mkdir()
+    for i, a in enumerate(make_blobs(4, size=12, seed=3)):
+        Image.fromarray(a[0]).save(img_dir / f"im{i}.png")
+    return tmp_path, run, img_dir
+
+
+def one_error_line(capsys, match: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aekit: error:") and match in err[0], err
+    assert "Traceback" not in err[0]
+
+
+def test_compress_decompress_info(setup, capsys) -> None:
+    tmp, run, imgs = setup
+    assert main(["compress", run, str(imgs), "-o", "out.aez"]) == 0
+    f = unpack((tmp / "out.aez").read_bytes())
+    assert f.count == 4 and f.shape == (1, 12, 12)
+    assert main(["codec-info", "out.aez", "--run", run]) == 0
+    assert "images            4 x 1x12x12" in capsys.readouterr().out
+    assert main(["decompress", "out.aez", "-o", "dec", "--run", run]) == 0
+    pngs = sorted((tmp / "dec").glob("*.png"))
+    assert [p.name for p in pngs] == [f"out-{i}.png" for i in range(4)]
+    original = np.asarray(Image.open(imgs / "im0.png"), dtype=float)
+    decoded = np.asarray(Image.open(pngs[0]), dtype=float)
+    assert decoded.shape == (12, 12) and np.mean((decoded - original) ** 2) < 0.01 * 255**2
+    # without --run, the run is found under ./runs by its fingerprint
+    assert main(["decompress", "out.aez", "-o", "dec2"]) == 0
+    assert (tmp / "dec2" / "out-0.png").read_bytes() == pngs[0].read_bytes()
+
+
+def test_compress_each_and_dataset(setup, tiny_npz) -> None:
+    tmp, run, imgs = setup
+    assert main(["compress", run, str(imgs), "-o", "each", "--each"]) == 0
+    files = sorted((tmp / "each").glob("*.aez"))
+    assert [p.stem for p in files] == ["im0", "im1", "im2", "im3"]
+    assert main(["decompress", str(files[1]), "-o", "one", "--run", run]) == 0
+    assert (tmp / "one" / "im1.png").exists()
+    assert main(["compress", run, "--dataset", tiny_npz, "--limit", "5", "-o", "ds.aez"]) == 0
+    assert unpack((tmp / "ds.aez").read_bytes()).count == 5
+
+
+def test_bad_inputs_one_line_exit_2_nothing_written(setup, capsys) -> None:
+    tmp, run, imgs = setup
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp / "small.png")
+    assert main(["compress", run, str(imgs), str(tmp / "small.png"), "-o", "x.aez"]) == 2
+    one_error_line(capsys, "expects 12x12")
+    assert not (tmp / "x.aez").exists()
+    (tmp / "junk.png").write_bytes(b"not a png")
+    assert main(["compress", run, str(tmp / "junk.png"), "-o", "x.aez"]) == 2
+    one_error_line(capsys, "junk.png")
+
+    assert main(["compress", run, str(imgs), "-o", "good.aez"]) == 0
+    data = (tmp / "good.aez").read_bytes()
+    cases = {
+        "trunc.aez": (data[:-9], "truncated"),
+        "flip.aez": (data[:20] + bytes([data[20] ^ 4]) + data[21:], "CRC"),
+        "magic.aez": (b"GIF8" + data[4:], "magic"),
+        "version.aez": (data[:3] + b"\x09" + data[4:], "version 9"),
+    }
+    for name, (blob, match) in cases.items():
+        (tmp / name).write_bytes(blob)
+        assert main(["decompress", name, "-o", f"out_{name}", "--run", run]) == 2
+        one_error_line(capsys, match)
+        assert not (tmp / f"out_{name}").exists()
+    other = make_run(tmp / "other", seed=1)
+    assert main(["decompress", "good.aez", "-o", "o2", "--run", other]) == 2
+    one_error_line(capsys, "different model")
+    assert main(["decompress", "missing.aez", "-o", "o3", "--run", run]) == 2
+    one_error_line(capsys, "no such file")
+    assert main(["codec-info", "flip.aez"]) == 2
+    one_error_line(capsys, "CRC")
+
+
+def test_run_without_codec_or_match(setup, capsys) -> None:
+    tmp, run, imgs = setup
+    assert main(["compress", run, "-o", "x.aez"]) == 2
+    one_error_line(capsys, "--dataset")
+    assert main(["compress", str(tmp / "nope"), str(imgs), "-o", "x.aez"]) == 2
+    one_error_line(capsys, "not a run folder")
+    assert main(["compress", run, str(imgs), "-o", "good.aez"]) == 0
+    (tmp / "runs" / "codec1" / "config.json").unlink()  # the only run is gone
+    assert main(["decompress", "good.aez", "-o", "d"]) == 2
+    one_error_line(capsys, "no codec run with fingerprint")
