@@ -164,3 +164,29 @@ def test_tune_picks_the_best_grid_value_and_biharmonic_keeps_known_pixels():
     assert torch.allclose(out[keep], clean[keep], atol=1e-6)
     with pytest.raises(ConfigError, match="unknown baseline"):
         classical.denoise("median", clean, 1.0)
+
+
+def test_unet_eval_folds_batchnorm_without_changing_outputs():
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(name="unet", widths=(4, 8)))
+    x = torch.rand(8, 1, 28, 28)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    for _ in range(2):  # move the BN statistics and weights away from their initial values
+        loss = m(x)["x_hat"].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    with torch.inference_mode():
+        fused = m(x)["logits"]
+    m.norm = False  # the unfolded eval path, for reference
+    with torch.no_grad():
+        plain = m(x)["logits"]
+        m.norm = True
+        assert torch.allclose(fused, plain, atol=1e-5)
+        m.head.weight.add_(0.5)  # a changed parameter invalidates the folded copy
+        changed = m(x)["logits"]
+    assert not torch.allclose(changed, fused)
+    assert not any("fused" in k for k in m.state_dict())
+    m(x)["x_hat"].sum().backward()  # eval mode with autograd: the real parameters learn
+    assert m.down[0][0].weight.grad is not None

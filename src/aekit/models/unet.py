@@ -19,13 +19,15 @@ not used (there is no bottleneck to size).
 Options (ModelConfig.options):
   activation: str = "relu"
   depth: int = 1          extra 3x3 convs per level after the first (encoder and decoder)
-  norm: bool = True       BatchNorm after every hidden conv (trains faster; an affine at inference)
+  norm: bool = True       BatchNorm after every hidden conv (trains faster); in eval mode it is
+                          folded into the convs, so it costs nothing at inference
   shuffle: int = 1        pixel-unshuffle factor (1 = off, 2 = FFDNet-style half resolution)
   residual: bool = False  predict a correction to the input: logits = logit(x_in) + f(x_in)
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -53,6 +55,23 @@ def _conv(c_in: int, c_out: int, act: str, norm: bool, stride=(1, 1)) -> list[nn
     return [*layers, activation(act)]
 
 
+def _fuse(seq: nn.Sequential) -> nn.Sequential:
+    """A copy of `seq` with every Conv2d + BatchNorm2d pair folded into one conv (eval only)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    layers, mods = [], list(seq)
+    i = 0
+    while i < len(mods):
+        if isinstance(mods[i], nn.Conv2d) and i + 1 < len(mods) \
+                and isinstance(mods[i + 1], nn.BatchNorm2d):
+            layers.append(fuse_conv_bn_eval(copy.deepcopy(mods[i]), mods[i + 1]))
+            i += 2
+        else:
+            layers.append(copy.deepcopy(mods[i]))
+            i += 1
+    return nn.Sequential(*layers).to(memory_format=torch.channels_last)
+
+
 def _block(c_in: int, c_out: int, depth: int, act: str, norm: bool, stride=(1, 1)
            ) -> nn.Sequential:
     layers = _conv(c_in, c_out, act, norm, stride)
@@ -73,6 +92,11 @@ class _Up(nn.Module):
         y = F.interpolate(y, size=skip.shape[-2:], mode="nearest")
         return self.mix(torch.cat([self.conv(y), skip], 1))
 
+    def fused(self) -> _Up:
+        up = copy.copy(self)  # shares nothing mutable below: both children are replaced
+        up._modules = {"conv": _fuse(self.conv), "mix": _fuse(self.mix)}
+        return up
+
 
 @register_model("unet")
 class UNet(Autoencoder):
@@ -84,6 +108,7 @@ class UNet(Autoencoder):
         act, depth, norm = str(opts["activation"]), int(opts["depth"]), bool(opts["norm"])
         self.residual = bool(opts["residual"])
         self.shuffle = int(opts["shuffle"])
+        self.norm = norm
         check_range("unet depth", depth, 0, 8)
         check_range("unet shuffle", self.shuffle, 1, 4)
         activation(act)
@@ -117,6 +142,21 @@ class UNet(Autoencoder):
         # (saved weights are made contiguous, so files stay in the standard layout).
         self.to(memory_format=torch.channels_last)
 
+    def _layers(self) -> tuple[nn.ModuleList, nn.ModuleList]:
+        """(down, up) blocks; in eval mode without autograd (inference), copies with BN folded
+        into the convs (~10% faster on CPU), rebuilt whenever a parameter or buffer changed or
+        moved. With autograd on, the real modules run, so gradients reach the real parameters."""
+        if self.training or not self.norm or torch.is_grad_enabled():
+            return self.down, self.up
+        key = tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+        cached = self.__dict__.get("_fused")  # not a submodule: stays out of state_dict
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # usable outside inference too
+                down = nn.ModuleList(_fuse(b) for b in self.down)
+                up = nn.ModuleList(u.fused() for u in self.up)
+            self.__dict__["_fused"] = cached = (key, down, up)
+        return cached[1], cached[2]
+
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         s = self.shuffle
         if s > 1:
@@ -126,7 +166,7 @@ class UNet(Autoencoder):
             x = F.pixel_unshuffle(x, s)  # (B, C*s*s, H/s, W/s)
         feats = []
         x = x.contiguous(memory_format=torch.channels_last)
-        for block in self.down:
+        for block in self._layers()[0]:
             x = block(x)
             feats.append(x)
         return feats
@@ -134,7 +174,7 @@ class UNet(Autoencoder):
     def _decode_features(self, feats: list[torch.Tensor], x_in: torch.Tensor | None,
                          size: tuple[int, int]) -> torch.Tensor:
         y = feats[-1]
-        for i, up in enumerate(self.up):
+        for i, up in enumerate(self._layers()[1]):
             y = up(y, feats[-2 - i])
         logits = self.head(y)
         if self.shuffle > 1:
