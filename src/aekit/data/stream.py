@@ -184,7 +184,8 @@ def in_memory(x, budget: int | None = None, max_images: int = 60000) -> torch.Te
     if isinstance(x, torch.Tensor):
         return x
     per_image = max(1, x.nbytes // max(1, len(x)))
-    n = max(1, min(len(x), max_images, memory_budget(budget) // 16 // per_image))
+    fits = memory_budget(budget) // 16 // per_image
+    n = min(len(x), max_images, max(256, fits))  # PCA needs a few hundred images at least
     return x.read(range(n))
 
 
