@@ -37,7 +37,7 @@ MIN_SIDE_TO_DOWNSAMPLE = 8
 # Default widths grow (doubling, capped) until the smaller side is at most this.
 TARGET_SIDE = 8
 MAX_DEFAULT_WIDTH = 256
-DEFAULT_OPTIONS = {"spatial": False, "activation": "gelu", "depth": 1}
+DEFAULT_OPTIONS = {"spatial": False, "activation": "gelu", "depth": 1, "hidden": 0}
 
 
 def default_widths(height: int, width: int) -> tuple[int, ...]:
@@ -60,7 +60,7 @@ class ConvAE(Autoencoder):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         opts = model_options("conv", self.own_options(), DEFAULT_OPTIONS)
-        act, depth = str(opts["activation"]), int(opts["depth"])
+        act, depth, hidden = str(opts["activation"]), int(opts["depth"]), int(opts["hidden"])
         self.spatial = bool(opts["spatial"])
         check_range("conv depth", depth, 1, 8)
         activation(act)  # validate the name once, with a clear error
@@ -85,6 +85,12 @@ class ConvAE(Autoencoder):
             enc += [nn.Conv2d(widths[-1], cfg.latent_dim, 1)]
             dec: list[nn.Module] = [nn.Conv2d(cfg.latent_dim, widths[-1], 1), activation(act)]
             self.latent_shape: tuple[int, ...] = (cfg.latent_dim, h, w)
+        elif hidden:
+            enc += [Flatten(), nn.Linear(flat, hidden), activation(act),
+                    nn.Linear(hidden, cfg.latent_dim)]
+            dec = [nn.Linear(cfg.latent_dim, hidden), activation(act), nn.Linear(hidden, flat),
+                   activation(act), Unflatten(bottom)]
+            self.latent_shape = (cfg.latent_dim,)
         else:
             enc += [Flatten(), nn.Linear(flat, cfg.latent_dim)]
             dec = [nn.Linear(cfg.latent_dim, flat), activation(act), Unflatten(bottom)]
