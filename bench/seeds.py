@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--max-epochs", type=int, default=50)
     ap.add_argument("--models", nargs="+", default=PRESETS + ["conv"])
+    ap.add_argument("--tag", default="seeds", help="result file name (bench/results/TAG.json)")
     args = ap.parse_args()
     setup_threads()
     rows, results = [], {}
@@ -50,7 +51,7 @@ def main() -> None:
                      round(m["train_images_per_second"])])
     print_table(["model", "code", "epochs run/seed", "MSE", "PSNR", "SSIM", "PCA PSNR",
                  "img/s"], rows)
-    write_result("seeds", {"dataset": args.dataset, "max_epochs": args.max_epochs,
+    write_result(args.tag, {"dataset": args.dataset, "max_epochs": args.max_epochs,
                            "results": results})
 
 
