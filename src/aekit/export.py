@@ -156,10 +156,12 @@ def run_exported(path: str | os.PathLike, fmt: str, x: torch.Tensor, threads: in
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # failures come back as exceptions; no C++ log lines
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        run_opts = ort.RunOptions()
+        run_opts.log_severity_level = 4
         name = sess.get_inputs()[0].name
-        return torch.from_numpy(sess.run(None, {name: x.numpy()})[0])
+        return torch.from_numpy(sess.run(None, {name: x.numpy()}, run_opts)[0])
     with _quiet():
         mod = torch.jit.load(str(path), map_location="cpu")
         with torch.inference_mode():
