@@ -34,6 +34,29 @@ PUBLISHED_MEAN = {
 }
 TARGET = {"fashion-mnist": 94.0}
 PCA_K = 32
+EXAMPLE_CLASS = 0  # its detector draws docs/img/anomaly_heatmaps.png
+
+
+def example_grid(det, test_x: torch.Tensor, test_y: torch.Tensor, k: int, score: np.ndarray,
+                 path, n: int = 9) -> None:
+    """Rows: normal test images at regular score ranks (lowest to highest), their error maps;
+    one image of each anomalous class (the one with its class's median score), their maps."""
+    from aekit.data.images import save_grid
+
+    y = test_y.numpy()
+    normal_idx = np.flatnonzero(y == k)
+    normal_idx = normal_idx[np.argsort(score[normal_idx])]
+    normal_idx = normal_idx[np.linspace(0, len(normal_idx) - 1, n).round().astype(int)]
+    anomal_idx = []
+    for c in sorted(set(y.tolist()) - {k}):
+        idx = np.flatnonzero(y == c)
+        anomal_idx.append(idx[np.argsort(score[idx])][len(idx) // 2])
+    rows = []
+    for idx in (normal_idx, np.array(anomal_idx)):
+        x = test_x[torch.as_tensor(idx)]
+        rows += [x.float() / 255.0, det.heatmaps(x)]
+    IMG.mkdir(parents=True, exist_ok=True)
+    save_grid(path, rows)
 
 
 def pca_scores(train_x: torch.Tensor, test_x: torch.Tensor, k: int = PCA_K) -> np.ndarray:
@@ -68,6 +91,8 @@ def run_dataset(name: str, classes: list[int] | None, params: dict, threads: int
         pca = pca_scores(normal, ds.test_x)
         t2, c2 = _clock()
         flagged = score > det.threshold_
+        if name == "fashion-mnist" and k == EXAMPLE_CLASS:
+            example_grid(det, ds.test_x, ds.test_y, k, score, IMG / "anomaly_heatmaps.png")
         row = {"class": k, "name": ds.classes[k], "n_train": len(normal),
                "aekit": 100 * auroc(score, is_anomaly),
                "parts": {p: 100 * auroc(v, is_anomaly) for p, v in parts.items()},

@@ -24,7 +24,9 @@ and `predict` returns 1 for an anomaly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,8 @@ DEFAULT_SCORE = "mse+ssim+knn"
 DETECTOR_FILE = "detector.json"
 CODES_FILE = "detector.safetensors"
 FORMAT_TAG = "aekit-anomaly/1"
+# Automatic training length (epochs=None): at least MIN_STEPS steps and MIN_EPOCHS epochs.
+MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 800, 10, 400
 
 
 def parse_score(spec: str) -> tuple[str, ...]:
@@ -96,7 +100,7 @@ class Detector:
     """
 
     def __init__(self, score: str = DEFAULT_SCORE, model: str = "conv", latent_dim: int = 32,
-                 widths: tuple = (32, 64), epochs: int = 10, batch_size: int = 64,
+                 widths: tuple = (32, 64), epochs: int | None = None, batch_size: int = 64,
                  lr: float = 2e-3, restore: str = "rot", n_models: int = 1, k: int = 5,
                  fpr: float = 0.05, contamination: float | None = None, holdout: float = 0.1,
                  seed: int = 0, device: str = "auto", precision: str = "auto",
@@ -132,6 +136,14 @@ class Detector:
         check_range("fpr", self.fpr, 0.0, 1.0)
         return float(self.fpr)
 
+    def _epochs(self, n: int) -> int:
+        """`epochs`, or when None enough epochs for MIN_STEPS optimizer steps (at least
+        MIN_EPOCHS): 10 epochs for 5,400 images, more for small normal sets."""
+        if self.epochs is not None:
+            return int(self.epochs)
+        steps = max(1, n // max(1, min(self.batch_size, n)))
+        return min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps)))
+
     def fit(self, X: Any, y: Any = None) -> Detector:
         """Train on normal images X, then calibrate the threshold on a held-out part of X."""
         from aekit.models import build_model
@@ -146,14 +158,15 @@ class Detector:
         self.model_config_ = ModelConfig(name=self.model, in_channels=c, height=h, width=w,
                                          latent_dim=self.latent_dim, widths=tuple(self.widths))
         self.train_config_ = TrainConfig(
-            dataset="array", epochs=self.epochs, batch_size=min(self.batch_size, len(train_x)),
+            dataset="array", epochs=self._epochs(len(train_x)),
+            batch_size=min(self.batch_size, len(train_x)),
             lr=self.lr, loss="mse", seed=self.seed, val_fraction=0.0, device=self.device,
             precision=self.precision)
         corrupt = RestoreCorruption(self.restore)
         self.members_, self.history_ = [], []
         t0 = time.perf_counter()
         for m in range(self.n_models):
-            cfg = TrainConfig(**{**self.train_config_.to_dict(), "seed": self.seed + m})
+            cfg = dataclasses.replace(self.train_config_, seed=self.seed + m)
             torch.manual_seed(cfg.seed)
             module = build_model(self.model_config_)
             result = fit(module, train_x, cfg, corrupt=corrupt if corrupt.active else None,
@@ -169,8 +182,8 @@ class Detector:
         raw = self._raw_scores(held_x)
         self.stats_ = {key: (float(v.mean()), float(v.std()) or 1.0) for key, v in raw.items()}
         self.heldout_scores_ = self._combine(raw)
-        self.threshold_ = float(np.quantile(self.heldout_scores_, 1.0 - rate, method="higher")) \
-            if rate > 0 else float(self.heldout_scores_.max()) * (1 + 1e-6) + 1e-12
+        # At most `rate` of the held-out scores lie strictly above this (flagged means `>`).
+        self.threshold_ = float(np.quantile(self.heldout_scores_, 1.0 - rate, method="higher"))
         self.pixel_scale_ = float(torch.quantile(self._pixel_errors(held_x).flatten()[:2_000_000],
                                                  0.999)) or 1.0
         self.n_train_, self.heldout_indices_ = len(train_x), order[:n_hold].numpy()
@@ -212,6 +225,16 @@ class Detector:
         `pixel_scale_` (the held-out 99.9th percentile) for a comparable 0..1 heat map."""
         self._check_fitted()
         return self._pixel_errors(self._input(X)).numpy()
+
+    def heatmaps(self, X: Any) -> torch.Tensor:
+        """Per-pixel error as 'inferno' colour images (N, 3, H, W) in [0, 1], on one fixed scale
+        (the held-out 99.9th percentile pixel error) so colours compare across images."""
+        from matplotlib import colormaps
+
+        lut = torch.from_numpy(colormaps["inferno"](np.linspace(0, 1, 256))[:, :3]).float()
+        maps = torch.from_numpy(self.error_maps(X)) / self.pixel_scale_
+        idx = (maps.clamp(0, 1) * 255).round().long()  # (N, H, W)
+        return lut[idx].permute(0, 3, 1, 2)  # (N, 3, H, W)
 
     # --- internals ----------------------------------------------------------------------------
 

@@ -323,14 +323,9 @@ def _score_files(det, args, threshold: float, heat_dir):
 
 
 def _save_heatmaps(det, x: torch.Tensor, targets: list[Path]) -> None:
-    """Per-pixel squared error as an 'inferno' colour map, at the image's own resolution; one
-    fixed scale (the held-out 99.9th percentile) so colours compare across images."""
-    from matplotlib import colormaps
-
+    """Per-pixel squared error as a colour map at the image's own resolution (Detector.heatmaps:
+    one fixed scale, so colours compare across images)."""
     from aekit.data.images import save_png
 
-    lut = torch.from_numpy(colormaps["inferno"](np.linspace(0, 1, 256))[:, :3]).float()
-    maps = torch.from_numpy(det.error_maps(x)) / det.pixel_scale_
-    idx = (maps.clamp(0, 1) * 255).round().long()  # (B, H, W)
-    for target, m in zip(targets, idx, strict=True):
-        save_png(target, lut[m].permute(2, 0, 1))  # (3, H, W)
+    for target, img in zip(targets, det.heatmaps(x), strict=True):
+        save_png(target, img)
