@@ -20,9 +20,9 @@ from aekit.io import atomic_write_bytes
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _COLOUR_MODES = {"RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"}
 # Decoders expand at most ~1000:1 (deflate, JPEG) to a few thousand (LZW); a header claiming
-# more than this per file byte is a lie. Images up to 32 MiB decoded are never questioned.
+# more than this per file byte is a lie. Images up to 16 MiB decoded are never questioned.
 _MAX_EXPANSION = 4096
-_ALWAYS_DECODE = 32 << 20
+_ALWAYS_DECODE = 16 << 20
 _EXIF_FORMATS = {"JPEG", "MPO"}  # where EXIF sits in the header (PNG would need a full decode)
 # Errors Pillow's decoders raise on unreadable / corrupt / truncated / oversized files.
 _PIL_ERRORS = (
@@ -94,7 +94,9 @@ def _to_mode(im: Image.Image, mode: str) -> Image.Image:
 def _check_declared_size(im: Image.Image, path: str | os.PathLike) -> None:
     """Reject a header whose image could not come from a file this small, before Pillow
     allocates it: a 100-byte file must not cost hundreds of MB (truncated or hostile files)."""
-    declared = im.width * im.height * 4  # Pillow keeps up to 4 bytes per pixel
+    # Bytes Pillow will allocate: 1 per pixel for 1/L/P, 2 for I;16*, 4 for everything else.
+    per_pixel = 1 if im.mode in ("1", "L", "P") else 2 if im.mode.startswith("I;16") else 4
+    declared = im.width * im.height * per_pixel
     if declared <= _ALWAYS_DECODE:
         return
     size = os.path.getsize(path)
