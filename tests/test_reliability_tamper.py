@@ -211,6 +211,25 @@ def test_checkpoint_replaced_by_a_pickle_executes_nothing(run, tmp_path, capsys)
     assert (run / "model.safetensors").read_bytes() == weights  # nothing already written lost
 
 
+@pytest.mark.xfail(strict=True, reason="src/aekit/train/loop.py fit(): optimizer.load_state_dict"
+                   " raises ValueError (a traceback) for optimizer groups that do not match the "
+                   "model; reported to the lead (loop.py is not this suite's file)")
+def test_checkpoint_optimizer_not_matching_the_model(tmp_path, capsys):
+    from tests.reliability.killresume import make_npz
+
+    run = write_run(tmp_path / "run", dataset=make_npz(tmp_path / "d.npz", n=96))
+    path = run / "checkpoint" / CHECKPOINT_NAME
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    opt = json.loads(header["__metadata__"]["optimizer"])
+    opt["param_groups"][0]["params"] = opt["param_groups"][0]["params"][:-1]
+    header["__metadata__"]["optimizer"] = json.dumps(opt)
+    new = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n :])
+    _cli_fails_cleanly(["train", "--resume", str(run), "--quiet"], capsys, CHECKPOINT_NAME)
+
+
 def test_checkpoint_that_is_a_folder(run):
     path = run / "checkpoint" / CHECKPOINT_NAME
     path.unlink()

@@ -84,7 +84,7 @@ def set_dims(name: str, data: bytes, width: int, height: int) -> bytes:
     return bytes(b)
 
 
-def write_run(folder: Path) -> Path:
+def write_run(folder: Path, dataset: str = "digits") -> Path:
     """A small real run folder (dense model on 12x12 grey) with weights and a checkpoint."""
     import torch
 
@@ -96,7 +96,7 @@ def write_run(folder: Path) -> Path:
     cfg = ModelConfig(name="dense", height=12, width=12, latent_dim=4, widths=(16,))
     torch.manual_seed(0)
     model = build_model(cfg)
-    write_config(folder, cfg, TrainConfig(dataset="digits", epochs=2))
+    write_config(folder, cfg, TrainConfig(dataset=dataset, epochs=2, batch_size=32))
     save_weights(folder, model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model(torch.rand(2, 1, 12, 12))["x_hat"].mean().backward()
