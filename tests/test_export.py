@@ -64,7 +64,6 @@ def test_torchscript_model_matches_pytorch(conv_run, tmp_path):
         assert (loaded(x) - model(x)["x_hat"]).abs().max() <= 1e-4
 
 
-@register_model("test-unexportable")
 class DataDependentAE(Autoencoder):
     """A model whose forward pass turns tensors into Python numbers, which no exporter can
     capture (torch.export refuses; tracing would freeze them into constants)."""
@@ -82,7 +81,15 @@ class DataDependentAE(Autoencoder):
         return self.dec(z).reshape(len(z), *self.cfg.shape)  # (B, C, H, W)
 
 
-def test_unexportable_model_is_a_clear_error(tmp_path, capsys):
+@pytest.fixture
+def unexportable_registered():
+    """Register the test model only for this test, so registry-wide tests never see it."""
+    register_model("test-unexportable")(DataDependentAE)
+    yield
+    del MODELS["test-unexportable"]
+
+
+def test_unexportable_model_is_a_clear_error(tmp_path, capsys, unexportable_registered):
     assert "test-unexportable" in MODELS
     run = tmp_path / "run"
     cfg = ModelConfig(name="test-unexportable", height=6, width=6, latent_dim=3)

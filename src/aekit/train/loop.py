@@ -128,7 +128,12 @@ def fit(
             raise RunError("resume needs a run folder")
         ckpt = load_checkpoint(run_dir)
         _load_state(model, ckpt["model"], run_dir)
-        optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, RuntimeError, TypeError) as e:
+            raise RunError(f"{run_dir}: checkpoint optimizer state does not match the model "
+                           f"({type(e).__name__}); delete {run_dir}/checkpoint to start over"
+                           ) from None
         meta = ckpt["meta"]
         start_epoch, step = meta["epoch"], meta["step"]
         best_val, bad_epochs = meta["best_val"], meta["bad_epochs"]
