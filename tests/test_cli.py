@@ -42,6 +42,16 @@ def test_eval_prints_metrics(trained_run, capsys):
     assert out["test"]["psnr"] == pytest.approx(stored["test"]["psnr"], abs=1e-6)
 
 
+def test_eval_keep_truncates_the_latent(trained_run, capsys):
+    assert main(["eval", str(trained_run), "--keep", "1"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert one["keep"] == 1
+    assert main(["eval", str(trained_run), "--keep", "8"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["test"]["mse"] < one["test"]["mse"]
+    assert main(["eval", str(trained_run), "--keep", "0"]) == 2
+
+
 def test_reconstruct_writes_pngs_and_reports_bad_files(trained_run, tmp_path, capsys):
     src = tmp_path / "imgs"
     src.mkdir()

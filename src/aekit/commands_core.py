@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from aekit.errors import ConfigError, RunError
+from aekit.errors import ConfigError, RunError, check_range
 
 
 def add_parsers(sub) -> None:
@@ -53,6 +53,9 @@ def add_parsers(sub) -> None:
     p.add_argument("run")
     p.add_argument("--dataset", default=None, help="default: the dataset it was trained on")
     p.add_argument("--json", dest="json_out", default=None, help="also write the result here")
+    p.add_argument("--keep", type=int, default=None, metavar="K",
+                   help="decode from the first K latent units only (models trained --option "
+                        "nested=true)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("reconstruct", help="encode and decode image files with a run")
@@ -154,8 +157,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"dataset {name} has images {tuple(ds.shape)} but the model in "
                           f"{args.run} expects {run.model_cfg.shape}")
     corrupt = build_corruption(run.train_cfg.corrupt)
-    x_in, x_hat = reconstruct_all(model, ds.test_x, corrupt=corrupt, seed=run.train_cfg.seed)
+    if args.keep is not None:
+        check_range("--keep", args.keep, 1, None)
+    x_in, x_hat = reconstruct_all(model, ds.test_x, corrupt=corrupt, seed=run.train_cfg.seed,
+                                  keep=args.keep)
     result = {"run": str(args.run), "dataset": ds.name, "test": measure(x_hat, ds.test_x / 255.0)}
+    if args.keep is not None:
+        result["keep"] = args.keep
     print(json.dumps(result, indent=2))
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(result, indent=2) + "\n")

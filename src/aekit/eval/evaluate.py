@@ -16,8 +16,10 @@ def reconstruct_all(
     batch_size: int = 1000,
     corrupt=None,
     seed: int = 0,
+    keep: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns (model input, reconstruction) as float CPU tensors (N, C, H, W) in [0, 1]."""
+    """Returns (model input, reconstruction) as float CPU tensors (N, C, H, W) in [0, 1];
+    `keep` decodes from the first `keep` latent units only (ordered/nested latents)."""
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed + 11)
@@ -26,7 +28,8 @@ def reconstruct_all(
         x = to_unit(x_uint8[start : start + batch_size], device)
         x_in = corrupt(x, gen) if corrupt else x
         inputs.append(x_in.cpu())
-        outputs.append(model(x_in)["x_hat"].float().cpu())
+        out = model(x_in) if keep is None else model(x_in, keep=keep)
+        outputs.append(out["x_hat"].float().cpu())
     return torch.cat(inputs), torch.cat(outputs)
 
 
