@@ -22,7 +22,7 @@ from aekit.data.stream import iter_batches, iter_chunks
 from aekit.device import autocast_dtype, resolve_device
 from aekit.errors import RunError, TrainingDiverged
 from aekit.train import distributed
-from aekit.train.checkpoint import load_checkpoint, save_checkpoint
+from aekit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from aekit.train.losses import build_loss
 
 # corrupt(x, generator) -> model input; None trains a plain autoencoder (input == target).
@@ -131,9 +131,9 @@ def fit(
         try:
             optimizer.load_state_dict(ckpt["optimizer"])
         except (ValueError, KeyError, RuntimeError, TypeError) as e:
-            raise RunError(f"{run_dir}: checkpoint optimizer state does not match the model "
-                           f"({type(e).__name__}); delete {run_dir}/checkpoint to start over"
-                           ) from None
+            raise RunError(f"{Path(run_dir) / 'checkpoint' / CHECKPOINT_NAME}: optimizer state "
+                           f"does not match the model ({type(e).__name__}); delete "
+                           f"{Path(run_dir) / 'checkpoint'} to start over") from None
         meta = ckpt["meta"]
         start_epoch, step = meta["epoch"], meta["step"]
         best_val, bad_epochs = meta["best_val"], meta["bad_epochs"]
