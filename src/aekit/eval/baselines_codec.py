@@ -64,22 +64,28 @@ def pillow_sweep(x: np.ndarray, fmt: str, qualities=None) -> list[dict]:
     return [pillow_point(x, fmt.upper(), q) for q in qualities]
 
 
+def fit_pca(train: np.ndarray, max_images: int = 20000, seed: int = 0):
+    """(mean (P,), basis (P, P) columns by descending variance) of uint8 images."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(train))[:max_images]
+    xf = train[idx].reshape(len(idx), -1).astype(np.float64) / 255.0
+    mean = xf.mean(0)
+    _, vecs = np.linalg.eigh(np.cov((xf - mean).T))
+    return mean, vecs[:, ::-1], xf
+
+
 class PCAQuantizer:
     """PCA + uniform scalar quantization + range coding with training-set integer tables."""
 
     def __init__(self, train: np.ndarray, step: float, components: int | None = None,
-                 max_images: int = 20000, seed: int = 0) -> None:
+                 pca=None) -> None:
         from aekit.codec.density import integer_table
         from aekit.codec.entropy import TableCoder
 
-        rng = np.random.default_rng(seed)
-        idx = rng.permutation(len(train))[:max_images]
-        xf = train[idx].reshape(len(idx), -1).astype(np.float64) / 255.0
+        self.mean, vecs, xf = pca if pca is not None else fit_pca(train)
         self.shape = train.shape[1:]
-        self.mean = xf.mean(0)
-        _, vecs = np.linalg.eigh(np.cov((xf - self.mean).T))
         k = components or xf.shape[1]
-        self.basis = vecs[:, ::-1][:, :k]  # (P, k), descending variance
+        self.basis = vecs[:, :k]  # (P, k)
         self.step = step
         q = np.round((xf - self.mean) @ self.basis / step).astype(np.int64)
         self.lo, self.hi = q.min(0), q.max(0)
@@ -109,12 +115,12 @@ class PCAQuantizer:
 
 
 def pca_quant_point(train: np.ndarray, x: np.ndarray, step: float,
-                    components: int | None = None) -> dict:
+                    components: int | None = None, pca=None) -> dict:
     """PCA+quantization at one step size; bytes = payload + the `.aez` header of one file per
     image (the same container the learned codec pays for)."""
     from aekit.codec.bitstream import AezFile, pack
 
-    pq = PCAQuantizer(train, step, components)
+    pq = PCAQuantizer(train, step, components, pca)
     payloads = pq.encode(x)
     shape = tuple(int(s) for s in x.shape[1:])
     total = sum(len(pack(AezFile(b"\0" * 4, shape, (p,)))) for p in payloads)
@@ -122,12 +128,10 @@ def pca_quant_point(train: np.ndarray, x: np.ndarray, step: float,
                   pq.decode(payloads), x)
 
 
-def pca_float_point(train: np.ndarray, x: np.ndarray, components: int = 32) -> dict:
-    """Unquantized PCA-k reconstruction (the issue's "PCA-32" reference): PSNR only."""
-    xf = train.reshape(len(train), -1).astype(np.float64)[:20000] / 255.0
-    mean = xf.mean(0)
-    _, vecs = np.linalg.eigh(np.cov((xf - mean).T))
-    basis = vecs[:, ::-1][:, :components]
+def pca_float_point(train: np.ndarray, x: np.ndarray, components: int = 32, pca=None) -> dict:
+    """Unquantized PCA-k reconstruction (the issue's "PCA-32" reference): no rate."""
+    mean, vecs, _ = pca if pca is not None else fit_pca(train)
+    basis = vecs[:, :components]
     t = x.reshape(len(x), -1).astype(np.float64) / 255.0
     rec = np.clip(np.rint(((t - mean) @ basis @ basis.T + mean) * 255), 0, 255).astype(np.uint8)
     q = quality(torch.from_numpy(rec.reshape(x.shape)).float() / 255,
@@ -136,19 +140,30 @@ def pca_float_point(train: np.ndarray, x: np.ndarray, components: int = 32) -> d
 
 
 def bd_rate(ref: list[tuple[float, float]], test: list[tuple[float, float]],
-            lo: float | None = None, hi: float | None = None) -> float:
-    """Bjøntegaard delta rate (%) of `test` vs `ref`, points (bpp, psnr): the average rate
-    difference at equal PSNR over [lo, hi] (default: the PSNR overlap), from cubic fits of
-    log(rate) as a function of PSNR. Negative = test needs fewer bits."""
-    r = np.array(sorted(ref, key=lambda p: p[1]))
-    t = np.array(sorted(test, key=lambda p: p[1]))
-    lo = max(r[:, 1].min(), t[:, 1].min()) if lo is None else lo
-    hi = min(r[:, 1].max(), t[:, 1].max()) if hi is None else hi
+            lo: float | None = None, hi: float | None = None) -> tuple[float, tuple[float, float]]:
+    """Bjøntegaard delta rate (%) of `test` vs `ref`, points (bpp, psnr): the mean log-rate
+    difference at equal PSNR, from monotone piecewise-cubic (PCHIP) interpolation of log(rate)
+    against PSNR, over [lo, hi] clipped to where both curves have points (no extrapolation).
+    Returns (percent, (lo, hi) used); negative = `test` needs fewer bits."""
+    from scipy.interpolate import PchipInterpolator
+
+    def prep(points):
+        pts = sorted((p for p in points if p[0] > 0 and np.isfinite(p[1])), key=lambda p: p[1])
+        psnr, rate = [], []
+        for r, q in pts:
+            if not psnr or q > psnr[-1]:
+                psnr.append(q)
+                rate.append(np.log(r))
+        return np.array(psnr), np.array(rate)
+
+    (pr, rr), (pt, rt) = prep(ref), prep(test)
+    if len(pr) < 2 or len(pt) < 2:
+        raise ValueError("BD-rate needs at least two points per curve")
+    lo = max(pr[0], pt[0], lo if lo is not None else -np.inf)
+    hi = min(pr[-1], pt[-1], hi if hi is not None else np.inf)
     if hi <= lo:
         raise ValueError("the two curves do not overlap in PSNR")
-    deg = lambda n: min(3, n - 1)  # noqa: E731
-    pr = np.polyfit(r[:, 1], np.log(r[:, 0]), deg(len(r)))
-    pt = np.polyfit(t[:, 1], np.log(t[:, 0]), deg(len(t)))
-    ir, it = np.polyint(pr), np.polyint(pt)
-    avg = ((np.polyval(it, hi) - np.polyval(it, lo)) - (np.polyval(ir, hi) - np.polyval(ir, lo)))
-    return float((np.exp(avg / (hi - lo)) - 1) * 100)
+    grid = np.linspace(lo, hi, 2001)
+    diff = PchipInterpolator(pt, rt)(grid) - PchipInterpolator(pr, rr)(grid)
+    avg = float(np.sum((diff[1:] + diff[:-1]) / 2 * np.diff(grid)) / (hi - lo))
+    return (float(np.exp(avg) - 1) * 100, (float(lo), float(hi)))

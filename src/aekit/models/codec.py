@@ -236,7 +236,7 @@ class CodecAE(Autoencoder):
         for start in range(0, len(xf), chunk):
             xc = xf[start : start + chunk]
             y = torch.addmm(b, xc, w).view(-1, kk, d)  # (c, K, D)
-            if self.rdoq:
+            if self.rdoq and not self.training:  # training picks clusters by plain rounding
                 q0 = torch.clamp(torch.floor(y), lo, hi)
                 q1 = torch.clamp(q0 + 1, lo, hi)
                 c0 = (y - q0).square_().mul_(inv_g2).add_(table[q0.long().add_(base)], alpha=rate)
