@@ -62,10 +62,17 @@ def _oriented_size(im: Image.Image) -> tuple[int, int]:
     return h, w
 
 
+def _in_memory(path: str | os.PathLike) -> io.BytesIO:
+    """The file's bytes as a stream: Pillow's plugins call fp.read(n) with lengths taken from the
+    file (a PNG chunk may claim 512 MB); a real file object allocates n bytes up front, a BytesIO
+    at most what is really there."""
+    return io.BytesIO(Path(path).read_bytes())
+
+
 def probe_image(path: str | os.PathLike) -> tuple[tuple[int, int], bool]:
     """Read only the header: ((H, W), is_colour). Raises DataError naming the file."""
     try:
-        with Image.open(path) as im:
+        with Image.open(_in_memory(path)) as im:
             return _oriented_size(im), _is_colour(im)
     except FileNotFoundError:
         raise DataError(f"{path}: image not found") from None
@@ -113,7 +120,7 @@ def load_uint8(
     """Decode one image as uint8 (H, W) for mode 'L' or (H, W, 3) for 'RGB', optionally resized
     to size=(H, W). Raises DataError naming the file."""
     try:
-        with Image.open(path) as im:
+        with Image.open(_in_memory(path)) as im:
             _check_declared_size(im, path)
             im.load()
             if im.format in _EXIF_FORMATS:
