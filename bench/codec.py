@@ -132,6 +132,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="test images")
     ap.add_argument("--limit", type=int, default=30000, help="training images (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reuse", action="store_true",
+                    help="measure the runs already under runs/bench-codec instead of training")
     ap.add_argument("--name", default="codec", help="result/plot name (quick runs: codec-quick)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -141,19 +143,32 @@ def main() -> None:
     train_x, x = ds.train_x, ds.test_x[: args.n]
     xn = x.numpy()
     t0 = time.perf_counter()
-    mixture = fit_mixture(train_x, args.clusters, args.latent_dim)  # 20,000 of them
+    mixture = None if args.reuse else fit_mixture(train_x, args.clusters, args.latent_dim)
     mixture_s = time.perf_counter() - t0
     aekit, train_info = [], []
     for lam in [float(v) for v in args.lambdas.split(",")]:
-        model, result, run_dir = train_point(lam, train_x, mixture, args)
+        run_dir = ROOT / "runs" / "bench-codec" / f"lambda-{lam:g}"
+        if args.reuse and (run_dir / "model.safetensors").exists():
+            from aekit.io import read_json
+            from aekit.runs import load_model
+
+            model, _ = load_model(run_dir)
+            info = (read_json(run_dir / "train.json") if (run_dir / "train.json").exists()
+                    else {"lambda": lam, "seconds": float("nan")})
+        else:
+            model, result, run_dir = train_point(lam, train_x, mixture, args)
+            info = {"lambda": lam, "seconds": result.train_seconds,
+                    "images_per_second": result.images_per_second,
+                    "final_train_loss": result.history[-1]["train_loss"]}
+            from aekit.config import save_json
+
+            save_json(run_dir / "train.json", info)
         point = measure(model, x, lam)
         point["run"] = str(run_dir.relative_to(ROOT))
         aekit.append(point)
-        train_info.append({"lambda": lam, "seconds": result.train_seconds,
-                           "images_per_second": result.images_per_second,
-                           "final_train_loss": result.history[-1]["train_loss"]})
+        train_info.append(info)
         print(f"lambda={lam:g}: {point['bpp']:.3f} bpp, {point['psnr']:.2f} dB, "
-              f"train {result.train_seconds:.0f} s", flush=True)
+              f"train {info['seconds']:.0f} s", flush=True)
 
     pca = bl.fit_pca(train_x.numpy())
     base = {"webp": bl.pillow_sweep(xn, "WEBP"), "jpeg": bl.pillow_sweep(xn, "JPEG"),
