@@ -7,9 +7,9 @@ TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.aekit-installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup dataset demo test test-slow bench lint clean
+.PHONY: setup dataset browser demo test test-slow bench lint clean
 
-setup: $(STAMP) dataset
+setup: $(STAMP) dataset browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,15 @@ dataset:
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) \
 	  || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped"; \
 	else echo "note: not root, Fashion-MNIST not installed; demo uses 'digits', its tests are skipped"; fi
+
+# Headless Chromium + ChromeDriver for the report's browser test (Debian packages; root only).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1)) \
+	  || echo "note: could not install chromium; the report's browser test will be skipped"; \
+	else echo "note: not root, chromium not installed; the report's browser test is skipped"; fi
 
 demo: setup
 	$(BIN)/python -m aekit.demo

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["train_speed", "reconstruction", "seeds", "denoise", "inpaint", "codec", "anomaly",
+SCRIPTS = ["train_speed", "inference", "reconstruction", "seeds", "denoise", "inpaint", "codec", "anomaly",
            "fewlabel", "latents"]
 
 

@@ -14,8 +14,11 @@ _threads_set = False
 def setup_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads once (env AEKIT_THREADS overrides); returns the count in use."""
     global _threads_set
-    if not _threads_set:
-        n = threads or int(os.environ.get("AEKIT_THREADS", "0")) or (os.cpu_count() or 1)
+    if threads:  # an explicit request (--threads) is always honoured, e.g. in-process CLI calls
+        torch.set_num_threads(max(1, threads))
+        _threads_set = True
+    elif not _threads_set:
+        n = int(os.environ.get("AEKIT_THREADS", "0")) or (os.cpu_count() or 1)
         torch.set_num_threads(max(1, n))
         _threads_set = True
     return torch.get_num_threads()

@@ -179,8 +179,15 @@ def with_luma(rgb: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Replace the luma of RGB images (B, 3, H, W) by `y` (B, 1, H, W), keeping their chroma
     (R - Y, B - Y): luma is linear with weights summing to 1, so one offset per pixel does it."""
     weights = torch.tensor(LUMA, dtype=rgb.dtype).view(1, 3, 1, 1)
-    y0 = (rgb * weights).sum(1, keepdim=True)
-    return (rgb + (y - y0)).clamp_(0, 1)
+    chroma = rgb - (rgb * weights).sum(1, keepdim=True)  # (B, 3, H, W), luma-free offsets
+    # Clipping y + chroma to [0, 1] would change the luma; instead shrink the chroma per pixel
+    # by the largest factor s <= 1 that keeps every channel in range, so the luma stays exact.
+    tiny = torch.finfo(rgb.dtype).tiny
+    room = torch.where(chroma > 0, (1 - y) / chroma.clamp_min(tiny),
+                       torch.where(chroma < 0, y / (-chroma).clamp_min(tiny),
+                                   torch.ones_like(chroma)))
+    s = room.amin(1, keepdim=True).clamp(0, 1)  # (B, 1, H, W)
+    return (y + s * chroma).clamp_(0, 1)
 
 
 def check_mask_shape(mask: torch.Tensor, x: torch.Tensor) -> None:
