@@ -19,6 +19,7 @@ from tests.reliability.killresume import (
     TRIGGERS,
     TrainSpec,
     child_env,
+    freeze_source,
     make_npz,
     run_trial,
     weights_differ,
@@ -50,6 +51,7 @@ def _check(trial, ref, run) -> None:
 
 def test_kill_and_resume_two_trials(tmp_path):
     """CI subset: one kill right after a random epoch's checkpoint, one while finishing."""
+    freeze_source(tmp_path)
     spec = TrainSpec(make_npz(tmp_path / "d.npz"), epochs=4)
     ref = tmp_path / "ref"
     assert main(spec.argv(ref)) == 0
@@ -70,6 +72,7 @@ def test_kill_and_resume_two_trials(tmp_path):
 @pytest.mark.slow
 def test_kill_and_resume_many_trials(tmp_path):
     """>= 10 trials of 1-3 SIGKILLs each at random moments, every resume in a fresh process."""
+    freeze_source(tmp_path)
     spec = TrainSpec(make_npz(tmp_path / "d.npz"), epochs=8)
     ref = tmp_path / "ref"
     t0 = time.perf_counter()

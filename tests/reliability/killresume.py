@@ -61,9 +61,30 @@ def next_argv(spec: TrainSpec, run: Path) -> list[str]:
     return resume_argv(run) if (run / "config.json").exists() else spec.argv(run)
 
 
+_frozen_src: Path | None = None
+
+
+def freeze_source(tmp: Path) -> Path:
+    """Copy the aekit package and run every child process from the copy: the working tree is
+    shared with other contributors, and a model file edited between the reference run and a
+    resume would make the weights differ for a reason that has nothing to do with the kill."""
+    import shutil
+
+    import aekit
+
+    global _frozen_src
+    _frozen_src = tmp / "frozen-src"
+    shutil.copytree(Path(aekit.__file__).parent, _frozen_src / "aekit",
+                    ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    return _frozen_src
+
+
 def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AEKIT_THREADS"}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    if _frozen_src is not None:  # ahead of the editable install's path entry
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_frozen_src),
+                                                          env.get("PYTHONPATH", "")]))
     return env
 
 
