@@ -68,6 +68,8 @@ def train_run(
         try:
             if resume:
                 run = read_config(out)
+                if world is None or world.is_main:
+                    _remove_stale_temps(out)
                 model_cfg, train_cfg = run.model_cfg, run.train_cfg
                 ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
             else:
@@ -123,6 +125,15 @@ def train_run(
                 run_log.close()
     finally:
         distributed.shutdown(world)
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """A kill during an atomic write leaves its temp file behind; the resume cleans them up."""
+    from aekit.io import remove_stale_temps
+
+    for folder in (out, out / "checkpoint"):
+        if folder.is_dir():
+            remove_stale_temps(folder)
 
 
 def _stopped_before_first_checkpoint(out: Path) -> bool:

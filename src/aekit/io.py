@@ -37,6 +37,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files that atomic writes killed mid-way (SIGKILL, power loss) left in
+    `folder`; returns what was removed. Only for a folder no live process is writing to."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
