@@ -65,8 +65,13 @@ def test_kill_and_resume_two_trials(tmp_path):
     early = tmp_path / "early"
     early.mkdir()
     shutil.copy(ref / "config.json", early / "config.json")
+    # ... and a kill inside atomic writes left their temp files: the resume removes them.
+    (early / "checkpoint").mkdir()
+    for stale in (early / ".config.json.k1ll3d.tmp", early / "checkpoint/.state.safetensors.x.tmp"):
+        stale.write_bytes(b"half a file")
     assert main(["train", "--resume", str(early), "--quiet"]) == 0
     assert not weights_differ(ref, early)
+    assert not list(early.rglob("*.tmp"))
 
 
 @pytest.mark.slow
