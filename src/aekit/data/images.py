@@ -20,9 +20,10 @@ from aekit.io import atomic_write_bytes
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 _COLOUR_MODES = {"RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"}
 # Decoders expand at most ~1000:1 (deflate, JPEG) to a few thousand (LZW); a header claiming
-# more than this per file byte is a lie. Images up to 16 MiB decoded are never questioned.
+# more than this per file byte is a lie. Images up to 4 MiB decoded are never questioned
+# (flat synthetic images in lossless WebP can legitimately beat 4096:1 above that).
 _MAX_EXPANSION = 4096
-_ALWAYS_DECODE = 16 << 20
+_ALWAYS_DECODE = 4 << 20
 _EXIF_FORMATS = {"JPEG", "MPO"}  # where EXIF sits in the header (PNG would need a full decode)
 # Errors Pillow's decoders raise on unreadable / corrupt / truncated / oversized files.
 _PIL_ERRORS = (
