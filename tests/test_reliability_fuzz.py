@@ -30,6 +30,9 @@ from tests.reliability.seeds import image_samples, png_with_header, set_dims, wr
 from tests.reliability.strategies import config_docs, idx_files, json_texts, mutated
 
 IMAGES = image_samples()
+# Pillow warns (corrupt EXIF, oversized tags, bomb-sized images) on exactly the files fed here.
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")]
 
 
 def budget(fast: int, slow: int):
