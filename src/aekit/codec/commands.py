@@ -28,6 +28,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--out", required=True,
                    help="output .aez file (with --each: a folder of one .aez per image)")
     p.add_argument("--each", action="store_true", help="one single-image .aez file per image")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode an .aez file into PNG images")
@@ -36,6 +37,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--run", default=None,
                    help=f"codec run that made the file (default: search {DEFAULT_RUNS_DIR}/ for "
                         "the run whose fingerprint matches)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("codec-info", help="show an .aez file's header and size breakdown")
