@@ -8,7 +8,8 @@ cluster index has learned probabilities, and coefficient d of cluster k has the 
 learned shared unit-CDF network (Ballé et al. 2018, appendix 6.1) scaled by a learned scale
 s_kd. Training uses additive uniform noise for the rate and straight-through rounding for the
 decoder. `finalize()` freezes the entropy model into integer tables (64 log-spaced scale levels x
-symbols, 16-bit frequencies) saved with the weights, so entropy decoding is bit-exact anywhere.
+symbols, 16-bit frequencies) saved with the weights, so entropy decoding is bit-exact anywhere;
+the inference synthesis is an order-independent exact float64 matmul, so pixels are too.
 
 Why not a conv stack: on a 2-core CPU a conv codec trained for minutes stays far from converged;
 the mixture starts from per-cluster PCA (`init_from_data`, closed form) and fine-tunes with the
@@ -164,20 +165,49 @@ class CodecAE(Autoencoder):
         return self._grouped(xf, k, lambda r, c: (r - mean[c]) @ a[c].T * gain[c])
 
     def _synthesis_weights(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-        """Per-cluster (D, P) synthesis matrices with the inverse gains folded in, and means
-        (cached when no gradient is needed)."""
+        """Training path: per-cluster (D, P) float32 synthesis matrices with the inverse gains
+        folded in, and means."""
+        w = self.synthesis * (-self.log_gain).exp()[:, None, :]  # (K, P, D)
+        return tuple(wc.T.contiguous() for wc in w.unbind(0)), self.mean.unbind(0)
+
+    def _exact_synthesis_weights(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Inference path: float64 weights and means rounded to a grid of 2**-f, so that every
+        product with an integer symbol and every partial sum of the matmul is exactly
+        representable: the result does not depend on summation order, i.e. on the BLAS, the
+        SIMD width or the thread count. Built only from correctly rounded IEEE operations
+        (exp via Python's float64 math.exp, element by element), cached until the weights
+        change."""
         def build():
-            w = self.synthesis * (-self.log_gain).exp()[:, None, :]  # (K, P, D)
-            # Same contiguous layout with or without gradients: same BLAS path, same bits.
-            return tuple(wc.T.contiguous() for wc in w.unbind(0)), self.mean.unbind(0)
-        if torch.is_grad_enabled() and self.synthesis_p.requires_grad:
-            return build()
-        return self._cached("synthesis", (self.synthesis_p, self.log_gain, self.mean_p), build)
+            lg = self.log_gain.detach().double().cpu()
+            inv = torch.tensor([[math.exp(-v) for v in row] for row in lg.tolist()],
+                               dtype=torch.float64)
+            w = self.synthesis.detach().double().cpu() * inv[:, None, :]  # (K, P, D)
+            mean = self.mean.detach().double().cpu()
+            max_q = self.freqs.shape[1]  # |symbol| bound
+            bound = w.shape[2] * max_q * float(w.abs().max()) + 1.0
+            f = min(30, 51 - math.ceil(math.log2(bound)))  # all sums stay below 2**52 ulps
+            w, mean = torch.round(w * 2.0**f) / 2.0**f, torch.round(mean * 2.0**f) / 2.0**f
+            dev = self._exact_device()
+            return (tuple(wc.T.contiguous().to(dev) for wc in w.unbind(0)),
+                    tuple(m.to(dev) for m in mean.unbind(0)))
+        return self._cached("exact-synthesis", (self.synthesis_p, self.log_gain, self.mean_p),
+                            build)
 
     def _synthesise(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """(B, D) integer-valued coefficients -> (B, P) pixels in [0, 1]."""
-        w, mean = self._synthesis_weights()
-        return self._grouped(q, k, lambda r, c: torch.addmm(mean[c], r, w[c])).clamp(0, 1)
+        """(B, D) integer-valued coefficients -> (B, P) pixels in [0, 1]. In eval mode the
+        result is bit-identical on any thread count (see _exact_synthesis_weights)."""
+        if self.training:
+            w, mean = self._synthesis_weights()
+            return self._grouped(q, k, lambda r, c: torch.addmm(mean[c], r, w[c])).clamp(0, 1)
+        w, mean = self._exact_synthesis_weights()
+        dev = self._exact_device()
+        x = self._grouped(q.to(dev, torch.float64), k.to(dev),
+                          lambda r, c: torch.addmm(mean[c], r, w[c]))
+        return x.float().clamp(0, 1).to(q.device)
+
+    def _exact_device(self) -> torch.device:
+        dev = self.mean_p.device
+        return torch.device("cpu") if dev.type == "mps" else dev  # MPS has no float64
 
     # --- entropy model ------------------------------------------------------------------------
 
