@@ -74,6 +74,7 @@ def probe_image(path: str | os.PathLike) -> tuple[tuple[int, int], bool]:
     """Read only the header: ((H, W), is_colour). Raises DataError naming the file."""
     try:
         with Image.open(_in_memory(path)) as im:
+            _check_declared_size(im, path)  # getpalette() below decodes the whole image
             return _oriented_size(im), _is_colour(im)
     except FileNotFoundError:
         raise DataError(f"{path}: image not found") from None
