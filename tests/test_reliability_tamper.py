@@ -324,3 +324,14 @@ def test_png_chunk_length_lie_reads_only_what_is_there(tmp_path):
             read_image(path, channels=1)
         except DataError as e:
             assert "chunk.png" in str(e)
+
+
+def test_probe_of_a_lying_palette_png_allocates_nothing(tmp_path):
+    """Found by the slow fuzz run's memory figures: probing a 71-byte palette PNG that claims
+    10 x 16,777,216 pixels decoded it whole (getpalette() loads the image), ~130 MB."""
+    from aekit.data.images import probe_image
+
+    path = tmp_path / "pal.png"
+    path.write_bytes(png_with_header(10, 1 << 24, 1, 3, 0, b"\0" * 16))
+    with memory_cap(64 << 20), pytest.raises(DataError, match="pal.png: header declares"):
+        probe_image(path)
