@@ -4,14 +4,15 @@ Encoder: stride-2 3x3 convs that downsample at once (full-resolution feature map
 CPU training slow), then a dense latent of `latent_dim`. Decoder: the mirror image, with
 nearest-neighbour resize + 3x3 conv instead of transposed convs (no checkerboard artifacts).
 Every resize goes to the exact size the encoder saw, so any H x W x C round-trips (28 -> 14 -> 7
--> 14 -> 28, 9 -> 5 -> 3 -> 5 -> 9); an axis shorter than 8 is no longer halved, so tiny inputs
-(8x8 digits) keep a usable feature map.
+-> 14 -> 28, 27 -> 14 -> 7 -> 14 -> 27); an axis shorter than 8 is no longer halved, so tiny
+inputs keep a usable feature map (8x8 digits: 8 -> 4 -> 8).
 
 Options (ModelConfig.options):
   spatial: bool = False   latent is a (latent_dim, h, w) map at the lowest resolution instead
                           of a vector (useful for compression); z has shape (B, latent_dim, h, w)
-  activation: str = "gelu"
+  activation: str = "relu"  relu | gelu | silu | elu (GELU costs ~20% of the CPU speed)
   depth: int = 1          3x3 convs per resolution level (extra ones keep the size)
+  hidden: int = 0         a dense hidden layer of this size on each side of a vector latent
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ MIN_SIDE_TO_DOWNSAMPLE = 8
 # Default widths grow (doubling, capped) until the smaller side is at most this.
 TARGET_SIDE = 8
 MAX_DEFAULT_WIDTH = 256
-DEFAULT_OPTIONS = {"spatial": False, "activation": "gelu", "depth": 1, "hidden": 0}
+DEFAULT_OPTIONS = {"spatial": False, "activation": "relu", "depth": 1, "hidden": 0}
 
 
 def default_widths(height: int, width: int) -> tuple[int, ...]:
