@@ -32,8 +32,19 @@ from bench.common import IMG, ROOT, print_table, write_result
 WORK = ROOT / "runs" / "bench"
 
 
-def train(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[Path, dict]:
+def train(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
+          reuse: bool = False) -> tuple[Path, dict]:
+    """Train a run folder under runs/bench/ (or, with reuse, keep one of the same config)."""
+    from aekit.runs import read_config, read_metrics
+
     out = WORK / name
+    if reuse and (out / "metrics.json").exists():
+        run = read_config(out)
+        if run.train_cfg == train_cfg and all(getattr(run.model_cfg, f) == getattr(model_cfg, f)
+                                              for f in ("name", "latent_dim", "widths",
+                                                        "options")):
+            print(f"{name}: reusing {out}", flush=True)
+            return out, read_metrics(out)
     if out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
@@ -69,10 +80,12 @@ def nested_part(args) -> dict:
     runs = {}
     for k in ks:
         runs[k] = train(f"latents-separate-{k}", ModelConfig(args.model, latent_dim=k,
-                                                             widths=widths), tcfg)[0]
-    nested_run, nested_m = train(
-        "latents-nested", ModelConfig(args.model, latent_dim=top, widths=widths,
-                                      options={"nested": True, "nested_p": args.nested_p}), tcfg)
+                                                             widths=widths), tcfg, args.reuse)[0]
+    nested_cfg = ModelConfig(args.model, latent_dim=top, widths=widths,
+                             options={"nested": True, "nested_p": args.nested_p})
+    nested_tcfg = TrainConfig(**{**tcfg.to_dict(), "epochs": args.nested_epochs or args.epochs})
+    nested_run, nested_m = train(f"latents-nested-p{args.nested_p:g}-e{nested_tcfg.epochs}",
+                                 nested_cfg, nested_tcfg, args.reuse)
     nested, _ = load_model(nested_run)
     plain, _ = load_model(runs[top])
     pca = fit_pca(ds.train_x, top, seed=0)
@@ -94,11 +107,14 @@ def nested_part(args) -> dict:
     series = {name: (ks, [table[k][key] for k in ks]) for name, key in
               (("nested dropout (one model)", "nested"), ("separate model per k", "separate"),
                ("PCA", "pca"), (f"plain {top}-d model, truncated", f"plain-{top}-truncated"))}
+    epochs = f"{args.epochs} epochs" + (f", nested {nested_tcfg.epochs}"
+                                        if nested_tcfg.epochs != args.epochs else "")
     plot_curves(series, IMG / "nested_psnr.png", "latent units kept (k)", "test PSNR (dB)",
-                f"Fashion-MNIST: ordered latents ({args.model}, {args.epochs} epochs)", logx=True)
+                f"Fashion-MNIST: ordered latents ({args.model}, {epochs})", logx=True)
     save_grid(IMG / "nested_reconstructions.png", [clean[:10], *recon])
     return {"model": args.model, "widths": list(widths), "epochs": args.epochs,
-            "nested_p": args.nested_p, "limit": args.limit, "ks": ks,
+            "nested_epochs": nested_tcfg.epochs, "nested_p": args.nested_p, "limit": args.limit,
+            "ks": ks,
             "psnr": {str(k): v for k, v in table.items()},
             "nested_train_seconds": nested_m["train_seconds"]}
 
@@ -146,7 +162,7 @@ def vae_part(args) -> dict:
                           options={"backbone": "dense"})
         run, m = train(f"latents-vae-{name}", cfg,
                        TrainConfig(dataset=dataset, epochs=epochs, lr=args.lr, seed=0,
-                                   val_fraction=0.0))
+                                   val_fraction=0.0), args.reuse)
         model, _ = load_model(run)
         test_x = load_dataset(dataset).test_x
         t0 = time.perf_counter()
@@ -186,7 +202,8 @@ def latent2d_part(args) -> dict:
     cfg = ModelConfig("vae", latent_dim=2, widths=tuple(args.vae_widths),
                       options={"backbone": "dense"})
     run, m = train("latents-vae-2d", cfg, TrainConfig(dataset="fashion-mnist",
-                                                      epochs=args.vae_epochs, lr=args.lr))
+                                                      epochs=args.vae_epochs, lr=args.lr),
+                   args.reuse)
     model, _ = load_model(run)
     ds = load_dataset("fashion-mnist")
     plot_latent(embed(model, ds.test_x), ds.test_y.numpy(), IMG / "latent_2d_fashion.png",
@@ -204,6 +221,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--nested-p", type=float, default=0.05)
+    ap.add_argument("--nested-epochs", type=int, default=0, help="default: --epochs")
+    ap.add_argument("--reuse", action="store_true", help="keep runs of the same configuration")
     ap.add_argument("--limit", type=int, default=0, help="train on the first N images only")
     ap.add_argument("--vae-latent", type=int, default=32)
     ap.add_argument("--vae-widths", type=int, nargs="+", default=[512, 256])
