@@ -82,3 +82,38 @@ def test_corrupt_config(run):
                                                  "train": {}}))
     with pytest.raises(RunError, match="unknown keys"):
         load_model(run)
+
+
+def test_new_runs_store_every_option_so_old_runs_survive_default_changes(tmp_path):
+    from aekit.models import resolve_options
+
+    given = ModelConfig("conv", height=12, width=12, latent_dim=4, options={"hidden": 16})
+    resolved = resolve_options(given)
+    assert resolved.options["hidden"] == 16  # the user's value wins
+    assert resolved.options["activation"] == "relu" and "depth" in resolved.options
+    assert resolve_options(resolved) == resolved  # idempotent
+    # A run written with the resolved config rebuilds the same model and loads.
+    model = build_model(resolved)
+    write_config(tmp_path, resolved, TrainConfig())
+    save_weights(tmp_path, model)
+    loaded, run = load_model(tmp_path)
+    assert run.model_cfg.options == resolved.options
+    # An old run folder (options {}) still loads: the weights were saved with the same config.
+    old = ModelConfig("conv", height=12, width=12, latent_dim=4)
+    write_config(tmp_path / "old", old, TrainConfig())
+    save_weights(tmp_path / "old", build_model(old))
+    assert load_model(tmp_path / "old")[1].model_cfg.options == {}
+
+
+def test_train_cli_writes_resolved_options(tmp_path):
+    import numpy as np
+
+    from aekit import cli
+
+    x = (torch.rand(40, 8, 8) * 255).to(torch.uint8).numpy()
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:10])
+    rc = cli.main(["train", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--model", "conv",
+                   "--latent-dim", "3", "--epochs", "1", "--out", str(tmp_path / "run")])
+    assert rc == 0
+    doc = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert doc["model"]["options"]["activation"] == "relu"

@@ -78,14 +78,14 @@ class Autoencoder:
 
     def fit(self, X: Any, y: Any = None) -> Autoencoder:
         from aekit.experiment import build_corruption
-        from aekit.models import build_model
+        from aekit.models import build_model, resolve_options
         from aekit.train.loop import fit
 
         x = as_image_tensor(X)
         c, h, w = x.shape[1:]
-        self.model_config_ = ModelConfig(name=self.model, in_channels=c, height=h, width=w,
-                                         latent_dim=self.latent_dim, widths=tuple(self.widths),
-                                         options=dict(self.options or {}))
+        self.model_config_ = resolve_options(ModelConfig(
+            name=self.model, in_channels=c, height=h, width=w, latent_dim=self.latent_dim,
+            widths=tuple(self.widths), options=dict(self.options or {})))
         self.train_config_ = TrainConfig(
             dataset="array", epochs=self.epochs, batch_size=min(self.batch_size, len(x)),
             lr=self.lr, loss=self.loss, seed=self.seed, val_fraction=self.val_fraction,

@@ -53,7 +53,7 @@ def train_run(
 
     For a new run `model_cfg`'s in_channels/height/width are replaced by the dataset's shape.
     """
-    from aekit.models import build_model
+    from aekit.models import build_model, resolve_options
     from aekit.runs import read_config, write_config
     from aekit.train import distributed
     from aekit.train.logging import RunLogger
@@ -78,8 +78,8 @@ def train_run(
                                    "--out")
                 ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
                 c, h, w = ds.shape
-                model_cfg = ModelConfig(**{**model_cfg.to_dict(), "in_channels": c, "height": h,
-                                           "width": w})
+                model_cfg = resolve_options(ModelConfig(**{
+                    **model_cfg.to_dict(), "in_channels": c, "height": h, "width": w}))
         except AekitError as e:
             if world is None:
                 raise

@@ -18,7 +18,8 @@ for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["Autoencoder", "MODELS", "build_model", "default_config", "summary"]
+__all__ = ["Autoencoder", "MODELS", "build_model", "default_config", "resolve_options",
+           "summary"]
 
 
 def default_config(name: str) -> ModelConfig:
@@ -35,6 +36,16 @@ def default_config(name: str) -> ModelConfig:
     if fixed_latent is not None:
         cfg = dataclasses.replace(cfg, latent_dim=fixed_latent)
     return cfg
+
+
+def resolve_options(cfg: ModelConfig) -> ModelConfig:
+    """`cfg` with every option the model defines spelled out (given values win over defaults).
+
+    New runs store this form in config.json, so changing a default later (e.g. an activation)
+    cannot silently change how an existing run folder rebuilds its model.
+    """
+    defaults = get_model_class(cfg.name).default_options
+    return dataclasses.replace(cfg, options={**defaults, **cfg.options})
 
 
 def build_model(cfg: ModelConfig) -> Autoencoder:

@@ -23,6 +23,9 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
 
     # Options every model accepts because the base class implements them.
     common_options = ("nested", "nested_p")
+    # A model's own options and their defaults; `resolve_options` writes them into a new run's
+    # config so that a later change of a default never changes how an old run rebuilds.
+    default_options: dict = {}
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -58,6 +58,8 @@ def _down(side: int) -> int:
 
 @register_model("conv")
 class ConvAE(Autoencoder):
+    default_options = DEFAULT_OPTIONS
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         opts = model_options("conv", self.own_options(), DEFAULT_OPTIONS)
