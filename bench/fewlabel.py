@@ -25,6 +25,7 @@ from aekit.device import setup_threads
 from bench.common import IMG, ROOT, print_table, write_result
 
 WORK = ROOT / "runs" / "bench"
+METHODS = ("pca32_logreg", "scratch", "pretrained_probe", "pretrained_finetuned")
 
 
 def pretrain(args) -> tuple:
@@ -33,7 +34,9 @@ def pretrain(args) -> tuple:
     from aekit.experiment import train_run
     from aekit.runs import load_model, read_config
 
-    out = WORK / "fewlabel-pretrain"
+    tag = f"{args.model}{args.latent}-e{args.pretrain_epochs}" + (
+        f"-{args.corrupt.replace(':', '_').replace('+', '_')}" if args.corrupt else "")
+    out = WORK / f"fewlabel-pretrain-{tag}"
     model_cfg = ModelConfig(args.model, latent_dim=args.latent, widths=tuple(args.widths))
     train_cfg = TrainConfig(dataset="fashion-mnist", epochs=args.pretrain_epochs, seed=0,
                             corrupt=args.corrupt)
@@ -52,44 +55,71 @@ def pretrain(args) -> tuple:
     return load_model(out)
 
 
-def pca_lr(ds, n: int, seed: int, pca, z_test) -> float:
+def pca_lr(ds, n: int, seed: int, pca, z_test, pool_idx: torch.Tensor) -> float:
     from sklearn.linear_model import LogisticRegression
 
-    from aekit.tasks.fewlabel import balanced_indices
-
-    idx = balanced_indices(ds.train_y, n, 10, seed)
+    idx = balanced_in_pool(ds.train_y, pool_idx, n, seed)
     z = pca.transform(ds.train_x[idx].reshape(len(idx), -1).numpy() / 255.0)
     lr = LogisticRegression(max_iter=5000).fit(z, ds.train_y[idx].numpy())
     return float(lr.score(z_test, ds.test_y.numpy()))
 
 
-def network(ds, n: int, seed: int, model_cfg: ModelConfig, state: dict | None, args,
-            probe_only: bool = False) -> float:
-    """Encoder + linear head: from `state` (pretrained weights) or from scratch (None)."""
-    from aekit.models import build_model
-    from aekit.tasks.fewlabel import (
-        Classifier,
-        FinetuneConfig,
-        accuracy,
-        balanced_indices,
-        finetune,
-    )
+class Networks:
+    """Encoder + linear head runs, from the pretrained weights or from scratch, all with the same
+    recipe. Label-propagation graphs depend only on the encoder (frozen at that point) and the
+    unlabeled pool, so each is built once and reused across label counts."""
 
-    idx = balanced_indices(ds.train_y, n, 10, seed)
-    scratch = state is None
-    torch.manual_seed(seed)
-    ae = build_model(model_cfg)
-    if state is not None:
-        ae.load_state_dict(state)
-    cfg = FinetuneConfig(head="linear", steps=0 if probe_only else args.steps,
-                         batch_size=args.batch_size, augment=args.augment,
-                         lr=args.scratch_lr if scratch else args.lr,
-                         encoder_lr_scale=1.0 if scratch else args.encoder_lr_scale, seed=seed)
-    clf = Classifier(ae, 10, cfg.head)
-    unlabeled = ds.train_x[torch.randperm(len(ds.train_x),
-                                          generator=torch.Generator().manual_seed(0))[:10_000]]
-    finetune(clf, ds.train_x[idx], ds.train_y[idx], cfg, unlabeled=unlabeled)
-    return accuracy(clf, ds.test_x, ds.test_y)
+    def __init__(self, ds, model_cfg: ModelConfig, state: dict, args) -> None:
+        self.ds, self.cfg, self.state, self.args = ds, model_cfg, state, args
+        gen = torch.Generator().manual_seed(0)
+        pool = torch.randperm(len(ds.train_x), generator=gen)[: args.unlabeled or None]
+        self.pool = pool.sort().values  # train indices used as unlabeled images
+        self.graphs: dict = {}
+        self.pseudo_accuracy: dict = {}
+
+    def run(self, n: int, seed: int, pretrained: bool, probe_only: bool = False) -> float:
+        from aekit.models import build_model
+        from aekit.tasks.fewlabel import Classifier, FinetuneConfig, accuracy, finetune
+        from aekit.tasks.semisup import embedding_graph, pseudo_labels
+
+        args, ds = self.args, self.ds
+        idx = balanced_in_pool(ds.train_y, self.pool, n, seed)
+        torch.manual_seed(seed)
+        ae = build_model(self.cfg)
+        if pretrained:
+            ae.load_state_dict(self.state)
+        semi = args.semi and not probe_only
+        cfg = FinetuneConfig(head="linear", steps=0 if probe_only else args.steps,
+                             batch_size=args.batch_size, augment=args.augment,
+                             lr=args.lr if pretrained else args.scratch_lr,
+                             encoder_lr_scale=args.encoder_lr_scale if pretrained else 1.0,
+                             semi=semi, lp_k=args.lp_k, pseudo_batch=args.pseudo_batch,
+                             rounds=args.rounds, seed=seed)
+        clf = Classifier(ae, 10, cfg.head)
+        unlabeled = ds.train_x[self.pool]
+        pseudo = None
+        if semi:
+            clf.set_normalization(unlabeled)
+            key = "pretrained" if pretrained else f"scratch-{seed}"
+            if key not in self.graphs:
+                self.graphs[key] = embedding_graph(clf, unlabeled, args.lp_k)
+            rows = torch.searchsorted(self.pool, idx)  # labelled images are nodes of the pool
+            pseudo = pseudo_labels(self.graphs[key], rows, ds.train_y[idx], 10)
+            acc = pseudo.accuracy(ds.train_y[self.pool])
+            self.pseudo_accuracy.setdefault(key.split("-")[0], {}).setdefault(
+                str(n), []).append(round(acc * 100, 2))
+            print(f"  pseudo-label accuracy on the unlabeled pool: {acc * 100:.2f}%", flush=True)
+        finetune(clf, ds.train_x[idx], ds.train_y[idx], cfg, unlabeled=unlabeled, pseudo=pseudo,
+                 normalize=not semi)
+        return accuracy(clf, ds.test_x, ds.test_y)
+
+
+def balanced_in_pool(y: torch.Tensor, pool: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """The seed's n balanced labelled train indices, drawn from the pool (so they are nodes of
+    the propagation graph)."""
+    from aekit.tasks.fewlabel import balanced_indices
+
+    return pool[balanced_indices(y[pool], n, 10, seed)]
 
 
 def summarize(values: list[float]) -> dict:
@@ -110,7 +140,7 @@ def main() -> None:
     ap.add_argument("--widths", type=int, nargs="*", default=[], help="default: the model's")
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--corrupt", default="", help="denoising pretraining, e.g. mask:blocks")
-    ap.add_argument("--pretrain-epochs", type=int, default=2)
+    ap.add_argument("--pretrain-epochs", type=int, default=6)
     ap.add_argument("--reuse", action="store_true", help="reuse an existing pretrained run")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -118,6 +148,14 @@ def main() -> None:
     ap.add_argument("--encoder-lr-scale", type=float, default=0.3)
     ap.add_argument("--scratch-lr", type=float, default=1e-3, help="every layer, from scratch")
     ap.add_argument("--augment", default="shift")
+    ap.add_argument("--semi", action="store_true",
+                    help="also train on label-propagated pseudo-labels of unlabeled train images")
+    ap.add_argument("--unlabeled", type=int, default=0, help="unlabeled pool size (0: all)")
+    ap.add_argument("--lp-k", type=int, default=50)
+    ap.add_argument("--pseudo-batch", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=1, help="propagate + fine-tune rounds")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--name", default="fewlabel", help="result JSON / plot name (pilots)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     setup_threads(args.threads)
@@ -129,12 +167,14 @@ def main() -> None:
     pca = PCA(32, svd_solver="randomized", random_state=0).fit(
         ds.train_x.reshape(len(ds.train_x), -1).numpy() / 255.0)
     z_test = pca.transform(ds.test_x.reshape(len(ds.test_x), -1).numpy() / 255.0)
-    methods = {
-        "pca32_logreg": lambda n, s: pca_lr(ds, n, s, pca, z_test),
-        "scratch": lambda n, s: network(ds, n, s, cfg, None, args),
-        "pretrained_probe": lambda n, s: network(ds, n, s, cfg, state, args, probe_only=True),
-        "pretrained_finetuned": lambda n, s: network(ds, n, s, cfg, state, args),
+    nets = Networks(ds, cfg, state, args)
+    every = {
+        "pca32_logreg": lambda n, s: pca_lr(ds, n, s, pca, z_test, nets.pool),
+        "scratch": lambda n, s: nets.run(n, s, pretrained=False),
+        "pretrained_probe": lambda n, s: nets.run(n, s, pretrained=True, probe_only=True),
+        "pretrained_finetuned": lambda n, s: nets.run(n, s, pretrained=True),
     }
+    methods = {name: every[name] for name in args.methods}
     results: dict = {name: {} for name in methods}
     rows = []
     for n in args.labels:
@@ -151,11 +191,12 @@ def main() -> None:
         rows.append(row)
     print_table(["labels", *methods], rows)
     plot_curves({name: (args.labels, [results[name][str(n)]["mean"] for n in args.labels])
-                 for name in methods}, IMG / "fewlabel_accuracy.png", "labelled images",
+                 for name in methods}, IMG / f"{args.name}_accuracy.png", "labelled images",
                 "test accuracy (%)", "Fashion-MNIST with few labels (mean of 3 seeds)", logx=True)
-    write_result("fewlabel", {"args": vars(args), "pretrain_run": str(run.path),
+    write_result(args.name, {"args": vars(args), "pretrain_run": str(run.path),
                               "pretrain_seconds": round(pretrain_seconds, 1),
                               "pretrain_config": run.model_cfg.to_dict(),
+                              "pseudo_label_accuracy_percent": nets.pseudo_accuracy,
                               "results": results})
 
 

@@ -78,6 +78,18 @@ def test_finetune_then_classify(runs, data, tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_finetune_semi_supervised(runs, tmp_path, capsys):
+    clf = tmp_path / "clf"
+    assert main(["finetune", str(runs["conv"]), "--labels", "8", "--steps", "3", "--semi",
+                 "--rounds", "2", "--lp-k", "5", "--pseudo-batch", "16", "--out", str(clf)]) == 0
+    info = json.loads((clf / "classifier.json").read_text())
+    assert info["finetune"]["semi"] is True and info["finetune"]["rounds"] == 2
+    assert [h["round"] for h in json.loads((clf / "metrics.json").read_text())["history"]] == [1, 2]
+    assert main(["finetune", str(runs["conv"]), "--labels", "8", "--semi", "--rounds", "0",
+                 "--out", str(tmp_path / "c2")]) == 2
+    one_line_error(capsys, "--rounds")
+
+
 def test_vae_run_sample_interpolate_traverse(runs, data, tmp_path, capsys):
     m = json.loads((runs["vae"] / "metrics.json").read_text())
     assert m["model"] == "vae"

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aekit.errors import ConfigError, DataError, check_range
+from aekit.tasks.semisup import Pseudo, embedding_graph, pseudo_labels
 from aekit.train.loop import to_unit
 
 HEADS = ("linear", "mlp")
@@ -63,6 +64,11 @@ class FinetuneConfig:
     probe: bool = True  # start the head as logistic regression on frozen features
     probe_c: float = 0.1  # its inverse L2 strength (0.1 beat 1.0 at 10 and 100 labels here)
     freeze_encoder: bool = False  # True: a linear probe only
+    # Semi-supervised (tasks/semisup.py): pseudo-labels propagated over the unlabeled images.
+    semi: bool = False
+    lp_k: int = 50  # neighbours in the label-propagation graph
+    pseudo_batch: int = 128  # pseudo-labelled images per step, next to batch_size labelled ones
+    rounds: int = 1  # propagate + fine-tune rounds (later rounds use the fine-tuned features)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -77,6 +83,9 @@ class FinetuneConfig:
         check_range("--hidden", self.hidden, 1, 1 << 16)
         check_range("--shift", self.shift, 0, 64)
         check_range("probe_c", self.probe_c, 1e-6, 1e6)
+        check_range("--lp-k", self.lp_k, 1, 10_000)
+        check_range("--pseudo-batch", self.pseudo_batch, 1, 1 << 16)
+        check_range("--rounds", self.rounds, 1, 100)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -112,12 +121,12 @@ class Classifier(nn.Module):
     @torch.no_grad()
     def set_normalization(self, x: torch.Tensor, batch_size: int = 500) -> None:
         """Per-feature mean/std over images x (uint8 or float), e.g. unlabeled training images."""
-        z = self._encode_all(x, batch_size)
+        z = self.encode_all(x, batch_size)
         self.feat_mean.copy_(z.mean(0))
         self.feat_std.copy_(z.std(0).clamp_min(1e-4 * float(z.std(0).max()) + 1e-8))
 
     @torch.no_grad()
-    def _encode_all(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    def encode_all(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         was = self.training
         self.eval()
         device = self.feat_mean.device
@@ -149,15 +158,41 @@ def augment(x: torch.Tensor, kind: str, shift: int, gen: torch.Generator) -> tor
 
 
 def finetune(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig,
-             unlabeled: torch.Tensor | None = None) -> list[dict]:
-    """Train `clf` on images x (uint8 (N, C, H, W)) with labels y; returns a short history."""
+             unlabeled: torch.Tensor | None = None, pseudo: Pseudo | None = None,
+             normalize: bool = True) -> list[dict]:
+    """Train `clf` on images x (uint8 (N, C, H, W)) with labels y; returns a short history.
+
+    `unlabeled` images (no labels) set the feature standardisation (normalize=False: the caller
+    already did, with clf.set_normalization). With cfg.semi, `pseudo`
+    holds one pseudo-label per unlabeled image (from `semisup.pseudo_labels`; computed here
+    when None) and every step also trains on cfg.pseudo_batch of them, weighted."""
     if len(x) != len(y) or len(x) == 0:
         raise DataError(f"finetune: {len(x)} images but {len(y)} labels")
-    device = clf.feat_mean.device
     torch.manual_seed(cfg.seed)
-    clf.set_normalization(unlabeled if unlabeled is not None else x)
+    if normalize:
+        clf.set_normalization(unlabeled if unlabeled is not None else x)
+    if cfg.semi:
+        if unlabeled is None:
+            raise DataError("semi-supervised fine-tuning needs unlabeled images")
+        if pseudo is None:
+            pseudo = propagate_to(clf, x, y, unlabeled, cfg)
+        if len(pseudo.labels) != len(unlabeled):
+            raise DataError(f"{len(pseudo.labels)} pseudo-labels for {len(unlabeled)} images")
     if cfg.probe:
         _probe_init(clf, x, y, cfg.probe_c)
+    history: list[dict] = []
+    for r in range(cfg.rounds if cfg.semi else 1):
+        if r:  # self-training: propagate again over the features fine-tuned so far
+            pseudo = propagate_to(clf, x, y, unlabeled, cfg)
+        history += _train(clf, x, y, cfg, unlabeled, pseudo, r)
+    clf.eval()
+    return history
+
+
+def _train(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig,
+           unlabeled: torch.Tensor | None, pseudo: Pseudo | None, round_: int) -> list[dict]:
+    """cfg.steps of AdamW with cosine decay on labelled (+ weighted pseudo-labelled) batches."""
+    device = clf.feat_mean.device
     enc_params = list(clf.autoencoder.parameters())
     groups = [{"params": list(clf.head.parameters()), "lr": cfg.lr}]
     if not cfg.freeze_encoder and cfg.encoder_lr_scale > 0:
@@ -166,7 +201,7 @@ def finetune(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneCon
         p.requires_grad_(not cfg.freeze_encoder and cfg.encoder_lr_scale > 0)
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * round_)
     history, running = [], 0.0
     clf.train()
     for step in range(cfg.steps):
@@ -175,18 +210,37 @@ def finetune(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneCon
             g["lr"] = lr * scale
         idx = torch.randint(0, len(x), (min(cfg.batch_size, len(x)),), generator=gen)
         xb = augment(to_unit(x[idx], device), cfg.augment, cfg.shift, gen)
-        loss = F.cross_entropy(clf(xb), y[idx].to(device))
+        if pseudo is None or unlabeled is None:
+            loss = F.cross_entropy(clf(xb), y[idx].to(device))
+        else:  # one forward pass over labelled + pseudo-labelled images
+            j = torch.randint(0, len(unlabeled), (cfg.pseudo_batch,), generator=gen)
+            xu = augment(to_unit(unlabeled[j], device), cfg.augment, cfg.shift, gen)
+            logits = clf(torch.cat([xb, xu]))
+            loss = F.cross_entropy(logits[: len(xb)], y[idx].to(device))
+            per = F.cross_entropy(logits[len(xb):], pseudo.labels[j].to(device),
+                                  reduction="none")
+            loss = loss + (per * pseudo.weights[j].to(device)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         running += float(loss.detach())
         if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
-            history.append({"step": step + 1, "train_loss": running / ((step % 50) + 1)})
+            history.append({"round": round_ + 1, "step": step + 1,
+                            "train_loss": running / ((step % 50) + 1)})
             running = 0.0
     for p in enc_params:
         p.requires_grad_(True)
     clf.eval()
     return history
+
+
+def propagate_to(clf: Classifier, x: torch.Tensor, y: torch.Tensor, unlabeled: torch.Tensor,
+                 cfg: FinetuneConfig) -> Pseudo:
+    """Pseudo-labels for `unlabeled` by label propagation over the classifier's current
+    features, seeded by the labelled images x, y (added to the graph as extra nodes)."""
+    graph = embedding_graph(clf, torch.cat([x, unlabeled]), min(cfg.lp_k, len(unlabeled)))
+    labels = pseudo_labels(graph, torch.arange(len(x)), y, clf.head[-1].out_features)
+    return Pseudo(labels.labels[len(x):], labels.weights[len(x):])
 
 
 def _probe_init(clf: Classifier, x: torch.Tensor, y: torch.Tensor, c: float = 0.1) -> None:

@@ -41,6 +41,13 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-probe", action="store_true",
                    help="start the head at random instead of a logistic-regression probe")
     p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
+    p.add_argument("--semi", action="store_true",
+                   help="semi-supervised: also train on pseudo-labels propagated over the "
+                        "unlabeled training images (their labels are never used)")
+    p.add_argument("--rounds", type=int, default=1, help="--semi: propagate + fine-tune rounds")
+    p.add_argument("--lp-k", type=int, default=50, help="--semi: neighbours per image")
+    p.add_argument("--pseudo-batch", type=int, default=128,
+                   help="--semi: pseudo-labelled images per step")
     p.add_argument("--seed", type=int, default=0, help="picks the labelled images too")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_finetune)
@@ -176,7 +183,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     ft = FinetuneConfig(head=args.head, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         encoder_lr_scale=args.encoder_lr_scale, augment=args.augment,
                         probe=not args.no_probe, freeze_encoder=args.freeze_encoder,
-                        seed=args.seed)
+                        semi=args.semi, rounds=args.rounds, lp_k=args.lp_k,
+                        pseudo_batch=args.pseudo_batch, seed=args.seed)
     out = Path(args.out)
     if (out / "classifier.json").exists():
         raise ConfigError(f"{out} already holds a classifier; choose another --out")
@@ -190,8 +198,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     clf = Classifier(model, ds.num_classes, ft.head, ft.hidden)
     t0 = time.perf_counter()
-    unlabeled = ds.train_x[torch.randperm(len(ds.train_x),
-                                          generator=torch.Generator().manual_seed(0))[:10_000]]
+    # The unlabeled images: every training image for --semi (propagation needs them all),
+    # else 10k of them, enough for the feature standardisation.
+    unlabeled = ds.train_x if ft.semi else ds.train_x[torch.randperm(
+        len(ds.train_x), generator=torch.Generator().manual_seed(0))[:10_000]]
     history = finetune(clf, ds.train_x[idx], ds.train_y[idx], ft, unlabeled=unlabeled)
     seconds = time.perf_counter() - t0
     info = {"source_run": str(args.run), "dataset": ds.name, "labels": args.labels,
