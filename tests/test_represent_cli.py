@@ -130,3 +130,19 @@ def test_bad_input_exits_2_with_one_line(argv, needle, runs, data, tmp_path, cap
     fill = {"conv": runs["conv"], "vae": runs["vae"], "tmp": tmp_path, "data": data}
     assert main([a.format(**fill) for a in argv]) == 2
     one_line_error(capsys, needle)
+
+
+def test_train_nested_and_beta_flags(data, tmp_path, capsys):
+    lab = f"npz:{data / 'lab.npz'}"
+    run = train(tmp_path / "v", lab, "vae", "--beta", "4", "--nested", "--nested-p", "0.2",
+                "--option", "iwae_k=2", "--option", "iwae_images=4")
+    opts = json.loads((run / "config.json").read_text())["model"]["options"]
+    assert opts["beta"] == 4 and opts["nested"] is True and opts["nested_p"] == 0.2
+    assert main(["eval", str(run), "--keep", "2"]) == 0
+    capsys.readouterr()
+    args = ["train", "--model", "conv", "--dataset", lab, "--epochs", "1", "--quiet"]
+    assert main([*args, "--beta", "2", "--out", str(tmp_path / "c")]) == 2
+    one_line_error(capsys, "beta")
+    assert main([*args, "--nested-p", "0.1", "--option", "nested_p=0.3",
+                 "--out", str(tmp_path / "d")]) == 2
+    one_line_error(capsys, "disagree")

@@ -20,6 +20,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--widths", default="", help="comma-separated channel/unit widths")
     p.add_argument("--option", type=parse_option, action="append", default=[],
                    metavar="KEY=VALUE", help="model-specific option (repeatable)")
+    p.add_argument("--nested", action="store_true",
+                   help="nested dropout: ordered latents (= --option nested=true)")
+    p.add_argument("--nested-p", type=float, default=None, metavar="P",
+                   help="nested dropout's geometric p (= --option nested_p=P)")
+    p.add_argument("--beta", type=float, default=None,
+                   help="VAE KL weight (= --option beta=B; vae models only)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -87,8 +93,15 @@ def train_configs_from_args(args: argparse.Namespace):
         return value if value is not None else defaults.get(key, fallback)
 
     latent = pick(args.latent_dim, "latent_dim", 32)
-    model_cfg = ModelConfig(name=args.model, latent_dim=latent, widths=widths,
-                            options=dict(args.option))
+    options = dict(args.option)
+    for flag, key, value in (("--nested", "nested", True if args.nested else None),
+                             ("--nested-p", "nested_p", args.nested_p),
+                             ("--beta", "beta", args.beta)):
+        if value is not None:
+            if key in options and options[key] != value:
+                raise ConfigError(f"{flag} and --option {key}={options[key]} disagree; give one")
+            options[key] = value
+    model_cfg = ModelConfig(name=args.model, latent_dim=latent, widths=widths, options=options)
     train_cfg = TrainConfig(
         dataset=args.dataset,
         epochs=pick(args.epochs, "epochs", 10),
