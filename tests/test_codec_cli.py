@@ -72,7 +72,7 @@ def test_compress_each_and_dataset(setup, tiny_npz) -> None:
 def test_bad_inputs_one_line_exit_2_nothing_written(setup, capsys) -> None:
     tmp, run, imgs = setup
     Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp / "small.png")
-    assert main(["compress", run, str(imgs), str(tmp / "small.png"), "-o", "x.aez"]) == 2
+    assert main(["compress", run, str(tmp / "small.png"), "-o", "x.aez"]) == 2
     one_error_line(capsys, "expects 12x12")
     assert not (tmp / "x.aez").exists()
     (tmp / "junk.png").write_bytes(b"not a png")
@@ -111,3 +111,25 @@ def test_run_without_codec_or_match(setup, capsys) -> None:
     (tmp / "runs" / "codec1" / "config.json").unlink()  # the only run is gone
     assert main(["decompress", "good.aez", "-o", "d"]) == 2
     one_error_line(capsys, "no codec run with fingerprint")
+
+
+def test_compress_skips_bad_files_keeps_good_in_order(setup, capsys) -> None:
+    tmp, run, imgs = setup
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(imgs / "im1b_small.png")
+    (imgs / "im2b_junk.png").write_bytes(b"not a png")
+    assert main(["compress", run, str(imgs), "-o", "x.aez"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("aekit: skipped ") and "im1b_small.png" in err[0]
+    assert "expects 12x12" in err[0] and "im2b_junk.png" in err[1]
+    assert err[2] == "aekit: 4 file(s) done, 2 skipped"
+    assert main(["compress", run, str(imgs / "im2.png"), "-o", "two.aez"]) == 0
+    assert main(["decompress", "x.aez", "-o", "dec", "--run", run]) == 0
+    assert main(["decompress", "two.aez", "-o", "dec2", "--run", run]) == 0
+    # the good images in sorted path order: im0, im1, im2, im3 (the bad ones left out)
+    assert (tmp / "dec" / "x-2.png").read_bytes() == (tmp / "dec2" / "two.png").read_bytes()
+    (imgs / "im0.png").unlink(), (imgs / "im1.png").unlink()
+    (imgs / "im2.png").unlink(), (imgs / "im3.png").unlink()
+    assert main(["compress", run, str(imgs), "-o", "none.aez"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and "none of the 2 images" in err[-1] and err[-1].startswith("aekit: ")
+    assert not (tmp / "none.aez").exists()

@@ -1,14 +1,16 @@
 """CLI subcommands of the codec: compress, decompress, codec-info.
 
-Every bad input (unreadable or wrongly sized image, corrupt or foreign `.aez`, a run that is not a
-codec) raises an AekitError before anything is written; outputs are written atomically, so a
-failure never leaves a partial file under the final name.
+`compress` over many files compresses every good image and lists the bad ones (unreadable, or not
+the codec's exact size) on stderr, exit 1. Every other bad input (a corrupt or foreign `.aez`, a
+run that is not a codec, no good image at all) raises an AekitError before anything is written;
+outputs are written atomically, so a failure never leaves a partial file under the final name.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -16,6 +18,7 @@ import torch
 from aekit.errors import ConfigError, DataError, FormatError, RunError
 
 DEFAULT_RUNS_DIR = "runs"
+CHUNK = 1024  # images read and encoded at a time: bounded memory for any folder
 
 
 def add_parsers(sub) -> None:
@@ -69,78 +72,123 @@ def _read_file(path: str) -> bytes:
         raise DataError(f"{path}: is a folder, expected an .aez file") from None
 
 
-def _load_inputs(args: argparse.Namespace, model) -> tuple[torch.Tensor, list[str]]:
-    """uint8 (N, C, H, W) images and a name for each; any unreadable or wrongly sized image
-    is a DataError naming it (a codec never silently resizes or skips)."""
-    c, h, w = model.cfg.shape
+def _dataset_images(args: argparse.Namespace, model) -> tuple[torch.Tensor, list[str]]:
+    """uint8 (N, C, H, W) images of a dataset split and a name for each."""
+    from aekit.data import load_dataset
+
+    ds = load_dataset(args.dataset)
+    x = ds.test_x if args.split == "test" else ds.train_x
+    if args.limit:
+        x = x[: args.limit]
+    if tuple(x.shape[1:]) != tuple(model.cfg.shape):
+        raise DataError(f"dataset {args.dataset} has images {tuple(x.shape[1:])} but the "
+                        f"codec expects {tuple(model.cfg.shape)}")
+    prefix = args.dataset.replace(":", "_").replace("/", "_")
+    return x, [f"{prefix}-{i:05d}" for i in range(len(x))]
+
+
+def _file_chunks(paths: list[Path], shape: tuple[int, int, int],
+                 chunk: int = CHUNK) -> Iterator[tuple[torch.Tensor, list[str], list[tuple]]]:
+    """Yield (uint8 (B, C, H, W) good images, their names, [(bad path, reason)]) chunk by chunk,
+    so a folder of any size is compressed in bounded memory. A file is bad when it cannot be
+    decoded or is not exactly H x W (a codec never resizes silently)."""
+    import numpy as np
+
+    from aekit.data.images import load_uint8
+
+    c, h, w = shape
+    mode = "L" if c == 1 else "RGB"
+    for start in range(0, len(paths), chunk):
+        arrays, names, bad = [], [], []
+        for p in paths[start : start + chunk]:
+            try:
+                a = load_uint8(p, mode)
+            except DataError as e:
+                bad.append((str(p), str(e).removeprefix(f"{p}: ")))
+                continue
+            if a.shape[:2] != (h, w):
+                bad.append((str(p), f"image is {a.shape[0]}x{a.shape[1]} but the codec expects "
+                                    f"{h}x{w}; resize it first (a codec never resizes silently)"))
+                continue
+            arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))  # (C, H, W)
+            names.append(p.stem)
+        x = torch.from_numpy(np.stack(arrays)) if arrays else torch.empty((0, c, h, w))
+        yield x, names, bad
+
+
+def _inputs(args: argparse.Namespace, model) -> Iterable[tuple[torch.Tensor, list[str], list]]:
     if args.limit < 0:
         raise ConfigError(f"--limit {args.limit}: must be >= 0")
     if args.dataset and args.images:
         raise ConfigError("give image files or --dataset, not both")
     if args.dataset:
-        from aekit.data import load_dataset
-
-        ds = load_dataset(args.dataset)
-        x = ds.test_x if args.split == "test" else ds.train_x
-        if args.limit:
-            x = x[: args.limit]
-        if tuple(x.shape[1:]) != (c, h, w):
-            raise DataError(f"dataset {args.dataset} has images {tuple(x.shape[1:])} but the "
-                            f"codec expects {(c, h, w)}")
-        names = [f"{args.dataset.replace(':', '_').replace('/', '_')}-{i:05d}"
-                 for i in range(len(x))]
-        return x, names
+        x, names = _dataset_images(args, model)
+        return [(x[i : i + CHUNK], names[i : i + CHUNK], []) for i in range(0, len(x), CHUNK)]
     if not args.images:
         raise ConfigError("compress needs image files/folders or --dataset NAME")
-    import numpy as np
-
     from aekit.batch import collect_paths
-    from aekit.data.images import load_uint8
 
+    if model.cfg.in_channels not in (1, 3):
+        raise ConfigError(f"image files have 1 or 3 channels; this codec takes "
+                          f"{model.cfg.in_channels}")
     paths = collect_paths(args.images)
-    if args.limit:
-        paths = paths[: args.limit]
-    mode = "L" if c == 1 else "RGB"
-    if c not in (1, 3):
-        raise ConfigError(f"image files have 1 or 3 channels; this codec takes {c}")
-    arrays = []
-    for p in paths:
-        a = load_uint8(p, mode)
-        if a.shape[:2] != (h, w):
-            raise DataError(f"{p}: image is {a.shape[0]}x{a.shape[1]} but the codec expects "
-                            f"{h}x{w}; resize it first (a codec never resizes silently)")
-        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))  # (C, H, W)
-    return torch.from_numpy(np.stack(arrays)), [p.stem for p in paths]
+    return _file_chunks(paths[: args.limit] if args.limit else paths, tuple(model.cfg.shape))
+
+
+def _unique(name: str, used: set[str]) -> str:
+    stem, k = name, 1
+    while stem in used:
+        stem, k = f"{name}-{k}", k + 1
+    used.add(stem)
+    return stem
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from aekit.codec.api import compress, compress_each
+    """Compress every good image; unreadable or wrongly sized files are listed on stderr and
+    left out (exit 1). The container holds the good images in input order (folders sorted by
+    path); with --each, one file per good image. No good image at all: an error, nothing
+    written."""
+    from aekit.batch import report_bad
+    from aekit.codec.api import encode_payloads, fingerprint
+    from aekit.codec.bitstream import AezFile, pack
     from aekit.io import atomic_write_bytes
 
     model = load_codec(args.run)
-    x, names = _load_inputs(args, model)
-    pixels = x.shape[0] * x.shape[2] * x.shape[3]
-    if args.each:
-        files = compress_each(model, x)
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"{out}: exists and is not a folder (--each writes a folder)")
-        used: set[str] = set()
-        for name, data in zip(names, files, strict=True):
-            stem, k = name, 1
-            while stem in used:
-                stem, k = f"{name}-{k}", k + 1
-            used.add(stem)
-            atomic_write_bytes(out / f"{stem}.aez", data)
-        total = sum(len(f) for f in files)
-        print(f"{len(files)} file(s) written to {out}: {total} bytes, "
-              f"{total * 8 / pixels:.3f} bits per pixel")
-        return 0
-    data = compress(model, x)
-    atomic_write_bytes(args.out, data)
-    print(f"{len(x)} image(s) -> {args.out}: {len(data)} bytes, "
-          f"{len(data) * 8 / pixels:.3f} bits per pixel")
-    return 0
+    out = Path(args.out)
+    if args.each and out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder (--each writes a folder)")
+    fp, shape = fingerprint(model), tuple(model.cfg.shape)
+    payloads: list[bytes] = []
+    bad: list[tuple] = []
+    used: set[str] = set()
+    done = total = 0
+    for x, names, bad_chunk in _inputs(args, model):
+        bad.extend(bad_chunk)
+        if not names:
+            continue
+        chunk = encode_payloads(model, x)
+        done += len(chunk)
+        if not args.each:
+            payloads.extend(chunk)
+            continue
+        for name, payload in zip(names, chunk, strict=True):
+            data = pack(AezFile(fp, shape, (payload,)))
+            atomic_write_bytes(out / f"{_unique(name, used)}.aez", data)
+            total += len(data)
+    if not done:
+        if len(bad) == 1:
+            raise DataError(f"{bad[0][0]}: {bad[0][1]}")
+        report_bad(bad, 0)
+        raise DataError(f"none of the {len(bad)} images could be compressed (listed above); "
+                        "nothing written")
+    if not args.each:
+        data = pack(AezFile(fp, shape, tuple(payloads)))
+        atomic_write_bytes(out, data)
+        total = len(data)
+    bpp = total * 8 / (done * shape[1] * shape[2])
+    where = f"{done} file(s) written to {out}" if args.each else f"{done} image(s) -> {out}"
+    print(f"{where}: {total} bytes, {bpp:.3f} bits per pixel")
+    return report_bad(bad, done)
 
 
 def find_run(fp_hex: str, runs_dir: str = DEFAULT_RUNS_DIR) -> str:
