@@ -9,6 +9,13 @@ same work takes on otherwise idle cores; the machine may be shared, its load ave
 
     python -m bench.anomaly                         # fashion-mnist, digits, mnist if present
     python -m bench.anomaly --datasets fashion-mnist --classes 0,6 --threads 2
+    python -m bench.anomaly --protocol val --classes 2,4,6 --name anomaly_val   # model selection
+
+Every run fits the detectors with all score parts and evaluates every combination of them
+from the same fitted models ("combos"); the headline "aekit" is the default score. The `val`
+protocol touches no test image: it holds out VAL_NORMAL training images of class K as normal and
+VAL_ANOMALIES training images of the other classes as anomalies, and fits on the rest of class K;
+settings (score, training) are chosen on it, then the `test` protocol is run once.
 
 Writes bench/results/anomaly.json and docs/img/anomaly_auroc.png; prints a per-class table.
 """
@@ -35,6 +42,32 @@ PUBLISHED_MEAN = {
 TARGET = {"fashion-mnist": 94.0}
 PCA_K = 32
 EXAMPLE_CLASS = 0  # its detector draws docs/img/anomaly_heatmaps.png
+VAL_NORMAL, VAL_ANOMALIES = 1000, 2000
+
+
+def combos(parts: dict[str, np.ndarray], stats: dict, is_anomaly: np.ndarray) -> dict[str, float]:
+    """AUROC (%) of every combination of parts: the sum of z-scores (held-out normal stats)."""
+    from itertools import combinations
+
+    from aekit.eval.metrics import auroc
+
+    z = {p: (v - stats[p][0]) / stats[p][1] for p, v in parts.items()}
+    return {"+".join(c): 100 * auroc(sum(z[p] for p in c), is_anomaly)
+            for r in range(1, len(z) + 1) for c in combinations(z, r)}
+
+
+def val_split(ds, k: int, seed: int = 0):
+    """(fit images, evaluation images, is_anomaly) from the training split only."""
+    gen = torch.Generator().manual_seed(seed + k)
+    normal = ds.train_x[ds.train_y == k]
+    perm = torch.randperm(len(normal), generator=gen)
+    n_val = min(VAL_NORMAL, len(normal) // 5)
+    others = ds.train_x[ds.train_y != k]
+    n_anom = min(VAL_ANOMALIES, 2 * n_val)
+    anom = others[torch.randperm(len(others), generator=gen)[:n_anom]]
+    evalx = torch.cat([normal[perm[:n_val]], anom])
+    is_anomaly = np.r_[np.zeros(n_val, bool), np.ones(len(anom), bool)]
+    return normal[perm[n_val:]], evalx, is_anomaly
 
 
 def example_grid(det, test_x: torch.Tensor, test_y: torch.Tensor, k: int, score: np.ndarray,
@@ -73,29 +106,41 @@ def _clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-def run_dataset(name: str, classes: list[int] | None, params: dict, threads: int) -> dict:
+def run_dataset(name: str, classes: list[int] | None, params: dict, threads: int,
+                protocol: str = "test") -> dict:
     from aekit.data import load_dataset
     from aekit.eval.metrics import auroc
-    from aekit.tasks.anomaly import Detector
+    from aekit.tasks.anomaly import COMPONENTS, DEFAULT_SCORE, Detector, parse_score
 
     ds = load_dataset(name)
     classes = classes if classes is not None else list(range(len(ds.classes)))
+    default = "+".join(parse_score(params.get("score", DEFAULT_SCORE)))
+    fit_params = {**params, "score": "+".join(COMPONENTS)}
     rows, t_all, c_all = [], *_clock()
     for k in classes:
-        normal = ds.train_x[ds.train_y == k]
-        is_anomaly = (ds.test_y != k).numpy()
+        if protocol == "val":
+            normal, eval_x, is_anomaly = val_split(ds, k)
+        else:
+            normal, eval_x, is_anomaly = ds.train_x[ds.train_y == k], ds.test_x, \
+                (ds.test_y != k).numpy()
         t0, c0 = _clock()
-        det = Detector(**params).fit(normal)
-        score, parts = det.score_parts(ds.test_x)
+        det = Detector(**fit_params).fit(normal)
+        _, parts = det.score_parts(eval_x)
         t1, c1 = _clock()
-        pca = pca_scores(normal, ds.test_x)
+        pca = pca_scores(normal, eval_x)
         t2, c2 = _clock()
-        flagged = score > det.threshold_
-        if name == "fashion-mnist" and k == EXAMPLE_CLASS:
+        z = {p: (v - det.stats_[p][0]) / det.stats_[p][1] for p, v in parts.items()}
+        score = sum(z[p] for p in default.split("+"))
+        held = sum((det.heldout_parts_[p] - det.stats_[p][0]) / det.stats_[p][1]
+                   for p in default.split("+"))
+        rate = det.contamination if det.contamination is not None else det.fpr
+        flagged = score > np.quantile(held, 1.0 - rate, method="higher")
+        if name == "fashion-mnist" and k == EXAMPLE_CLASS and protocol == "test":
             example_grid(det, ds.test_x, ds.test_y, k, score, IMG / "anomaly_heatmaps.png")
         row = {"class": k, "name": ds.classes[k], "n_train": len(normal),
                "aekit": 100 * auroc(score, is_anomaly),
                "parts": {p: 100 * auroc(v, is_anomaly) for p, v in parts.items()},
+               "combos": combos(parts, det.stats_, is_anomaly),
                "pca32": 100 * auroc(pca, is_anomaly),
                "test_fpr": float(flagged[~is_anomaly].mean()),
                "test_tpr": float(flagged[is_anomaly].mean()),
@@ -108,7 +153,10 @@ def run_dataset(name: str, classes: list[int] | None, params: dict, threads: int
     t_end, c_end = _clock()
     mean = {key: float(np.mean([r[key] for r in rows])) for key in ("aekit", "pca32")}
     mean["parts"] = {p: float(np.mean([r["parts"][p] for r in rows])) for p in rows[0]["parts"]}
-    return {"dataset": name, "classes": classes, "rows": rows, "mean": mean,
+    mean["combos"] = {c: float(np.mean([r["combos"][c] for r in rows]))
+                      for c in rows[0]["combos"]}
+    return {"dataset": name, "protocol": protocol, "default_score": default, "classes": classes,
+            "rows": rows, "mean": mean,
             "wall_seconds": round(t_end - t_all, 1),
             "cpu_seconds_per_thread": round((c_end - c_all) / threads, 1),
             "published_mean": PUBLISHED_MEAN.get(name, {}), "target_mean": TARGET.get(name)}
@@ -152,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--params", default="{}", help="JSON of Detector settings to override")
     p.add_argument("--name", default="anomaly", help="result file name (bench/results/NAME.json)")
+    p.add_argument("--protocol", choices=("test", "val"), default="test",
+                   help="test: DESIGN.md's protocol; val: train split only, for model selection")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     params = {"seed": 0, **json.loads(args.params)}
@@ -165,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}: skipped: {why}")
             continue
         print(f"== {name}", flush=True)
-        results.append(run_dataset(name, classes, params, args.threads))
+        results.append(run_dataset(name, classes, params, args.threads, args.protocol))
     for res in results:
         print(f"\n{res['dataset']}: one-class AUROC (%), wall {res['wall_seconds']:.0f} s, "
               f"CPU time / {args.threads} threads {res['cpu_seconds_per_thread']:.0f} s")
@@ -185,10 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         if res["dataset"] == "fashion-mnist":
             mean.insert(-1, float(np.mean([GEOM_FASHION[c] for c in res["classes"]])))
         print_table(head, [*table, mean])
+        best = sorted(res["mean"]["combos"].items(), key=lambda kv: -kv[1])[:12]
+        print(f"best score combinations ({res['protocol']} protocol, mean AUROC %):")
+        print_table(["score", "mean", *[str(r["class"]) for r in res["rows"]]],
+                    [[c, m, *[r["combos"][c] for r in res["rows"]]] for c, m in best])
     out = write_result(args.name, {"params": params, "results": results, "skipped": skipped,
                                    "load_average_before": load_before,
                                    "load_average_after": os.getloadavg()})
-    if results:
+    if results and args.protocol == "test":
         IMG.mkdir(parents=True, exist_ok=True)
         img = IMG / f"{args.name}_auroc.png"
         plot(results, img)

@@ -76,7 +76,8 @@ def test_sklearn_conventions():
                        atol=1e-6)
 
 
-@pytest.mark.parametrize("score", ["mse", "ssim", "knn", "gauss", "mse+ssim+knn+gauss"])
+@pytest.mark.parametrize("score", ["mse", "ssim", "knn", "gauss", "pca", "pixknn",
+                                   "mse+ssim+knn+gauss+pca+pixknn"])
 def test_every_score_kind_runs(score):
     det = Detector(**{**FAST, "epochs": 1}, score=score).fit(make_blobs(60))
     s = det.score_samples(make_blobs(10, seed=2))
@@ -91,6 +92,36 @@ def test_single_component_is_raw_mse():
     assert np.allclose(det.score_samples(x), expected, atol=1e-6)
     maps = det.error_maps(x)
     assert maps.shape == (5, 12, 12) and np.allclose(maps.mean((1, 2)), expected, atol=1e-6)
+
+
+def test_pixel_parts_match_their_definitions():
+    from sklearn.decomposition import PCA
+
+    x = make_blobs(80, seed=0)
+    det = Detector(**{**FAST, "epochs": 1}, score="pca+pixknn", k=1, pca_k=6).fit(x)
+    train_idx = np.setdiff1d(np.arange(len(x)), det.heldout_indices_)
+    probe = make_blobs(7, seed=11)
+    _, parts = det.score_parts(probe)
+    flat_train = x[train_idx].reshape(len(train_idx), -1) / 255.0
+    flat = probe.reshape(7, -1) / 255.0
+    pca = PCA(n_components=6).fit(flat_train)
+    residual = ((pca.inverse_transform(pca.transform(flat)) - flat) ** 2).mean(1)
+    assert np.allclose(parts["pca"], residual, rtol=1e-3, atol=1e-6)
+    nearest = np.sqrt(((flat[:, None] - flat_train[None]) ** 2).sum(-1)).min(1)
+    assert np.allclose(parts["pixknn"], nearest, rtol=1e-4, atol=1e-5)
+    # a training image is its own nearest neighbour (up to cdist's float32 cancellation)
+    assert np.allclose(det.score_parts(x[train_idx[:3]])[1]["pixknn"], 0.0, atol=1e-2)
+    # the combined score is the sum of the parts' held-out z-scores
+    z = sum((parts[p] - det.stats_[p][0]) / det.stats_[p][1] for p in ("pca", "pixknn"))
+    assert np.allclose(det.score_samples(probe), z)
+
+
+def test_save_and_load_round_trip_with_pixel_parts(tmp_path):
+    det = Detector(**{**FAST, "epochs": 1}, score="mse+pca+pixknn", pca_k=4).fit(make_blobs(60))
+    again = load_detector(det.save(tmp_path / "det"))
+    x = make_blobs(10, seed=9)
+    assert np.allclose(again.score_samples(x), det.score_samples(x), atol=1e-5)
+    assert again.get_params()["pca_k"] == 4
 
 
 def test_save_and_load_round_trip_with_an_ensemble(tmp_path):
@@ -134,7 +165,7 @@ def test_wrong_size_or_channels_at_scoring(fitted):
 
 
 @pytest.mark.parametrize("kwargs", [{"score": "psnr"}, {"score": "mse+mse"}, {"fpr": 1.5},
-                                    {"contamination": 0.9}, {"n_models": 0},
+                                    {"contamination": 0.9}, {"n_models": 0}, {"pca_k": 0},
                                     {"restore": "rot+bogus:1"}])
 def test_bad_settings_are_clear_errors(kwargs):
     with pytest.raises(AekitError):

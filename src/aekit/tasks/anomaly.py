@@ -7,15 +7,12 @@
 The autoencoder is trained as a *restoration* network (ARNet, Fei et al. 2020): its input is the
 normal image rotated by a random multiple of 90 degrees, its target the upright image. Undoing the
 rotation forces it to learn what normal images look like (orientation, shape), not just to copy
-pixels, so anomalies are restored badly. Scores (`score=`, joined by '+'):
+pixels, so anomalies are restored badly. The score (`score=`, parts joined by '+') combines parts
+listed in aekit.tasks.anomaly_scores: mse, ssim, knn, gauss (from the networks) and pca, pixknn
+(from the normal pixels).
 
-    mse     mean squared pixel error of the reconstruction
-    ssim    1 - SSIM of the reconstruction (structure rather than intensity)
-    knn     mean distance of the latent code to its k nearest training codes (latent density)
-    gauss   Mahalanobis distance of the latent code under a Gaussian fitted to training codes
-
-A combination adds each part's z-score (relative to held-out normal images), averaged over the
-ensemble members; a single part with a single model is reported raw (e.g. the MSE itself).
+A combination adds each part's z-score (relative to held-out normal images); model parts are
+averaged over the ensemble members first; a single part is reported raw (e.g. the MSE itself).
 The threshold is the (1 - fpr) quantile of held-out normal scores, so about `fpr` of normal
 images are flagged. Sign convention: unlike scikit-learn's outlier detectors (where a low
 `score_samples` means abnormal), higher is more anomalous here, as for a reconstruction error,
@@ -37,24 +34,23 @@ import torch
 from aekit.api import as_image_tensor
 from aekit.config import ModelConfig, TrainConfig
 from aekit.errors import ConfigError, DataError, RunError, check_range
+from aekit.tasks.anomaly_scores import (
+    COMPONENTS,
+    PIXEL_PARTS,
+    gauss_fit,
+    model_parts,
+    parse_score,
+    pixel_parts,
+    pixel_state,
+    unit,
+)
 
-COMPONENTS = ("mse", "ssim", "knn", "gauss")
 DEFAULT_SCORE = "mse+ssim+knn"
 DETECTOR_FILE = "detector.json"
 CODES_FILE = "detector.safetensors"
-FORMAT_TAG = "aekit-anomaly/1"
+FORMAT_TAG = "aekit-anomaly/2"
 # Automatic training length (epochs=None): at least MIN_STEPS steps and MIN_EPOCHS epochs.
 MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 800, 10, 400
-
-
-def parse_score(spec: str) -> tuple[str, ...]:
-    """'mse+ssim' -> ('mse', 'ssim'), checked against COMPONENTS."""
-    parts = tuple(p.strip() for p in str(spec).split("+") if p.strip())
-    bad = [p for p in parts if p not in COMPONENTS]
-    if not parts or bad or len(set(parts)) != len(parts):
-        raise ConfigError(f"score={spec!r}: use one or more of {', '.join(COMPONENTS)} joined "
-                          "by '+', each at most once (e.g. mse+ssim+knn)")
-    return parts
 
 
 class RestoreCorruption:
@@ -102,6 +98,7 @@ class Detector:
     def __init__(self, score: str = DEFAULT_SCORE, model: str = "conv", latent_dim: int = 32,
                  widths: tuple = (32, 64), epochs: int | None = None, batch_size: int = 64,
                  lr: float = 2e-3, restore: str = "rot", n_models: int = 1, k: int = 5,
+                 pca_k: int = 32,
                  fpr: float = 0.05, contamination: float | None = None, holdout: float = 0.1,
                  seed: int = 0, device: str = "auto", precision: str = "auto",
                  verbose: bool = False) -> None:
@@ -115,6 +112,7 @@ class Detector:
         self.restore = restore
         self.n_models = n_models
         self.k = k
+        self.pca_k = pca_k
         self.fpr = fpr
         self.contamination = contamination
         self.holdout = holdout
@@ -129,6 +127,7 @@ class Detector:
         parse_score(self.score)
         check_range("n_models", self.n_models, 1, 64)
         check_range("k", self.k, 1, 10_000)
+        check_range("pca_k", self.pca_k, 1, 10_000)
         check_range("holdout", self.holdout, 0.01, 0.9)
         if self.contamination is not None:
             check_range("contamination", self.contamination, 0.0, 0.5)
@@ -177,10 +176,11 @@ class Detector:
         parts = parse_score(self.score)
         self.codes_ = [self._codes(m, train_x) for m in self.members_] \
             if {"knn", "gauss"} & set(parts) else []
-        self.gauss_ = [_gauss_fit(z) for z in self.codes_] if "gauss" in parts else []
-        self.stats_ = {}
+        self.gauss_ = [gauss_fit(z) for z in self.codes_] if "gauss" in parts else []
+        self.pixel_state_ = pixel_state(train_x, parts, self.pca_k)
         raw = self._raw_scores(held_x)
         self.stats_ = {key: (float(v.mean()), float(v.std()) or 1.0) for key, v in raw.items()}
+        self.heldout_parts_ = raw
         self.heldout_scores_ = self._combine(raw)
         # At most `rate` of the held-out scores lie strictly above this (flagged means `>`).
         self.threshold_ = float(np.quantile(self.heldout_scores_, 1.0 - rate, method="higher"))
@@ -198,12 +198,11 @@ class Detector:
 
     def score_parts(self, X: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(score_samples(X), each part of the score raw and averaged over members) in one pass:
-        the parts are what the score combines, e.g. {'mse': (N,), 'ssim': (N,)}."""
+        the parts are what the score combines, e.g. {'mse': (N,), 'ssim': (N,)}; `stats_[part]`
+        holds each part's (mean, std) on held-out normal images."""
         self._check_fitted()
         raw = self._raw_scores(self._input(X))
-        parts = {name: np.mean([v for k, v in raw.items() if k.split("/")[0] == name], axis=0)
-                 for name in parse_score(self.score)}
-        return self._combine(raw), parts
+        return self._combine(raw), raw
 
     def decision_function(self, X: Any) -> np.ndarray:
         """score - threshold: positive for images flagged as anomalies."""
@@ -218,7 +217,7 @@ class Detector:
         self._check_fitted()
         x = self._input(X)
         with torch.inference_mode():
-            return torch.cat([self.members_[0](_unit(b))["x_hat"] for b in x.split(512)]).numpy()
+            return torch.cat([self.members_[0](unit(b))["x_hat"] for b in x.split(512)]).numpy()
 
     def error_maps(self, X: Any) -> np.ndarray:
         """Per-pixel squared error (N, H, W), mean over channels and members; divide by
@@ -247,48 +246,31 @@ class Detector:
 
     @torch.inference_mode()
     def _codes(self, module, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([module.encode(_unit(b)).flatten(1) for b in x.split(512)])
+        return torch.cat([module.encode(unit(b)).flatten(1) for b in x.split(512)])
 
-    @torch.inference_mode()
     def _raw_scores(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        """{'<component>/<member>': raw scores (N,)}."""
-        from aekit.eval.metrics import ssim_per_image
-
+        """{part: raw scores (N,)}, model parts averaged over the members."""
         parts = parse_score(self.score)
-        out: dict[str, list[torch.Tensor]] = {}
-        for m, module in enumerate(self.members_):
-            for b in x.split(512):
-                xb = _unit(b)
-                res = module(xb)
-                vals = {}
-                if "mse" in parts:
-                    vals["mse"] = (res["x_hat"] - xb).pow(2).flatten(1).mean(1)
-                if "ssim" in parts:
-                    vals["ssim"] = 1.0 - ssim_per_image(res["x_hat"], xb).float()
-                z = res["z"].flatten(1)
-                if "knn" in parts:
-                    kk = min(self.k, len(self.codes_[m]))
-                    vals["knn"] = torch.cdist(z, self.codes_[m]).topk(kk, largest=False) \
-                        .values.mean(1)
-                if "gauss" in parts:
-                    mu, prec = self.gauss_[m]
-                    d = z - mu
-                    vals["gauss"] = ((d @ prec) * d).sum(1)
+        sums: dict[str, torch.Tensor] = {}
+        if set(parts) - set(PIXEL_PARTS):
+            for m, module in enumerate(self.members_):
+                vals = model_parts(module, x, parts, self.codes_[m] if self.codes_ else None,
+                                   self.gauss_[m] if self.gauss_ else None, self.k)
                 for name, v in vals.items():
-                    out.setdefault(f"{name}/{m}", []).append(v.double())
-        return {key: torch.cat(v).numpy() for key, v in out.items()}
+                    sums[name] = sums.get(name, 0) + v / len(self.members_)
+        sums.update(pixel_parts(x, parts, self.pixel_state_, self.k))
+        return {name: sums[name].numpy() for name in parts}
 
     def _combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         if len(raw) == 1:
             return next(iter(raw.values()))
-        total = sum((v - self.stats_[key][0]) / self.stats_[key][1] for key, v in raw.items())
-        return total / len(self.members_)
+        return sum((v - self.stats_[key][0]) / self.stats_[key][1] for key, v in raw.items())
 
     @torch.inference_mode()
     def _pixel_errors(self, x: torch.Tensor) -> torch.Tensor:
         maps = []
         for b in x.split(512):
-            xb = _unit(b)
+            xb = unit(b)
             err = sum((mod(xb)["x_hat"] - xb).pow(2).mean(1) for mod in self.members_)
             maps.append(err / len(self.members_))  # (B, H, W)
         return torch.cat(maps)
@@ -297,8 +279,8 @@ class Detector:
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         keys = ("score", "model", "latent_dim", "widths", "epochs", "batch_size", "lr",
-                "restore", "n_models", "k", "fpr", "contamination", "holdout", "seed", "device",
-                "precision", "verbose")
+                "restore", "n_models", "k", "pca_k", "fpr", "contamination", "holdout", "seed",
+                "device", "precision", "verbose")
         return {k: (list(v) if isinstance(v, tuple) else v) for k in keys
                 for v in [getattr(self, k)]}
 
@@ -347,6 +329,8 @@ class Detector:
         tensors = {f"codes/{i}": z.contiguous() for i, z in enumerate(self.codes_)}
         for i, (mu, prec) in enumerate(self.gauss_):
             tensors[f"gauss_mean/{i}"], tensors[f"gauss_precision/{i}"] = mu, prec.contiguous()
+        for name, t in self.pixel_state_.items():
+            tensors[f"pixel/{name}"] = t
         tensors["heldout_scores"] = torch.from_numpy(self.heldout_scores_.astype(np.float64))
         atomic_write_bytes(path / CODES_FILE, st_save(tensors, {"format": FORMAT_TAG}))
         atomic_write_text(path / DETECTOR_FILE, json.dumps(self.detector_state(), indent=2) + "\n")
@@ -410,6 +394,8 @@ def load_detector(path: str | Path) -> Detector:
             if {"knn", "gauss"} & set(parts) else []
         det.gauss_ = [(t[f"gauss_mean/{i}"], t[f"gauss_precision/{i}"])
                       for i in range(n_members)] if "gauss" in parts else []
+        det.pixel_state_ = {key.split("/", 1)[1]: v for key, v in t.items()
+                            if key.startswith("pixel/")}
         det.heldout_scores_ = t["heldout_scores"].numpy()
     except KeyError as e:
         raise RunError(f"{path}/{CODES_FILE}: missing tensor {e}") from None
@@ -429,20 +415,6 @@ def _as_normal_set(X: Any) -> torch.Tensor:
         raise DataError(f"the normal set has {len(x)} image; fit needs at least 2 (one is held "
                         "out to calibrate the threshold)")
     return x
-
-
-def _unit(b: torch.Tensor) -> torch.Tensor:
-    return b.float().div(255.0) if b.dtype == torch.uint8 else b.float()
-
-
-def _gauss_fit(z: torch.Tensor, ridge: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, precision) of the codes; the ridge keeps a rank-deficient covariance invertible."""
-    z = z.double()
-    mu = z.mean(0)
-    cov = torch.cov((z - mu).T).reshape(z.shape[1], z.shape[1])
-    cov = cov + ridge * max(float(cov.diagonal().mean()), 1e-12) * torch.eye(len(cov),
-                                                                              dtype=cov.dtype)
-    return mu.float(), torch.linalg.inv(cov).float()
 
 
 __all__ = ["COMPONENTS", "DEFAULT_SCORE", "Detector", "load_detector", "parse_score"]

@@ -52,7 +52,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--restore", default=d.restore,
                    help="training input corruption: rot (default), none, or rot+<--corrupt spec>")
     p.add_argument("--models", type=int, default=d.n_models, help="ensemble size (seeds)")
-    p.add_argument("--k", type=int, default=d.k, help="neighbours for the knn score")
+    p.add_argument("--k", type=int, default=d.k, help="neighbours for the knn/pixknn scores")
+    p.add_argument("--pca-k", type=int, default=d.pca_k, help="components for the pca score")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--fpr", type=float, default=None,
                       help=f"target false-positive rate on normal images (default {d.fpr})")
@@ -142,6 +143,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     det = Detector(score=args.score, model=args.model, latent_dim=args.latent_dim, widths=widths,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    restore=args.restore, n_models=args.models, k=args.k,
+                   pca_k=args.pca_k,
                    fpr=args.fpr if args.fpr is not None else Detector().fpr,
                    contamination=args.contamination, holdout=args.holdout, seed=args.seed,
                    device=args.device, precision=args.precision, verbose=not args.quiet)
