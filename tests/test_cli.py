@@ -98,6 +98,9 @@ def test_models_datasets_summary(capsys):
     for name in ("dense", "deep", "conv", "seed-dense", "seed-deep", "seed-keras-conv",
                  "seed-torch-conv", "seed-tf-conv"):
         assert name in listing
+    # every model gets a one-line description after its name
+    for line in listing.splitlines():
+        assert len(line.split(maxsplit=1)) == 2, f"no description: {line!r}"
     assert main(["datasets"]) == 0
     assert "digits" in capsys.readouterr().out
     assert main(["summary", "seed-keras-conv"]) == 0

@@ -58,6 +58,11 @@ def _down(side: int) -> int:
 
 @register_model("conv")
 class ConvAE(Autoencoder):
+    """Default conv autoencoder: stride-2 3x3 convs -> dense latent -> resize+conv back; any H x W.
+
+    See the module docstring for the design and the options (spatial, activation, depth, hidden).
+    """
+
     default_options = DEFAULT_OPTIONS
 
     def __init__(self, cfg: ModelConfig) -> None:
