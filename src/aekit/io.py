@@ -52,15 +52,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def read_bytes(path: str | os.PathLike, what: str, missing: str | None = None) -> bytes:
+    """Read a whole file; a missing or unreadable one (a folder, no permission) is a RunError
+    that names it. `missing` replaces the default "PATH: WHAT not found" message."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise RunError(missing or f"{path}: {what} not found") from None
+    except OSError as e:
+        raise RunError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     """Read a JSON file, turning every failure into a RunError that names the file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RunError(f"{path}: {what} not found") from None
-    except OSError as e:
-        raise RunError(f"{path}: cannot read {what}: {e.strerror}") from None
+    raw = read_bytes(path, what)
     try:
         return json.loads(raw.decode("utf-8"))
     # ValueError also covers integers longer than Python's int_max_str_digits (4300).

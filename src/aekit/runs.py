@@ -25,7 +25,7 @@ from safetensors.torch import save as st_save
 from aekit import __version__
 from aekit.config import ModelConfig, TrainConfig
 from aekit.errors import AekitError, RunError
-from aekit.io import atomic_write_bytes, atomic_write_text, read_json
+from aekit.io import atomic_write_bytes, atomic_write_text, read_bytes, read_json
 
 WEIGHTS = "model.safetensors"
 FORMAT_TAG = "aekit-model/1"
@@ -73,12 +73,8 @@ def save_weights(run_dir: str | Path, model: torch.nn.Module) -> None:
 def load_weights(path: str | Path, model_cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """Read and check a weights file against the config it should belong to."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RunError(f"{path}: weights not found (training unfinished? try --resume)") from None
-    except OSError as e:
-        raise RunError(f"{path}: cannot read the weights file: {e.strerror or e}") from None
+    raw = read_bytes(path, "the weights file",
+                     missing=f"{path}: weights not found (training unfinished? try --resume)")
     try:
         tensors = st_load(raw)
         n = int.from_bytes(raw[:8], "little")

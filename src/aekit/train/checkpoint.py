@@ -16,7 +16,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from aekit.errors import RunError
-from aekit.io import atomic_write_bytes
+from aekit.io import atomic_write_bytes, read_bytes
 
 CHECKPOINT_NAME = "state.safetensors"
 
@@ -63,12 +63,8 @@ def save_checkpoint(
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     """Read a checkpoint; returns {model, best, optimizer, meta} or raises RunError."""
     path = Path(run_dir) / "checkpoint" / CHECKPOINT_NAME
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RunError(f"{run_dir}: no checkpoint to resume from ({path} is missing)") from None
-    except OSError as e:
-        raise RunError(f"{path}: cannot read the checkpoint: {e.strerror or e}") from None
+    raw = read_bytes(path, "the checkpoint",
+                     missing=f"{run_dir}: no checkpoint to resume from ({path} is missing)")
     try:
         tensors = st_load(raw)
         header = _read_header(raw)
