@@ -158,7 +158,7 @@ def _print_quality_table(metrics: dict) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from aekit.data import load_dataset
-    from aekit.eval.evaluate import measure, reconstruct_all
+    from aekit.eval.evaluate import evaluate_set
     from aekit.experiment import build_corruption
     from aekit.io import atomic_write_text
     from aekit.runs import load_model
@@ -172,9 +172,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     corrupt = build_corruption(run.train_cfg.corrupt)
     if args.keep is not None:
         check_range("--keep", args.keep, 1, None)
-    x_in, x_hat = reconstruct_all(model, ds.test_x, corrupt=corrupt, seed=run.train_cfg.seed,
-                                  keep=args.keep)
-    result = {"run": str(args.run), "dataset": ds.name, "test": measure(x_hat, ds.test_x / 255.0)}
+    ev = evaluate_set(model, ds.test_x, corrupt=corrupt, seed=run.train_cfg.seed, keep=args.keep)
+    result = {"run": str(args.run), "dataset": ds.name, "test": ev.test}
     if args.keep is not None:
         result["keep"] = args.keep
     print(json.dumps(result, indent=2))

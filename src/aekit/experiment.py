@@ -155,13 +155,14 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
     """Save weights, evaluate on the test split, write metrics, history and pictures."""
     from aekit.data.stream import in_memory
     from aekit.eval.baselines import pca_baseline
-    from aekit.eval.evaluate import measure, reconstruct_all
+    from aekit.eval.evaluate import evaluate_set
     from aekit.report.plots import plot_loss
     from aekit.runs import save_weights, write_history_csv, write_metrics
 
     save_weights(out, model)
-    x_in, x_hat = reconstruct_all(model, ds.test_x, corrupt=corrupt, seed=train_cfg.seed)
-    clean = ds.test_x.float() / 255.0
+    # Streamed: one pixel-budgeted batch of floats at a time, never the whole test set.
+    ev = evaluate_set(model, ds.test_x, corrupt=corrupt, seed=train_cfg.seed)
+    x_in, x_hat, clean = ev.preview
     with torch.inference_mode():
         code_size = int(model.encode(x_in[:1].to(_device_of(model))).numel())
     metrics: dict[str, Any] = {
@@ -175,7 +176,7 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
         "stopped_early": result.stopped_early,
         "train_seconds": round(result.train_seconds, 2),
         "train_images_per_second": round(result.images_per_second, 1),
-        "test": measure(x_hat, clean),
+        "test": ev.test,
         "baselines": {"pca": pca_baseline(in_memory(ds.train_x), ds.test_x, code_size,
                                           train_cfg.seed)},
         "history": result.history,
@@ -185,7 +186,7 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
     }
     if corrupt is not None:
         metrics["corrupt"] = train_cfg.corrupt
-        metrics["corrupted_input"] = measure(x_in, clean)
+        metrics["corrupted_input"] = ev.corrupted_input
     write_metrics(out, metrics)
     write_history_csv(out, result.history)
     plot_loss(result.history, out / "loss.png", f"{model_cfg.name} on {ds.name}")

@@ -24,6 +24,11 @@ def psnr(mse_value: float) -> float:
 
 def ssim_per_image(x_hat: torch.Tensor, x: torch.Tensor, win_size: int = 7) -> torch.Tensor:
     """SSIM of each image (B, C, H, W) -> (B,), mean over channels and valid window positions."""
+    return ssim_map(x_hat, x, win_size).flatten(1).mean(1)  # (B,)
+
+
+def ssim_map(x_hat: torch.Tensor, x: torch.Tensor, win_size: int = 7) -> torch.Tensor:
+    """Local SSIM (B, C, H', W') at every valid window position, float64."""
     x_hat, x = x_hat.double(), x.double()
     win = min(win_size, x.shape[-1], x.shape[-2])
     win -= 1 - win % 2  # odd window, as scikit-image requires
@@ -38,8 +43,7 @@ def ssim_per_image(x_hat: torch.Tensor, x: torch.Tensor, win_size: int = 7) -> t
     vx = cov_norm * (mean(x_hat * x_hat) - ux * ux)
     vy = cov_norm * (mean(x * x) - uy * uy)
     vxy = cov_norm * (mean(x_hat * x) - ux * uy)
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1)  # (B,)
+    return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
 
 
 def ssim(x_hat: torch.Tensor, x: torch.Tensor) -> float:
