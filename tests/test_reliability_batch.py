@@ -70,22 +70,14 @@ def _check(capsys, code: int, out: Path, good: list[str], bad: list[str], suffix
 
 
 @pytest.mark.parametrize("bad", [False, True], ids=["all-good", "some-corrupt"])
-def test_reconstruct_partial_batch(tmp_path, capsys, bad):
-    run = _run(tmp_path / "run", "dense")
+@pytest.mark.parametrize("command", ["reconstruct", "denoise"])
+def test_restore_partial_batch(tmp_path, capsys, command, bad):
+    if command not in _commands():
+        pytest.skip(f"`aekit {command}` is not in this build yet")
+    run = _run(tmp_path / "run", "dense", corrupt="gaussian:0.5" if command == "denoise" else "")
     src, good, names = _folder(tmp_path, 12, bad)
     out = tmp_path / "out"
-    code = main(["reconstruct", str(run), str(src), "-o", str(out)])
-    _check(capsys, code, out, good, names, ".png")
-
-
-@pytest.mark.parametrize("bad", [False, True], ids=["all-good", "some-corrupt"])
-def test_denoise_partial_batch(tmp_path, capsys, bad):
-    if "denoise" not in _commands():
-        pytest.skip("`aekit denoise` (aekit.tasks.restore_cli) is not in this build yet")
-    run = _run(tmp_path / "run", "dense", corrupt="gaussian:0.5")
-    src, good, names = _folder(tmp_path, 12, bad)
-    out = tmp_path / "out"
-    code = main(["denoise", str(run), str(src), "-o", str(out)])
+    code = main([command, str(run), str(src), "-o", str(out)])
     _check(capsys, code, out, good, names, ".png")
 
 
