@@ -88,6 +88,17 @@ def test_estimated_bits_match_real_payload_bits(codec, images) -> None:
     assert estimate - 1 <= payload_bits <= estimate + 8 * len(images) + 1
 
 
+def test_per_image_scale_shift(codec, images) -> None:
+    k, s, idx = codec.symbols(images.float() / 255)
+    assert s.abs().max() <= codec.max_shift == 8 and bool((s != 0).any())
+    off = tiny_codec(cfg=dataclasses.replace(CFG, options={**CFG.options, "shifts": 0}))
+    assert off.max_shift == 0 and bool((off.symbols(images.float() / 255)[1] == 0).all())
+    for model in (codec, off):  # both decode exactly to their quantized reconstructions
+        with torch.inference_mode():
+            expected = model(images.float() / 255)["x_hat"]
+        assert torch.equal(api.decompress(api.compress(model, images), model), expected)
+
+
 def test_float_and_uint8_inputs_agree(codec, images) -> None:
     assert api.compress(codec, images) == api.compress(codec, images.float() / 255)
     assert api.compress(codec, images[0]) == api.compress(codec, images[:1])  # (C, H, W) ok

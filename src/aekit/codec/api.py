@@ -51,15 +51,16 @@ def _check_codec(model: torch.nn.Module) -> None:
 
 
 def _coder(model) -> TableCoder:
-    """The model's range coder (table 0: cluster index, 1 + t: scale level t), rebuilt only when
-    its frozen tables change."""
+    """The model's range coder (table 0: cluster index, 1 + t: scale level t, last: the
+    per-image shift), rebuilt only when its frozen tables change."""
     parts = (model.freqs, model.lengths, model.cluster_freqs)
-    key = b"".join(t.cpu().numpy().tobytes() for t in parts)
+    key = b"".join(t.cpu().numpy().tobytes() for t in parts) + bytes([model.max_shift])
     cached = _coders.get(model)
     if cached is None or cached[0] != key:
         freqs, lengths = model.freqs.cpu().numpy(), model.lengths.cpu().numpy()
         tables = [model.cluster_freqs.cpu().numpy()]
         tables += [freqs[t, : lengths[t]] for t in range(len(lengths))]
+        tables.append(model.shift_table())
         cached = (key, TableCoder(tables))
         _coders[model] = cached
     return cached[1]
@@ -95,15 +96,17 @@ def encode_payloads(model, x, batch_size: int = DEFAULT_BATCH) -> list[bytes]:
     """Images -> one entropy-coded payload per image (no container)."""
     _check_codec(model)
     x = as_images(x, model)
-    coder, plan = _coder(model), model.coding_plan()
+    coder, m = _coder(model), model.max_shift
+    shift_table = len(coder.sizes) - 1
     device = next(model.parameters()).device
     payloads: list[bytes] = []
     for start in range(0, len(x), batch_size):
-        k, idx = model.symbols(x[start : start + batch_size].to(device))
-        for ki, row in zip(k.tolist(), idx.cpu().numpy(), strict=True):
+        k, s, idx = model.symbols(x[start : start + batch_size].to(device))
+        for ki, si, row in zip(k.tolist(), s.tolist(), idx.cpu().numpy(), strict=True):
             enc = coder.encoder()
             enc.put(0, np.array([ki], dtype=np.int32))
-            for t, dims in plan[ki]:
+            enc.put(shift_table, np.array([si + m], dtype=np.int32))
+            for t, dims in model.coding_plan(ki, si):
                 enc.put(1 + t, row[dims])
             payloads.append(enc.finish())
     return payloads
@@ -143,20 +146,24 @@ def decompress(data: bytes, model, batch_size: int = DEFAULT_BATCH) -> torch.Ten
 
 def decode_payloads(model, payloads, batch_size: int = DEFAULT_BATCH) -> torch.Tensor:
     """Payloads -> images; the symbols are decoded bit-exactly from the integer tables."""
-    coder, plan = _coder(model), model.coding_plan()
+    coder, m = _coder(model), model.max_shift
+    shift_table = len(coder.sizes) - 1
     d = model.cfg.latent_dim
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(payloads), batch_size):
         chunk = payloads[start : start + batch_size]
         ks = np.zeros(len(chunk), dtype=np.int64)
+        ss = np.zeros(len(chunk), dtype=np.int64)
         idx = np.zeros((len(chunk), d), dtype=np.int32)
         for i, payload in enumerate(chunk):
             dec = coder.decoder(payload)
             ks[i] = dec.get(0, 1)[0]
-            for t, dims in plan[ks[i]]:
+            ss[i] = dec.get(shift_table, 1)[0] - m
+            for t, dims in model.coding_plan(int(ks[i]), int(ss[i])):
                 idx[i, dims] = dec.get(1 + t, len(dims))
         x = model.reconstruct_symbols(torch.from_numpy(ks).to(device),
+                                      torch.from_numpy(ss).to(device),
                                       torch.from_numpy(idx).to(device))
         out.append(x.cpu())
     return torch.cat(out)

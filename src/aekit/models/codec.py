@@ -9,6 +9,7 @@ learned shared unit-CDF network (Ballé et al. 2018, appendix 6.1) scaled by a l
 s_kd. Training uses additive uniform noise for the rate and straight-through rounding for the
 decoder. `finalize()` freezes the entropy model into integer tables (64 log-spaced scale levels x
 symbols, 16-bit frequencies) saved with the weights, so entropy decoding is bit-exact anywhere;
+at inference each image also picks a shift of its coefficients' table levels (codec_steps.py);
 the inference synthesis is an order-independent exact float64 matmul, so pixels are too.
 
 Why not a conv stack: on a 2-core CPU a conv codec trained for minutes stays far from converged;
@@ -30,25 +31,26 @@ from aekit.codec.mixture import Mixture, fit_mixture
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, RunError, check_range
 from aekit.models.base import Autoencoder
+from aekit.models.codec_steps import N_LEVELS, CodecSteps
 from aekit.models.layers import model_options
 from aekit.registry import register_model
 
-N_LEVELS = 64  # scale levels of the frozen tables
 LEVEL_MIN, LEVEL_MAX = 0.04, 400.0
 TRANSFORM_LR = 0.03  # relative learning rate of the transforms and means (see __init__)
 DEFAULT_OPTIONS = {"lambda": 0.002, "clusters": 16, "max_symbols": 4096, "rdoq": True,
-                   "fast_select": True}
+                   "fast_select": True, "shifts": 8}
 _EPS = 1e-7  # logits of clipped pixels: sigmoid(logit(eps)) == eps
 
 
 @register_model("codec")
-class CodecAE(Autoencoder):
+class CodecAE(CodecSteps, Autoencoder):
     """Learned image codec: mixture of learned transforms, factorized prior, integer tables.
 
     latent_dim = D coefficients per image (C*H*W keeps every dimension). Options: lambda (rate
     weight of the "rd" loss), clusters (K transforms, each image uses the rate-distortion-best
     one), max_symbols (support cap of the frozen tables), rdoq (rate-distortion optimized
-    rounding in the encoder), fast_select (bfloat16 cluster search in the encoder).
+    rounding in the encoder), fast_select (bfloat16 cluster search in the encoder), shifts
+    (m: per-image scale shift in [-m, m] of the frozen tables, 0 = off; see codec_steps).
     """
 
     default_loss = "rd"
@@ -64,6 +66,8 @@ class CodecAE(Autoencoder):
         check_range("clusters", k, 1, 256)
         self.rdoq = bool(opts["rdoq"])
         self.fast_select = bool(opts["fast_select"])
+        self._max_shift = int(opts["shifts"])
+        check_range("shifts", self._max_shift, 0, 31)
         self.lmbda = float(opts["lambda"])
         check_range("lambda", self.lmbda, 1e-7, 1e3)
         max_symbols = int(opts["max_symbols"])
@@ -90,6 +94,7 @@ class CodecAE(Autoencoder):
         self.register_buffer("level_index", torch.zeros(k, d, dtype=torch.int32))
         self.register_buffer("cluster_freqs", torch.zeros(k, dtype=torch.int32))
         self._cache: dict = {}
+        self._plans: dict = {}
 
     @property
     def mean(self) -> torch.Tensor:
@@ -227,11 +232,8 @@ class CodecAE(Autoencoder):
         return self._cache
 
     def _likelihood(self, y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """Probability of each coefficient: exactly what the coder spends (frozen tables, eval
-        mode) or the continuous learned model (training, or before finalize)."""
-        if self._use_tables():
-            t = self._tables()
-            return torch.exp2(-t["bits"][t["base"][k] + y.long()])
+        """Probability of each coefficient under the continuous learned model (training, or
+        before finalize; the frozen tables' probabilities are `_coded_likelihood`)."""
         return self.density.bin_probability(y, self.log_scale[k].exp()).clamp_min(1e-9)
 
     def _cluster_bits(self) -> torch.Tensor:
@@ -329,11 +331,16 @@ class CodecAE(Autoencoder):
             y = self._analyse(xf, k)  # with gradients
             lik = self._likelihood(y + torch.empty_like(y).uniform_(-0.5, 0.5), k)
             y_hat = y + (torch.round(y) - y).detach()  # straight-through rounding
+        elif self._use_tables():  # exactly what the coder spends, per-image shift included
+            s, y_hat = self.choose_shift(k, y, q)
+            lik = self._coded_likelihood(y_hat, k, s)
         else:
             y_hat = q
             lik = self._likelihood(y_hat, k)
         x_hat = self._synthesise(y_hat, k).view(-1, *self.cfg.shape)
         cluster_p = torch.exp2(-self._cluster_bits()[k])
+        if self.max_shift:  # the shift symbol, uniform over 2m + 1 values
+            cluster_p = cluster_p / (2 * self.max_shift + 1)
         return {"x_hat": x_hat, "logits": torch.logit(x_hat, eps=_EPS),
                 "z": torch.cat([k.to(y.dtype)[:, None], y_hat], 1),
                 "likelihoods": torch.cat([cluster_p[:, None], lik], 1)}
@@ -362,7 +369,7 @@ class CodecAE(Autoencoder):
     def unfreeze(self) -> None:
         """Drop the frozen tables (before further training; finalize() makes new ones)."""
         self.lengths.zero_()
-        self._cache = {}
+        self._cache, self._plans = {}, {}
 
     @torch.no_grad()
     def finalize(self, tail_mass: float = 1e-9) -> None:
@@ -389,11 +396,10 @@ class CodecAE(Autoencoder):
         self.freqs.copy_(torch.from_numpy(freqs))
         self.offsets.copy_(torch.from_numpy(offsets))
         self.lengths.copy_(torch.from_numpy(lengths))
-        self._cache = {}
-        self._plan = None
+        self._cache, self._plans = {}, {}
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self._cache, self._plan = {}, None
+        self._cache, self._plans = {}, {}
         super()._load_from_state_dict(*args, **kwargs)
 
     # --- tensor-level codec steps (the byte format lives in aekit.codec) -----------------------
@@ -402,31 +408,3 @@ class CodecAE(Autoencoder):
         if not self.frozen:
             raise RunError("codec model has no frozen entropy tables; call model.finalize() "
                            "after training (aekit's training loop does this)")
-
-    @torch.inference_mode()
-    def symbols(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images -> (cluster (B,) int64, table indices (B, D) int32 in [0, length))."""
-        self._require_frozen()
-        if self.training:
-            raise RunError("codec: call model.eval() before compressing")
-        k, _, q = self.select(x.flatten(1))
-        return k, (q - self._tables()["lo"][k]).to(torch.int32)
-
-    @torch.inference_mode()
-    def reconstruct_symbols(self, k: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """(cluster (B,), table indices (B, D)) -> images (B, C, H, W) in [0, 1]."""
-        self._require_frozen()
-        k = k.long()
-        q = idx.to(torch.float32) + self._tables()["lo"][k]
-        return self._synthesise(q, k).view(-1, *self.cfg.shape)
-
-    def coding_plan(self) -> list[list[tuple[int, np.ndarray]]]:
-        """Per cluster: [(table level, coefficient indices)] in coding order; levels whose
-        table has one symbol are left out (the decoder knows that symbol)."""
-        self._require_frozen()
-        if getattr(self, "_plan", None) is None:
-            li = self.level_index.cpu().numpy()
-            lengths = self.lengths.cpu().numpy()
-            self._plan = [[(int(t), np.flatnonzero(row == t)) for t in np.unique(row)
-                           if lengths[t] > 1] for row in li]
-        return self._plan
