@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 N_LEVELS = 64  # scale levels of the frozen tables
+_FIXED = 1024.0  # shift search in 1/1024 bits: integer sums are exact in float32 (< 2**24)
 
 
 class CodecSteps:
@@ -43,35 +45,56 @@ class CodecSteps:
         bits = t["bits"][lvl * self.freqs.shape[1] + j.clamp(0, self.freqs.shape[1] - 1)]
         return torch.where(n > 1, bits, torch.zeros_like(bits)), ok
 
+    def _shift_bits(self) -> torch.Tensor:
+        """(N_LEVELS * S, 2m + 1) float32 table: row `level * S + v + S // 2`, column `sh + m`
+        holds the cost (1/1024 bits, rounded) of the coefficient value v of a coefficient whose
+        base level is `level`, under shift sh; inf where v is outside the shifted table."""
+        t = self._tables()
+        if "shift_bits" not in t:
+            m, size = self._max_shift, self.freqs.shape[1]
+            dev = self.offsets.device
+            lv = (torch.arange(N_LEVELS, device=dev)[:, None]
+                  + torch.arange(-m, m + 1, device=dev)).clamp_(0, N_LEVELS - 1)  # (L, M)
+            v = torch.arange(-(size // 2), size - size // 2, device=dev)
+            j = v[None, :, None] - self.offsets.long()[lv][:, None, :]  # (L, S, M)
+            n = self.lengths.long()[lv][:, None, :]
+            bits = t["bits"].view(N_LEVELS, size)[lv[:, None, :], j.clamp(0, size - 1)]
+            bits = torch.where(n > 1, torch.round(bits * _FIXED), torch.zeros_like(bits))
+            bits = torch.where((j >= 0) & (j < n), bits, torch.full_like(bits, float("inf")))
+            t["shift_bits"] = bits.reshape(N_LEVELS * size, 2 * m + 1).contiguous()
+        return t["shift_bits"]
+
     @torch.no_grad()
     def choose_shift(self, k: torch.Tensor, y: torch.Tensor,
                      q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per image the shift that codes q in the fewest bits (shift 0 always fits), then
-        q re-rounded (rdoq) under the chosen tables: (shifts (B,) int64, q (B, D))."""
+        """Per image the shift that codes q in the fewest bits (shift 0 always fits; ties go
+        to the lowest shift), then q re-rounded (rdoq) under the chosen tables:
+        (shifts (B,) int64, q (B, D))."""
         m = self.max_shift
-        s = torch.zeros(len(q), dtype=torch.long, device=q.device)
         if m == 0:
-            return s, q
-        best = torch.full((len(q),), float("inf"), device=q.device)
-        for shift in range(-m, m + 1):
-            cand = torch.full_like(s, shift)
-            bits, ok = self._level_bits(q, self._shifted_levels(k, cand))
-            total = torch.where(ok.all(1), bits.sum(1), torch.full_like(best, float("inf")))
-            better = total < best
-            best = torch.where(better, total, best)
-            s = torch.where(better, cand, s)
+            return torch.zeros(len(q), dtype=torch.long, device=q.device), q
+        table, size = self._shift_bits(), self.freqs.shape[1]
+        base = self.level_index.long()[k] * size + size // 2  # (B, D)
+        # One bag per image: the sum over its coefficients of every shift's cost, (B, 2m + 1).
+        col = F.embedding_bag(base + q.long(), table, mode="sum").argmin(1)
+        s = col - m
         if not self.rdoq:
             return s, q
-        lvl = self._shifted_levels(k, s)
         g = ((-2 * self.log_gain).exp() / self.pixels)[k]  # distortion per unit error
-        rate = self.lmbda / (self.cfg.height * self.cfg.width)
-        costs, cands = [], (q, torch.floor(y), torch.floor(y) + 1)
-        for c in cands:
-            bits, ok = self._level_bits(c, lvl)
+        rate = self.lmbda / (self.cfg.height * self.cfg.width * _FIXED)
+        flat, best, best_cost = table.view(-1), q, None
+        for c in (q, torch.floor(y), torch.floor(y) + 1):  # q itself always fits
+            inside = (c >= -(size // 2)) & (c < size - size // 2)
+            row = base + c.long().clamp(-(size // 2), size - size // 2 - 1)
+            bits = torch.where(inside, flat[row * (2 * m + 1) + col[:, None]], float("inf"))
             cost = (y - c).square() * g + rate * bits
-            costs.append(torch.where(ok, cost, torch.full_like(cost, float("inf"))))
-        pick = torch.stack(costs).argmin(0)  # q itself always fits, so some cost is finite
-        return s, torch.stack(cands).gather(0, pick[None]).squeeze(0)
+            if best_cost is None:
+                best_cost = cost
+                continue
+            better = cost < best_cost  # (elementwise where, not argmin over a stacked dim:
+            best = torch.where(better, c, best)  # ~20x faster on CPU)
+            best_cost = torch.where(better, cost, best_cost)
+        return s, best
 
     def _coded_likelihood(self, q: torch.Tensor, k: torch.Tensor,
                           s: torch.Tensor) -> torch.Tensor:
