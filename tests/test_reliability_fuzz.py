@@ -49,11 +49,13 @@ def fuzz(tally: Tally, strategy, check, n: int, derandomize: bool) -> None:
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def run(case):
+        examples[0] += 1
         check(case)
 
+    examples = [0]  # hypothesis examples run (one may make several parser calls)
     with memory_cap():
         run()
-    record(f"fuzz:{tally.target}", **tally.as_dict())
+    record(f"fuzz:{tally.target}", examples=examples[0], max_examples=n, **tally.as_dict())
     assert tally.cases >= min(n, 20)
 
 
