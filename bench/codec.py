@@ -76,18 +76,22 @@ def measure(model, x: torch.Tensor, lam: float) -> dict:
     payload = sum(len(p) for p in unpack(container).payloads)
     file_bytes = sum(len(f) for f in files)
     one = torch.cat([api.decompress(f, model) for f in files[:50]])
+    k, s, _ = model.symbols(x.float() / 255)
     return {
         "codec": "aekit", "setting": {"lambda": lam}, "bytes": file_bytes,
         "bpp": file_bytes * 8 / pixels, "container_bytes": len(container),
         "container_bpp": len(container) * 8 / pixels, "payload_bpp": payload * 8 / pixels,
         "estimated_bpp": estimated / pixels,
+        "header_bytes_per_file": (file_bytes - payload) / n,
         "estimate_vs_payload_pct": 100 * (payload * 8 - estimated) / estimated,
         "estimate_vs_file_pct": 100 * (file_bytes * 8 - estimated) / estimated,
         "psnr": q["psnr"], "ssim": q["ssim"],
         "exact_vs_model": bool(torch.equal(decoded, out["x_hat"])),
         "single_file_max_abs_diff": float((one - decoded[:50]).abs().max()),
         "encode_img_s": n / enc_s, "decode_img_s": n / dec_s,
-        "clusters_used": int(len(torch.unique(model.symbols(x.float() / 255)[0]))),
+        "clusters_used": int(len(torch.unique(k))),
+        "shift_histogram": {int(v): int(c) for v, c in zip(*torch.unique(s, return_counts=True),
+                                                            strict=True)},
     }
 
 
@@ -159,7 +163,9 @@ def main() -> None:
             model, result, run_dir = train_point(lam, train_x, mixture, args)
             info = {"lambda": lam, "seconds": result.train_seconds,
                     "images_per_second": result.images_per_second,
-                    "final_train_loss": result.history[-1]["train_loss"]}
+                    "final_train_loss": result.history[-1]["train_loss"],
+                    "epochs": args.epochs, "train_images": args.limit or len(train_x),
+                    "batch_size": args.batch_size, "lr": args.lr}
             from aekit.config import save_json
 
             save_json(run_dir / "train.json", info)
