@@ -124,6 +124,20 @@ def test_save_and_load_round_trip_with_pixel_parts(tmp_path):
     assert again.get_params()["pca_k"] == 4
 
 
+def test_latent_parts_get_their_own_plain_networks(tmp_path):
+    x = make_blobs(60)
+    det = Detector(**{**FAST, "epochs": 1}, score="mse+knn").fit(x)  # restore rot, latent none
+    assert det.latent_members_ is not det.members_ and len(det.history_) == 2
+    again = load_detector(det.save(tmp_path / "det"))
+    assert (tmp_path / "det" / "latent-0.safetensors").is_file()
+    probe = make_blobs(6, seed=3)
+    assert np.allclose(again.score_samples(probe), det.score_samples(probe), atol=1e-5)
+    shared = Detector(**{**FAST, "epochs": 1}, score="mse+knn", latent_restore="rot").fit(x)
+    assert shared.latent_members_ is shared.members_ and len(shared.history_) == 1
+    latent_only = Detector(**{**FAST, "epochs": 1}, score="knn").fit(x)
+    assert latent_only.members_ is latent_only.latent_members_ and len(latent_only.history_) == 1
+
+
 def test_save_and_load_round_trip_with_an_ensemble(tmp_path):
     det = Detector(**{**FAST, "epochs": 1}, n_models=2, score="mse+knn").fit(make_blobs(60))
     det.save(tmp_path / "det")

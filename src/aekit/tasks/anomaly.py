@@ -9,7 +9,9 @@ normal image rotated by a random multiple of 90 degrees, its target the upright 
 rotation forces it to learn what normal images look like (orientation, shape), not just to copy
 pixels, so anomalies are restored badly. The score (`score=`, parts joined by '+') combines parts
 listed in aekit.tasks.anomaly_scores: mse, ssim, knn, gauss (from the networks) and pca, pixknn
-(from the normal pixels).
+(from the normal pixels). The latent parts (knn, gauss) come from networks trained with
+`latent_restore` (default: a plain autoencoder): on a train-split validation the restoration
+network's pixel errors and the plain network's codes were each the better of the two.
 
 A combination adds each part's z-score (relative to held-out normal images); model parts are
 averaged over the ensemble members first; a single part is reported raw (e.g. the MSE itself).
@@ -22,7 +24,6 @@ and `predict` returns 1 for an anomaly.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from pathlib import Path
@@ -33,10 +34,11 @@ import torch
 
 from aekit.api import as_image_tensor
 from aekit.config import ModelConfig, TrainConfig
-from aekit.errors import ConfigError, DataError, RunError, check_range
+from aekit.errors import ConfigError, DataError, check_range
 from aekit.tasks.anomaly_scores import (
     COMPONENTS,
-    PIXEL_PARTS,
+    LATENT_PARTS,
+    RECON_PARTS,
     gauss_fit,
     model_parts,
     parse_score,
@@ -45,12 +47,13 @@ from aekit.tasks.anomaly_scores import (
     unit,
 )
 
-DEFAULT_SCORE = "mse+ssim+knn"
+DEFAULT_SCORE = "mse+ssim+knn+gauss"
 DETECTOR_FILE = "detector.json"
 CODES_FILE = "detector.safetensors"
 FORMAT_TAG = "aekit-anomaly/2"
+LATENT_SEED = 1000  # seed offset of the latent-part networks
 # Automatic training length (epochs=None): at least MIN_STEPS steps and MIN_EPOCHS epochs.
-MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 800, 10, 400
+MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 1800, 30, 400
 
 
 class RestoreCorruption:
@@ -97,8 +100,8 @@ class Detector:
 
     def __init__(self, score: str = DEFAULT_SCORE, model: str = "conv", latent_dim: int = 32,
                  widths: tuple = (32, 64), epochs: int | None = None, batch_size: int = 64,
-                 lr: float = 2e-3, restore: str = "rot", n_models: int = 1, k: int = 5,
-                 pca_k: int = 32,
+                 lr: float = 2e-3, restore: str = "rot", latent_restore: str | None = "none",
+                 n_models: int = 1, k: int = 5, pca_k: int = 32,
                  fpr: float = 0.05, contamination: float | None = None, holdout: float = 0.1,
                  seed: int = 0, device: str = "auto", precision: str = "auto",
                  verbose: bool = False) -> None:
@@ -110,6 +113,7 @@ class Detector:
         self.batch_size = batch_size
         self.lr = lr
         self.restore = restore
+        self.latent_restore = latent_restore
         self.n_models = n_models
         self.k = k
         self.pca_k = pca_k
@@ -135,9 +139,15 @@ class Detector:
         check_range("fpr", self.fpr, 0.0, 1.0)
         return float(self.fpr)
 
+    def _separate_latent(self) -> bool:
+        """True when the latent parts (knn, gauss) get their own networks (another restore)."""
+        if self.latent_restore is None:
+            return False
+        return RestoreCorruption(self.latent_restore).spec != RestoreCorruption(self.restore).spec
+
     def _epochs(self, n: int) -> int:
         """`epochs`, or when None enough epochs for MIN_STEPS optimizer steps (at least
-        MIN_EPOCHS): 10 epochs for 5,400 images, more for small normal sets."""
+        MIN_EPOCHS): 30 epochs for 5,400 images, more for small normal sets."""
         if self.epochs is not None:
             return int(self.epochs)
         steps = max(1, n // max(1, min(self.batch_size, n)))
@@ -161,21 +171,32 @@ class Detector:
             batch_size=min(self.batch_size, len(train_x)),
             lr=self.lr, loss="mse", seed=self.seed, val_fraction=0.0, device=self.device,
             precision=self.precision)
-        corrupt = RestoreCorruption(self.restore)
-        self.members_, self.history_ = [], []
-        t0 = time.perf_counter()
-        for m in range(self.n_models):
-            cfg = dataclasses.replace(self.train_config_, seed=self.seed + m)
-            torch.manual_seed(cfg.seed)
-            module = build_model(self.model_config_)
-            result = fit(module, train_x, cfg, corrupt=corrupt if corrupt.active else None,
-                         progress=self.verbose)
-            self.members_.append(module.to("cpu").eval())
-            self.history_.append(result.history)
-        self.train_seconds_ = time.perf_counter() - t0
         parts = parse_score(self.score)
-        self.codes_ = [self._codes(m, train_x) for m in self.members_] \
-            if {"knn", "gauss"} & set(parts) else []
+        self.history_ = []
+        t0 = time.perf_counter()
+
+        def train(spec: str, seed: int) -> list:
+            corrupt = RestoreCorruption(spec)
+            out = []
+            for m in range(self.n_models):
+                cfg = dataclasses.replace(self.train_config_, seed=seed + m)
+                torch.manual_seed(cfg.seed)
+                module = build_model(self.model_config_)
+                result = fit(module, train_x, cfg, corrupt=corrupt if corrupt.active else None,
+                             progress=self.verbose)
+                out.append(module.to("cpu").eval())
+                self.history_.append(result.history)
+            return out
+
+        latent = bool({"knn", "gauss"} & set(parts))
+        recon = bool({"mse", "ssim"} & set(parts)) or not latent or not self._separate_latent()
+        self.members_ = train(self.restore, self.seed) if recon else []
+        self.latent_members_ = (train(str(self.latent_restore), self.seed + LATENT_SEED)
+                                if latent and self._separate_latent() else self.members_)
+        if not self.members_:  # heat maps and reconstructions need a network
+            self.members_ = self.latent_members_
+        self.train_seconds_ = time.perf_counter() - t0
+        self.codes_ = [self._codes(m, train_x) for m in self.latent_members_] if latent else []
         self.gauss_ = [gauss_fit(z) for z in self.codes_] if "gauss" in parts else []
         self.pixel_state_ = pixel_state(train_x, parts, self.pca_k)
         raw = self._raw_scores(held_x)
@@ -252,12 +273,17 @@ class Detector:
         """{part: raw scores (N,)}, model parts averaged over the members."""
         parts = parse_score(self.score)
         sums: dict[str, torch.Tensor] = {}
-        if set(parts) - set(PIXEL_PARTS):
-            for m, module in enumerate(self.members_):
-                vals = model_parts(module, x, parts, self.codes_[m] if self.codes_ else None,
+        recon = tuple(p for p in parts if p in RECON_PARTS)
+        latent = tuple(p for p in parts if p in LATENT_PARTS)
+        if latent and self.latent_members_ is self.members_:
+            recon, latent = recon + latent, ()
+        for wanted, members in ((recon, self.members_), (latent, self.latent_members_)):
+            for m, module in enumerate(members if wanted else []):
+                # codes_/gauss_ belong to latent_members_ (the same list when shared)
+                vals = model_parts(module, x, wanted, self.codes_[m] if self.codes_ else None,
                                    self.gauss_[m] if self.gauss_ else None, self.k)
                 for name, v in vals.items():
-                    sums[name] = sums.get(name, 0) + v / len(self.members_)
+                    sums[name] = sums.get(name, 0) + v / len(members)
         sums.update(pixel_parts(x, parts, self.pixel_state_, self.k))
         return {name: sums[name].numpy() for name in parts}
 
@@ -279,8 +305,8 @@ class Detector:
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         keys = ("score", "model", "latent_dim", "widths", "epochs", "batch_size", "lr",
-                "restore", "n_models", "k", "pca_k", "fpr", "contamination", "holdout", "seed",
-                "device", "precision", "verbose")
+                "restore", "latent_restore", "n_models", "k", "pca_k", "fpr", "contamination",
+                "holdout", "seed", "device", "precision", "verbose")
         return {k: (list(v) if isinstance(v, tuple) else v) for k in keys
                 for v in [getattr(self, k)]}
 
@@ -302,6 +328,8 @@ class Detector:
             "pixel_scale": self.pixel_scale_,
             "n_train": self.n_train_,
             "members": len(self.members_),
+            "latent_members": 0 if self.latent_members_ is self.members_
+            else len(self.latent_members_),
             "train_seconds": round(self.train_seconds_, 2),
         }
 
@@ -309,34 +337,9 @@ class Detector:
              extra: dict[str, Any] | None = None) -> Path:
         """Write a run folder: config.json, model.safetensors (+ model-<i>.safetensors for more
         members), detector.json, detector.safetensors (latent codes), metrics.json, history.csv."""
-        from safetensors.torch import save as st_save
+        from aekit.tasks.anomaly_io import save_detector
 
-        from aekit.io import atomic_write_bytes, atomic_write_text
-        from aekit.runs import FORMAT_TAG as WEIGHTS_TAG
-        from aekit.runs import save_weights, write_config, write_history_csv
-        from aekit.runs import write_metrics as write_metrics_json
-
-        self._check_fitted()
-        path = Path(path)
-        info = {"detector": DETECTOR_FILE, **(extra or {})}
-        write_config(path, self.model_config_, self.train_config_, {"anomaly": info})
-        save_weights(path, self.members_[0])
-        meta = {"format": WEIGHTS_TAG,
-                "config": json.dumps(self.model_config_.to_dict(), sort_keys=True)}
-        for i, module in enumerate(self.members_[1:], start=1):  # same format as runs.py's
-            tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-            atomic_write_bytes(path / f"model-{i}.safetensors", st_save(tensors, meta))
-        tensors = {f"codes/{i}": z.contiguous() for i, z in enumerate(self.codes_)}
-        for i, (mu, prec) in enumerate(self.gauss_):
-            tensors[f"gauss_mean/{i}"], tensors[f"gauss_precision/{i}"] = mu, prec.contiguous()
-        for name, t in self.pixel_state_.items():
-            tensors[f"pixel/{name}"] = t
-        tensors["heldout_scores"] = torch.from_numpy(self.heldout_scores_.astype(np.float64))
-        atomic_write_bytes(path / CODES_FILE, st_save(tensors, {"format": FORMAT_TAG}))
-        atomic_write_text(path / DETECTOR_FILE, json.dumps(self.detector_state(), indent=2) + "\n")
-        write_history_csv(path, self.history_[0])
-        write_metrics_json(path, metrics or self.basic_metrics())
-        return path
+        return save_detector(self, path, metrics, extra)
 
     def basic_metrics(self) -> dict[str, Any]:
         hist = self.history_[0]
@@ -350,57 +353,9 @@ class Detector:
 
 def load_detector(path: str | Path) -> Detector:
     """A fitted Detector from a run folder written by Detector.save / `aekit anomaly fit`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from aekit.tasks.anomaly_io import load_detector as load
 
-    from aekit.io import read_json
-    from aekit.runs import load_model, load_weights, read_config
-
-    path = Path(path)
-    run = read_config(path)
-    if not (path / DETECTOR_FILE).is_file():
-        raise RunError(f"{path}: not an anomaly detector (no {DETECTOR_FILE}); make one with "
-                       "`aekit anomaly fit`")
-    state = read_json(path / DETECTOR_FILE, "detector file")
-    if not isinstance(state, dict) or state.get("format") != FORMAT_TAG:
-        raise RunError(f"{path}/{DETECTOR_FILE}: not an aekit detector file")
-    try:
-        params = dict(state["params"])
-        det = Detector(**{k: v for k, v in params.items() if k in Detector().get_params()})
-        det.threshold_ = float(state["threshold"])
-        det.stats_ = {k: (float(v["mean"]), float(v["std"]))
-                      for k, v in state["components"].items()}
-        det.pixel_scale_ = float(state["pixel_scale"])
-        det.n_train_, n_members = int(state["n_train"]), int(state["members"])
-        det.train_seconds_ = float(state.get("train_seconds", 0.0))
-    except (KeyError, TypeError, ValueError) as e:
-        raise RunError(f"{path}/{DETECTOR_FILE}: incomplete or corrupt ({e})") from None
-    det.model_config_, det.train_config_ = run.model_cfg, run.train_cfg
-    first, _ = load_model(path)
-    det.members_ = [first]
-    for i in range(1, n_members):
-        from aekit.models import build_model
-
-        module = build_model(run.model_cfg)
-        module.load_state_dict(load_weights(path / f"model-{i}.safetensors", run.model_cfg))
-        det.members_.append(module.eval())
-    try:
-        t = load_file(str(path / CODES_FILE))
-    except (FileNotFoundError, SafetensorError, OSError):
-        raise RunError(f"{path}/{CODES_FILE}: missing or corrupt detector state") from None
-    parts = parse_score(det.score)
-    try:
-        det.codes_ = [t[f"codes/{i}"] for i in range(n_members)] \
-            if {"knn", "gauss"} & set(parts) else []
-        det.gauss_ = [(t[f"gauss_mean/{i}"], t[f"gauss_precision/{i}"])
-                      for i in range(n_members)] if "gauss" in parts else []
-        det.pixel_state_ = {key.split("/", 1)[1]: v for key, v in t.items()
-                            if key.startswith("pixel/")}
-        det.heldout_scores_ = t["heldout_scores"].numpy()
-    except KeyError as e:
-        raise RunError(f"{path}/{CODES_FILE}: missing tensor {e}") from None
-    det.history_ = [[]]
-    return det
+    return load(path)
 
 
 def _as_normal_set(X: Any) -> torch.Tensor:

@@ -19,7 +19,9 @@ import torch
 
 from aekit.errors import ConfigError
 
-MODEL_PARTS = ("mse", "ssim", "knn", "gauss")
+RECON_PARTS = ("mse", "ssim")
+LATENT_PARTS = ("knn", "gauss")
+MODEL_PARTS = RECON_PARTS + LATENT_PARTS
 PIXEL_PARTS = ("pca", "pixknn")
 COMPONENTS = MODEL_PARTS + PIXEL_PARTS
 
@@ -126,4 +128,5 @@ def pixel_state(train_x: torch.Tensor, parts: tuple[str, ...], pca_k: int
     return state
 
 
-__all__ = ["COMPONENTS", "MODEL_PARTS", "PIXEL_PARTS", "parse_score"]
+__all__ = ["COMPONENTS", "LATENT_PARTS", "MODEL_PARTS", "PIXEL_PARTS", "RECON_PARTS",
+           "parse_score"]

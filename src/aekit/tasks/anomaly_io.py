@@ -1,0 +1,110 @@
+"""Detector run folders: save_detector / load_detector (see Detector.save for the files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aekit.errors import RunError
+from aekit.tasks.anomaly import CODES_FILE, DETECTOR_FILE, FORMAT_TAG, Detector
+from aekit.tasks.anomaly_scores import parse_score
+
+
+def save_detector(det: Detector, path: str | Path, metrics: dict[str, Any] | None = None,
+                  extra: dict[str, Any] | None = None) -> Path:
+    """Write det's run folder (what Detector.save documents); returns the folder."""
+    from safetensors.torch import save as st_save
+
+    from aekit.io import atomic_write_bytes, atomic_write_text
+    from aekit.runs import FORMAT_TAG as WEIGHTS_TAG
+    from aekit.runs import save_weights, write_config, write_history_csv
+    from aekit.runs import write_metrics as write_metrics_json
+
+    det._check_fitted()
+    path = Path(path)
+    info = {"detector": DETECTOR_FILE, **(extra or {})}
+    write_config(path, det.model_config_, det.train_config_, {"anomaly": info})
+    save_weights(path, det.members_[0])
+    meta = {"format": WEIGHTS_TAG,
+            "config": json.dumps(det.model_config_.to_dict(), sort_keys=True)}
+    extra_nets = [(f"model-{i}", m) for i, m in enumerate(det.members_[1:], start=1)]
+    if det.latent_members_ is not det.members_:
+        extra_nets += [(f"latent-{i}", m) for i, m in enumerate(det.latent_members_)]
+    for name, module in extra_nets:  # same format as runs.py's
+        tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        atomic_write_bytes(path / f"{name}.safetensors", st_save(tensors, meta))
+    tensors = {f"codes/{i}": z.contiguous() for i, z in enumerate(det.codes_)}
+    for i, (mu, prec) in enumerate(det.gauss_):
+        tensors[f"gauss_mean/{i}"], tensors[f"gauss_precision/{i}"] = mu, prec.contiguous()
+    for name, t in det.pixel_state_.items():
+        tensors[f"pixel/{name}"] = t
+    tensors["heldout_scores"] = torch.from_numpy(det.heldout_scores_.astype(np.float64))
+    atomic_write_bytes(path / CODES_FILE, st_save(tensors, {"format": FORMAT_TAG}))
+    atomic_write_text(path / DETECTOR_FILE, json.dumps(det.detector_state(), indent=2) + "\n")
+    write_history_csv(path, det.history_[0])
+    write_metrics_json(path, metrics or det.basic_metrics())
+    return path
+
+
+def load_detector(path: str | Path) -> Detector:
+    """A fitted Detector from a run folder written by Detector.save / `aekit anomaly fit`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from aekit.io import read_json
+    from aekit.runs import load_model, load_weights, read_config
+
+    path = Path(path)
+    run = read_config(path)
+    if not (path / DETECTOR_FILE).is_file():
+        raise RunError(f"{path}: not an anomaly detector (no {DETECTOR_FILE}); make one with "
+                       "`aekit anomaly fit`")
+    state = read_json(path / DETECTOR_FILE, "detector file")
+    if not isinstance(state, dict) or state.get("format") != FORMAT_TAG:
+        raise RunError(f"{path}/{DETECTOR_FILE}: not an aekit detector file")
+    try:
+        params = dict(state["params"])
+        det = Detector(**{k: v for k, v in params.items() if k in Detector().get_params()})
+        det.threshold_ = float(state["threshold"])
+        det.stats_ = {k: (float(v["mean"]), float(v["std"]))
+                      for k, v in state["components"].items()}
+        det.pixel_scale_ = float(state["pixel_scale"])
+        det.n_train_, n_members = int(state["n_train"]), int(state["members"])
+        n_latent = int(state.get("latent_members", 0))
+        det.train_seconds_ = float(state.get("train_seconds", 0.0))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunError(f"{path}/{DETECTOR_FILE}: incomplete or corrupt ({e})") from None
+    det.model_config_, det.train_config_ = run.model_cfg, run.train_cfg
+    first, _ = load_model(path)
+    from aekit.models import build_model
+
+    def net(name: str):
+        module = build_model(run.model_cfg)
+        module.load_state_dict(load_weights(path / f"{name}.safetensors", run.model_cfg))
+        return module.eval()
+
+    det.members_ = [first] + [net(f"model-{i}") for i in range(1, n_members)]
+    det.latent_members_ = [net(f"latent-{i}") for i in range(n_latent)] if n_latent \
+        else det.members_
+    n_members = len(det.latent_members_)
+    try:
+        t = load_file(str(path / CODES_FILE))
+    except (FileNotFoundError, SafetensorError, OSError):
+        raise RunError(f"{path}/{CODES_FILE}: missing or corrupt detector state") from None
+    parts = parse_score(det.score)
+    try:
+        det.codes_ = [t[f"codes/{i}"] for i in range(n_members)] \
+            if {"knn", "gauss"} & set(parts) else []
+        det.gauss_ = [(t[f"gauss_mean/{i}"], t[f"gauss_precision/{i}"])
+                      for i in range(n_members)] if "gauss" in parts else []
+        det.pixel_state_ = {key.split("/", 1)[1]: v for key, v in t.items()
+                            if key.startswith("pixel/")}
+        det.heldout_scores_ = t["heldout_scores"].numpy()
+    except KeyError as e:
+        raise RunError(f"{path}/{CODES_FILE}: missing tensor {e}") from None
+    det.history_ = [[]]
+    return det
