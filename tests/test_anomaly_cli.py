@@ -99,8 +99,10 @@ def test_fit_from_a_normal_dir(tmp_path):
         Image.fromarray(img[0]).save(d / f"{i}.png")
     out = tmp_path / "det"
     assert main(["anomaly", "fit", "--normal-dir", str(d), "--out", str(out), *FAST,
-                 "--epochs", "1"]) == 0
-    assert (out / "detector.json").exists()
+                 "--epochs", "1", "--score", "mse+knn+pca", "--latent-restore", "same"]) == 0
+    state = json.loads((out / "detector.json").read_text())
+    assert state["params"]["latent_restore"] is None and state["latent_members"] == 0
+    assert set(state["components"]) == {"mse", "knn", "pca"}
 
 
 def _rgb(path, size=12):

@@ -51,6 +51,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--restore", default=d.restore,
                    help="training input corruption: rot (default), none, or rot+<--corrupt spec>")
+    p.add_argument("--latent-restore", default=d.latent_restore,
+                   help="training input corruption of the networks whose codes feed knn/gauss "
+                        f"(default {d.latent_restore}; 'same' shares the --restore networks)")
     p.add_argument("--models", type=int, default=d.n_models, help="ensemble size (seeds)")
     p.add_argument("--k", type=int, default=d.k, help="neighbours for the knn/pixknn scores")
     p.add_argument("--pca-k", type=int, default=d.pca_k, help="components for the pca score")
@@ -144,6 +147,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    restore=args.restore, n_models=args.models, k=args.k,
                    pca_k=args.pca_k,
+                   latent_restore=None if args.latent_restore == "same" else args.latent_restore,
                    fpr=args.fpr if args.fpr is not None else Detector().fpr,
                    contamination=args.contamination, holdout=args.holdout, seed=args.seed,
                    device=args.device, precision=args.precision, verbose=not args.quiet)
