@@ -172,8 +172,10 @@ def main(argv=None) -> int:
     print(f"baselines on the first {n} test images (tuned on {args.tune} train images)",
           file=sys.stderr)
     base = reused_baselines(Path(args.out), n, args.tune) if args.reuse_baselines else None
+    fresh = None
     if base is None:
         base, outputs = baselines(noisy[:n], clean[:n], tune_noisy, tune_clean, set(args.skip))
+        fresh = base
     else:  # only the figure's 10 BM3D images are recomputed, with the stored parameter
         print("  reusing the baselines stored in", args.out, file=sys.stderr)
         outputs = {}
@@ -191,7 +193,8 @@ def main(argv=None) -> int:
     result = {
         "protocol": "Fashion-MNIST test; noisy = clip(x + 0.5 N(0,1), 0, 1), noise seed "
                     f"{NOISE_SEED}; PSNR = 10 log10(1/MSE) over the set; SSIM as skimage",
-        "subset": n, "tune_images": args.tune, "baselines": base, "runs": runs,
+        "subset": n, "tune_images": args.tune, "baselines": base,
+        "baselines_reused": base is not fresh, "runs": runs,
         "environment": {"threads": args.threads, "cpus": os.cpu_count(),
                         "load_average": [round(v, 2) for v in os.getloadavg()],
                         "torch": torch.__version__, "machine": platform.machine()},
