@@ -51,9 +51,10 @@ DEFAULT_SCORE = "mse+ssim+knn+gauss"
 DETECTOR_FILE = "detector.json"
 CODES_FILE = "detector.safetensors"
 FORMAT_TAG = "aekit-anomaly/2"
-LATENT_SEED = 1000  # seed offset of the latent-part networks
-# Automatic training length (epochs=None): at least MIN_STEPS steps and MIN_EPOCHS epochs.
+# Automatic training length (epochs=None): at least MIN_STEPS steps and MIN_EPOCHS epochs;
+# the latent-part networks (latent_epochs=None) train shorter: their codes were as good.
 MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 1800, 30, 400
+LATENT_MIN_STEPS, LATENT_MIN_EPOCHS = 800, 10
 
 
 class RestoreCorruption:
@@ -101,6 +102,7 @@ class Detector:
     def __init__(self, score: str = DEFAULT_SCORE, model: str = "conv", latent_dim: int = 32,
                  widths: tuple = (32, 64), epochs: int | None = None, batch_size: int = 64,
                  lr: float = 2e-3, restore: str = "rot", latent_restore: str | None = "none",
+                 latent_epochs: int | None = None,
                  n_models: int = 1, k: int = 5, pca_k: int = 32,
                  fpr: float = 0.05, contamination: float | None = None, holdout: float = 0.1,
                  seed: int = 0, device: str = "auto", precision: str = "auto",
@@ -114,6 +116,7 @@ class Detector:
         self.lr = lr
         self.restore = restore
         self.latent_restore = latent_restore
+        self.latent_epochs = latent_epochs
         self.n_models = n_models
         self.k = k
         self.pca_k = pca_k
@@ -145,13 +148,19 @@ class Detector:
             return False
         return RestoreCorruption(self.latent_restore).spec != RestoreCorruption(self.restore).spec
 
-    def _epochs(self, n: int) -> int:
-        """`epochs`, or when None enough epochs for MIN_STEPS optimizer steps (at least
-        MIN_EPOCHS): 30 epochs for 5,400 images, more for small normal sets."""
-        if self.epochs is not None:
-            return int(self.epochs)
+    def _epochs(self, n: int, latent: bool = False) -> int:
+        """`epochs` (for latent networks `latent_epochs`, else `epochs`), or when None enough
+        epochs for MIN_STEPS optimizer steps (at least MIN_EPOCHS): 30 epochs for 5,400 images
+        (latent networks: 10-13), more for small normal sets."""
+        fixed = self.epochs
+        if latent and self.latent_epochs is not None:
+            fixed = self.latent_epochs
+        if fixed is not None:
+            return int(fixed)
+        min_steps, min_epochs = (LATENT_MIN_STEPS, LATENT_MIN_EPOCHS) if latent else \
+            (MIN_STEPS, MIN_EPOCHS)
         steps = max(1, n // max(1, min(self.batch_size, n)))
-        return min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps)))
+        return min(MAX_EPOCHS, max(min_epochs, math.ceil(min_steps / steps)))
 
     def fit(self, X: Any, y: Any = None) -> Detector:
         """Train on normal images X, then calibrate the threshold on a held-out part of X."""
@@ -175,11 +184,11 @@ class Detector:
         self.history_ = []
         t0 = time.perf_counter()
 
-        def train(spec: str, seed: int) -> list:
+        def train(spec: str, epochs: int) -> list:
             corrupt = RestoreCorruption(spec)
             out = []
             for m in range(self.n_models):
-                cfg = dataclasses.replace(self.train_config_, seed=seed + m)
+                cfg = dataclasses.replace(self.train_config_, seed=self.seed + m, epochs=epochs)
                 torch.manual_seed(cfg.seed)
                 module = build_model(self.model_config_)
                 result = fit(module, train_x, cfg, corrupt=corrupt if corrupt.active else None,
@@ -190,8 +199,9 @@ class Detector:
 
         latent = bool({"knn", "gauss"} & set(parts))
         recon = bool({"mse", "ssim"} & set(parts)) or not latent or not self._separate_latent()
-        self.members_ = train(self.restore, self.seed) if recon else []
-        self.latent_members_ = (train(str(self.latent_restore), self.seed + LATENT_SEED)
+        self.members_ = train(self.restore, self.train_config_.epochs) if recon else []
+        self.latent_members_ = (train(str(self.latent_restore),
+                                      self._epochs(len(train_x), latent=True))
                                 if latent and self._separate_latent() else self.members_)
         if not self.members_:  # heat maps and reconstructions need a network
             self.members_ = self.latent_members_
@@ -305,8 +315,8 @@ class Detector:
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         keys = ("score", "model", "latent_dim", "widths", "epochs", "batch_size", "lr",
-                "restore", "latent_restore", "n_models", "k", "pca_k", "fpr", "contamination",
-                "holdout", "seed", "device", "precision", "verbose")
+                "restore", "latent_restore", "latent_epochs", "n_models", "k", "pca_k", "fpr",
+                "contamination", "holdout", "seed", "device", "precision", "verbose")
         return {k: (list(v) if isinstance(v, tuple) else v) for k in keys
                 for v in [getattr(self, k)]}
 

@@ -51,6 +51,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--restore", default=d.restore,
                    help="training input corruption: rot (default), none, or rot+<--corrupt spec>")
+    p.add_argument("--latent-epochs", type=int, default=d.latent_epochs,
+                   help="epochs of the knn/gauss networks (default: --epochs, else automatic)")
     p.add_argument("--latent-restore", default=d.latent_restore,
                    help="training input corruption of the networks whose codes feed knn/gauss "
                         f"(default {d.latent_restore}; 'same' shares the --restore networks)")
@@ -146,7 +148,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     det = Detector(score=args.score, model=args.model, latent_dim=args.latent_dim, widths=widths,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    restore=args.restore, n_models=args.models, k=args.k,
-                   pca_k=args.pca_k,
+                   pca_k=args.pca_k, latent_epochs=args.latent_epochs,
                    latent_restore=None if args.latent_restore == "same" else args.latent_restore,
                    fpr=args.fpr if args.fpr is not None else Detector().fpr,
                    contamination=args.contamination, holdout=args.holdout, seed=args.seed,
