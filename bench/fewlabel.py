@@ -32,6 +32,7 @@ def pretrain(args) -> tuple:
     """The autoencoder pretrained without labels; --reuse keeps an existing run of the same
     configuration (checked) instead of training it again."""
     from aekit.experiment import train_run
+    from aekit.models import resolve_options
     from aekit.runs import load_model, read_config
 
     tag = f"{args.model}{args.latent}-e{args.pretrain_epochs}" + (
@@ -42,9 +43,11 @@ def pretrain(args) -> tuple:
                             corrupt=args.corrupt)
     if args.reuse and (out / "model.safetensors").exists():
         run = read_config(out)
-        same = run.train_cfg == train_cfg and all(
-            getattr(run.model_cfg, f) == getattr(model_cfg, f)
-            for f in ("name", "latent_dim", "widths", "options"))
+        # Runs made since options are stored resolved hold the defaults; older ones do not.
+        wants = (model_cfg, resolve_options(model_cfg))
+        same = run.train_cfg == train_cfg and any(all(
+            getattr(run.model_cfg, f) == getattr(want, f)
+            for f in ("name", "latent_dim", "widths", "options")) for want in wants)
         if not same:
             raise SystemExit(f"{out} was trained with another configuration; drop --reuse")
         print(f"reusing the pretrained autoencoder in {out}")

@@ -35,14 +35,17 @@ WORK = ROOT / "runs" / "bench"
 def train(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
           reuse: bool = False) -> tuple[Path, dict]:
     """Train a run folder under runs/bench/ (or, with reuse, keep one of the same config)."""
+    from aekit.models import resolve_options
     from aekit.runs import read_config, read_metrics
 
     out = WORK / name
     if reuse and (out / "metrics.json").exists():
         run = read_config(out)
-        if run.train_cfg == train_cfg and all(getattr(run.model_cfg, f) == getattr(model_cfg, f)
-                                              for f in ("name", "latent_dim", "widths",
-                                                        "options")):
+        # Runs made since options are stored resolved hold the defaults; older ones do not.
+        wants = (model_cfg, resolve_options(model_cfg))
+        if run.train_cfg == train_cfg and any(
+                all(getattr(run.model_cfg, f) == getattr(want, f)
+                    for f in ("name", "latent_dim", "widths", "options")) for want in wants):
             print(f"{name}: reusing {out}", flush=True)
             return out, read_metrics(out)
     if out.exists():
