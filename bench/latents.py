@@ -82,8 +82,8 @@ def nested_part(args) -> dict:
     ds = load_dataset("fashion-mnist")
     runs = {}
     for k in ks:
-        runs[k] = train(f"latents-separate-{k}", ModelConfig(args.model, latent_dim=k,
-                                                             widths=widths), tcfg, args.reuse)[0]
+        runs[k] = train(f"latents-separate-{k}-e{args.epochs}",
+                        ModelConfig(args.model, latent_dim=k, widths=widths), tcfg, args.reuse)[0]
     nested_cfg = ModelConfig(args.model, latent_dim=top, widths=widths,
                              options={"nested": True, "nested_p": args.nested_p})
     nested_tcfg = TrainConfig(**{**tcfg.to_dict(), "epochs": args.nested_epochs or args.epochs})
@@ -112,9 +112,10 @@ def nested_part(args) -> dict:
                ("PCA", "pca"), (f"plain {top}-d model, truncated", f"plain-{top}-truncated"))}
     epochs = f"{args.epochs} epochs" + (f", nested {nested_tcfg.epochs}"
                                         if nested_tcfg.epochs != args.epochs else "")
-    plot_curves(series, IMG / "nested_psnr.png", "latent units kept (k)", "test PSNR (dB)",
+    plot_curves(series, IMG / f"nested_psnr{args.tag}.png", "latent units kept (k)",
+                "test PSNR (dB)",
                 f"Fashion-MNIST: ordered latents ({args.model}, {epochs})", logx=True)
-    save_grid(IMG / "nested_reconstructions.png", [clean[:10], *recon])
+    save_grid(IMG / f"nested_reconstructions{args.tag}.png", [clean[:10], *recon])
     return {"model": args.model, "widths": list(widths), "epochs": args.epochs,
             "nested_epochs": nested_tcfg.epochs, "nested_p": args.nested_p, "limit": args.limit,
             "ks": ks,
@@ -232,13 +233,15 @@ def main() -> None:
     ap.add_argument("--vae-epochs", type=int, default=10)
     ap.add_argument("--digits-latent", type=int, default=8)
     ap.add_argument("--digits-epochs", type=int, default=200)
+    ap.add_argument("--tag", default="", help="suffix of the result JSON and plot names")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     setup_threads(args.threads)
     IMG.mkdir(parents=True, exist_ok=True)
     parts = {"nested": nested_part, "vae": vae_part, "latent2d": latent2d_part}
     for part in args.part:
-        write_result(f"latents_{part}", {"args": vars(args), "results": parts[part](args)})
+        write_result(f"latents_{part}{args.tag}",
+                     {"args": vars(args), "results": parts[part](args)})
 
 
 if __name__ == "__main__":
