@@ -1,8 +1,9 @@
-"""Peak memory of end-of-training evaluation: the whole test set as float copies (the previous
-path, `reconstruct_all` + `measure`) vs the streamed `evaluate_set` (pixel-budgeted batches,
-exact metric sums). Each measurement runs in a fresh process; the figure is the growth of peak
-RSS over the process after the uint8 set and the model are loaded. The model is a seeded,
-untrained `dense` autoencoder (memory does not depend on the weights' values); 1 thread.
+"""Peak memory of end-of-training evaluation: the whole test set held as float copies
+(`reconstruct_all` + `measure`, how evaluation ran before) vs the streamed `evaluate_set`
+(pixel-budgeted batches, exact metric sums). Each measurement runs in a fresh process; the
+figure is the growth of peak RSS (VmHWM, reset once the uint8 set and the model are loaded) over
+the RSS at that moment. The model is a seeded, untrained `dense` autoencoder (memory does not
+depend on the weights' values); 1 thread.
 
     python -m bench.eval_memory [--sets 10000x1x28,30000x1x28,1000x3x64]
 """
@@ -17,7 +18,8 @@ import sys
 from bench.common import print_table, write_result
 
 _CHILD = """
-import json, resource, sys, time
+import json, re, sys, time
+from pathlib import Path
 import torch
 torch.set_num_threads(1)
 from aekit.config import ModelConfig
@@ -28,14 +30,18 @@ torch.manual_seed(0)
 model = build_model(ModelConfig(name="dense", in_channels=ch, height=size, width=size,
                                 latent_dim=32))
 x8 = torch.randint(0, 256, (n, ch, size, size), dtype=torch.uint8)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(key):
+    return int(re.search(rf"^{key}:\\s+(\\d+) kB", Path("/proc/self/status").read_text(),
+                         re.M).group(1))
+Path("/proc/self/clear_refs").write_text("5")  # VmHWM := the current RSS
+base = status("VmRSS")
 t = time.perf_counter()
 if mode == "in-memory":
     _, x_hat = reconstruct_all(model, x8)
     m = measure(x_hat, x8.float() / 255.0)
 else:
     m = evaluate_set(model, x8).test
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status("VmHWM")
 print(json.dumps({"growth_mb": (peak - base) / 1024, "seconds": time.perf_counter() - t,
                   "metrics": m}))
 """

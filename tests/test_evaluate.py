@@ -11,6 +11,7 @@ import torch
 from aekit.cli import main
 from aekit.config import ModelConfig
 from aekit.data.corrupt import parse_corruption
+from aekit.eval import evaluate
 from aekit.eval.evaluate import (
     eval_batch_size,
     evaluate_set,
@@ -33,13 +34,17 @@ def _set(n: int = 53, channels: int = 1, size: int = 12) -> torch.Tensor:
     return torch.from_numpy(make_blobs(n, size=size, channels=channels, seed=3))
 
 
-def test_measure_does_not_depend_on_the_chunking():
+def test_measure_does_not_depend_on_the_chunking(monkeypatch):
     g = torch.Generator().manual_seed(1)
     x = torch.rand(37, 2, 9, 11, generator=g)
     y = (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(0, 1)
     whole = measure(y, x, chunk=1000)
     for chunk in (1, 3, 7, 36):
         assert measure(y, x, chunk=chunk) == whole  # exact sums: bit-identical
+    # SSIM's intermediates are sliced (SSIM_VALUES): slices of 1 to 5 images change nothing.
+    for values in (1, 2 * 9 * 11 * 5):
+        monkeypatch.setattr(evaluate, "SSIM_VALUES", values)
+        assert measure(y, x) == whole
     # ... and agrees with the one-shot definitions (pooled MSE, mean per-image SSIM).
     ref = quality(y, x)
     for key in ("mse", "psnr", "ssim"):

@@ -23,6 +23,8 @@ from aekit.train.loop import to_unit
 # Fashion-MNIST (784 values) keeps the 1,000-image batches that evaluation has always used.
 PIXEL_BUDGET = 1 << 20
 PREVIEW = 10  # images kept for reconstructions.png
+# SSIM's float64 intermediates take ~90 bytes a value: it runs on slices of at most this many.
+SSIM_VALUES = 1 << 18
 
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -64,14 +66,17 @@ class QualitySums:
         """Add a batch (B, C, H, W) of outputs and their targets in [0, 1]."""
         if len(x) == 0:
             return
-        diff = x_hat.detach().cpu().double() - x.detach().cpu().double()
-        # Per-image sums in numpy (pairwise, row by row): the same whatever the batch holds.
-        sq = (diff * diff).reshape(len(x), -1).numpy().sum(axis=1)  # (B,)
-        ss = ssim_map(x_hat.detach().cpu(), x.detach().cpu()).reshape(len(x), -1)
-        for v in sq.tolist():
-            self._sq.add(v)
-        for v in ss.numpy().mean(axis=1).tolist():
-            self._ssim.add(v)
+        x_hat, x = x_hat.detach().cpu(), x.detach().cpu()
+        step = max(1, SSIM_VALUES // max(1, x[0].numel()))
+        # Per-image values, summed in numpy (pairwise, row by row): each image's value is the
+        # same whatever batch or slice it came in, so the slicing changes no result.
+        for s in range(0, len(x), step):
+            a, b = x_hat[s : s + step], x[s : s + step]
+            diff = a.double() - b.double()
+            for v in (diff * diff).reshape(len(b), -1).numpy().sum(axis=1).tolist():
+                self._sq.add(v)
+            for v in ssim_map(a, b).reshape(len(b), -1).numpy().mean(axis=1).tolist():
+                self._ssim.add(v)
         self.values += x.numel()
         self.images += len(x)
 
