@@ -47,7 +47,7 @@ def train_point(lam: float, train_x: torch.Tensor, mixture, args) -> tuple:
                        val_fraction=0.0, seed=0, limit=args.limit)
     x = train_x[: args.limit] if args.limit else train_x
     result = fit(model, x, tcfg, progress=False)
-    run_dir = ROOT / "runs" / "bench-codec" / f"lambda-{lam:g}"
+    run_dir = ROOT / args.runs / f"lambda-{lam:g}"
     write_config(run_dir, cfg, tcfg)
     save_weights(run_dir, model)
     return model, result, run_dir
@@ -137,7 +137,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=30000, help="training images (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reuse", action="store_true",
-                    help="measure the runs already under runs/bench-codec instead of training")
+                    help="measure the runs already under --runs instead of training (a missing "
+                         "one is trained)")
+    ap.add_argument("--runs", default="runs/bench-codec", help="folder of the per-lambda runs")
     ap.add_argument("--name", default="codec", help="result/plot name (quick runs: codec-quick)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -151,7 +153,7 @@ def main() -> None:
     mixture_s = time.perf_counter() - t0
     aekit, train_info = [], []
     for lam in [float(v) for v in args.lambdas.split(",")]:
-        run_dir = ROOT / "runs" / "bench-codec" / f"lambda-{lam:g}"
+        run_dir = ROOT / args.runs / f"lambda-{lam:g}"
         if args.reuse and (run_dir / "model.safetensors").exists():
             from aekit.io import read_json
             from aekit.runs import load_model
