@@ -47,7 +47,7 @@ from aekit.tasks.anomaly_scores import (
     unit,
 )
 
-DEFAULT_SCORE = "mse+ssim+knn+gauss"
+DEFAULT_SCORE = "ssim+knn+gauss"  # best on the train-split validation (docs/bench/anomaly.md)
 DETECTOR_FILE = "detector.json"
 CODES_FILE = "detector.safetensors"
 FORMAT_TAG = "aekit-anomaly/2"
