@@ -11,8 +11,9 @@ best of 3; wall clock, and also per CPU-second x threads, which is what the same
 on otherwise idle cores (the machine may be shared; its load average is recorded).
 
 Train the runs first, e.g.
-    aekit train --model unet --corrupt gaussian:0.5 --epochs 6 --out runs/denoise-unet
-then: python bench/denoise.py --runs runs/denoise-unet [runs/...]
+    aekit train --model unet --widths 32,64,128 --option shuffle=2 --option depth=2
+                --corrupt gaussian:0.5 --epochs 16 --out runs/denoise-unet3d2   (one command)
+then: python bench/denoise.py --runs runs/denoise-unet3d2 [runs/...]
 Writes bench/results/denoise.json and docs/img/denoise_grid.png; prints a table.
 """
 

@@ -9,7 +9,8 @@ aekit runs (`Restorer.inpaint`: fill with 0, predict, keep known pixels) on the 
 10,000 test images.
 
 Train runs first, e.g.
-    aekit train --model unet --corrupt mask:blocks --epochs 6 --out runs/inpaint-blocks
+    aekit train --model unet --widths 32,64 --option shuffle=2 --corrupt mask:blocks
+                --epochs 4 --out runs/inpaint-blocks   (one command)
 then: python bench/inpaint.py --runs runs/inpaint-blocks [runs/...]
 Writes bench/results/inpaint.json and prints a table.
 """
