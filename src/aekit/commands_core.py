@@ -36,6 +36,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=1 / 12)
     p.add_argument("--patience", type=int, default=0, help="early-stopping patience (0 = off)")
     p.add_argument("--corrupt", default="", help="train to undo a corruption, e.g. gaussian:0.5")
+    p.add_argument("--augment", default="", choices=["none", "hflip"],
+                   help="training-time augmentation: hflip mirrors a random half of each batch")
     p.add_argument("--image-size", type=parse_size, default=None, metavar="HxW")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images")
     p.add_argument("--device", default="auto")
@@ -109,7 +111,7 @@ def train_configs_from_args(args: argparse.Namespace):
         lr=pick(args.lr, "lr", 2e-3),
         weight_decay=args.weight_decay, loss=args.loss, schedule=args.schedule, seed=args.seed,
         val_fraction=args.val_fraction, patience=args.patience, corrupt=args.corrupt,
-        image_size=args.image_size, limit=args.limit, device=args.device,
+        augment=args.augment, image_size=args.image_size, limit=args.limit, device=args.device,
         precision=args.precision)
     return model_cfg, train_cfg
 

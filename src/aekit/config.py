@@ -63,6 +63,7 @@ class TrainConfig:
     val_fraction: float = 1 / 12  # 5,000 of Fashion-MNIST's 60,000 training images
     patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
     corrupt: str = ""  # corruption spec for restoration training; empty = plain autoencoder
+    augment: str = ""  # training-time augmentation of the clean images: "" / "none" / "hflip"
     image_size: tuple[int, int] | None = None
     limit: int = 0  # use only the first N training images (quick experiments); 0 = all
     device: str = "auto"
@@ -80,6 +81,9 @@ class TrainConfig:
         check_range("val_fraction", self.val_fraction, 0.0, 0.5)
         check_range("patience", self.patience, 0, 100_000)
         check_range("limit", self.limit, 0, 1 << 40)
+        from aekit.data.augment import check_augment  # lazy: aekit.data imports this module
+
+        check_augment(self.augment)
         if self.schedule not in ("cosine", "constant"):
             raise ConfigError(f"schedule={self.schedule!r} is not allowed; use cosine or constant")
         if self.image_size is not None:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from aekit.config import TrainConfig
+from aekit.data.augment import augment_batch
 from aekit.data.stream import iter_batches, iter_chunks
 from aekit.device import autocast_dtype, resolve_device
 from aekit.errors import RunError, TrainingDiverged
@@ -159,6 +160,8 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step, total_steps)
             target = to_unit(next(batches), device).contiguous(memory_format=memory_format)
+            if cfg.augment:
+                target = augment_batch(target, cfg.augment, gen)
             x_in = corrupt(target, gen) if corrupt else target
             if late_shard is not None:
                 target, x_in = target[late_shard], x_in[late_shard]
