@@ -106,3 +106,20 @@ def test_train_and_eval_report_the_streamed_metrics(tmp_path, tiny_npz, capsys):
     capsys.readouterr()
     assert main(["eval", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["test"] == stored["test"]
+
+
+def test_restoration_pca_baseline_projects_the_corrupted_input():
+    """A restoration run's PCA baseline restores the corrupted test images (not the clean ones):
+    with every component kept it gives back the noisy input, drawn exactly as evaluation draws it."""
+    from aekit.eval.baselines import pca_baseline
+
+    train = torch.from_numpy(make_blobs(300))
+    test = torch.from_numpy(make_blobs(40, seed=5))
+    noise = parse_corruption("gaussian:0.3")
+    full = pca_baseline(train, test, k=144, corrupt=noise, batch_size=16)
+    ev = evaluate_set(_model(), test, corrupt=noise, batch_size=16)
+    assert full["input"] == "corrupted"
+    assert full["psnr"] == pytest.approx(ev.corrupted_input["psnr"], abs=0.05)
+    small = pca_baseline(train, test, k=4, corrupt=noise, batch_size=16)
+    assert small["psnr"] > full["psnr"] + 1.0  # a few components average the noise away
+    assert pca_baseline(train, test, k=144)["psnr"] > 40  # clean input: near-exact

@@ -155,7 +155,7 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
     """Save weights, evaluate on the test split, write metrics, history and pictures."""
     from aekit.data.stream import in_memory
     from aekit.eval.baselines import pca_baseline
-    from aekit.eval.evaluate import evaluate_set
+    from aekit.eval.evaluate import eval_batch_size, evaluate_set
     from aekit.report.plots import plot_loss
     from aekit.runs import save_weights, write_history_csv, write_metrics
 
@@ -178,7 +178,8 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
         "train_images_per_second": round(result.images_per_second, 1),
         "test": ev.test,
         "baselines": {"pca": pca_baseline(in_memory(ds.train_x), ds.test_x, code_size,
-                                          train_cfg.seed)},
+                                          train_cfg.seed, corrupt=corrupt,
+                                          batch_size=eval_batch_size(tuple(ds.test_x.shape[1:])))},
         "history": result.history,
         "environment": {"device": str(_device_of(model)), "threads": torch.get_num_threads(),
                         "torch": torch.__version__, "machine": platform.machine(),

@@ -31,10 +31,32 @@ def pca_reconstruct(pca, x_uint8: torch.Tensor, keep: int | None = None) -> torc
     return torch.from_numpy(np.clip(rec, 0.0, 1.0).astype(np.float32)).reshape(shape)
 
 
-def pca_baseline(train_x: torch.Tensor, test_x: torch.Tensor, k: int, seed: int = 0) -> dict:
-    """{mse, psnr, ssim, k} of PCA-k reconstruction of the test set."""
+def pca_baseline(train_x: torch.Tensor, test_x: torch.Tensor, k: int, seed: int = 0,
+                 corrupt=None, batch_size: int = 1000) -> dict:
+    """{mse, psnr, ssim, k} of PCA-k reconstruction of the test set.
+
+    With `corrupt` (restoration runs) PCA, fitted on clean training images, projects the
+    *corrupted* test images and is scored against the clean ones: classical PCA restoration,
+    with noise drawn the way `evaluate_set` draws it (same seed, same batches).
+    """
     pca = fit_pca(train_x, k, seed)
-    rec = pca_reconstruct(pca, test_x)
-    out = measure(rec, test_x.float() / 255.0)
+    clean = test_x.float() / 255.0
+    if corrupt is None:
+        rec = pca_reconstruct(pca, test_x)
+    else:
+        gen = torch.Generator().manual_seed(seed + 11)
+        noisy = torch.cat([corrupt(clean[i : i + batch_size], gen)
+                           for i in range(0, len(clean), batch_size)])
+        rec = _project(pca, noisy)
+    out = measure(rec, clean)
     out["k"] = int(pca.n_components_)
+    if corrupt is not None:
+        out["input"] = "corrupted"
     return out
+
+
+def _project(pca, x: torch.Tensor) -> torch.Tensor:
+    """PCA reconstruction of float images in [0, 1], clipped to [0, 1]."""
+    flat = x.reshape(len(x), -1).numpy().astype(np.float32)  # (N, D)
+    rec = pca.inverse_transform(pca.transform(flat))
+    return torch.from_numpy(np.clip(rec, 0.0, 1.0).astype(np.float32)).reshape(x.shape)
