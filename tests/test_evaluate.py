@@ -110,7 +110,7 @@ def test_train_and_eval_report_the_streamed_metrics(tmp_path, tiny_npz, capsys):
 
 def test_restoration_pca_baseline_projects_the_corrupted_input():
     """A restoration run's PCA baseline restores the corrupted test images (not the clean ones):
-    with every component kept it gives back the noisy input, drawn exactly as evaluation draws it."""
+    with every component kept it gives back the noisy input, drawn as evaluation draws it."""
     from aekit.eval.baselines import pca_baseline
 
     train = torch.from_numpy(make_blobs(300))
