@@ -8,12 +8,21 @@ features, a logistic-regression probe as the head's start, fine-tuning with rand
 (b) from a random encoder at its own (higher) learning rate for every layer. (c) also reports the
 frozen-encoder linear probe alone.
 
+`--consistency` adds FixMatch-style training on the unlabeled images (tasks/fewlabel.py), to (b)
+and (c) alike. `--select val` is the pilot mode used to choose settings: the labelled images and
+the unlabeled pool come from the 55k training part of the pretraining's split, and accuracy is
+measured on its 5k validation part (so the test labels are never used for a choice). `--resume`
+keeps every finished (method, labels, seed) result under runs/bench, so the full protocol can
+run in several shorter jobs with the same command.
+
     python -m bench.fewlabel
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import time
 
@@ -36,11 +45,13 @@ def pretrain(args) -> tuple:
     from aekit.runs import load_model, read_config
 
     tag = f"{args.model}{args.latent}-e{args.pretrain_epochs}" + (
-        f"-{args.corrupt.replace(':', '_').replace('+', '_')}" if args.corrupt else "")
+        f"-w{'_'.join(map(str, args.widths))}" if args.widths else "") + (
+        f"-{args.corrupt.replace(':', '_').replace('+', '_')}" if args.corrupt else "") + (
+        f"-{args.pretrain_augment}" if args.pretrain_augment else "")
     out = WORK / f"fewlabel-pretrain-{tag}"
     model_cfg = ModelConfig(args.model, latent_dim=args.latent, widths=tuple(args.widths))
     train_cfg = TrainConfig(dataset="fashion-mnist", epochs=args.pretrain_epochs, seed=0,
-                            corrupt=args.corrupt)
+                            corrupt=args.corrupt, augment=args.pretrain_augment)
     if args.reuse and (out / "model.safetensors").exists():
         run = read_config(out)
         # Runs made since options are stored resolved hold the defaults; older ones do not.
@@ -58,13 +69,24 @@ def pretrain(args) -> tuple:
     return load_model(out)
 
 
-def pca_lr(ds, n: int, seed: int, pca, z_test, pool_idx: torch.Tensor) -> float:
+def pca_lr(ds, n: int, seed: int, pca, z_eval, y_eval, pool_idx: torch.Tensor) -> float:
     from sklearn.linear_model import LogisticRegression
 
     idx = balanced_in_pool(ds.train_y, pool_idx, n, seed)
     z = pca.transform(ds.train_x[idx].reshape(len(idx), -1).numpy() / 255.0)
     lr = LogisticRegression(max_iter=5000).fit(z, ds.train_y[idx].numpy())
-    return float(lr.score(z_test, ds.test_y.numpy()))
+    return float(lr.score(z_eval, y_eval.numpy()))
+
+
+def split(ds, select: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(candidate train indices, evaluation images, their labels): the whole train split and
+    the test split, or for --select val the pretraining's 55k / 5k train / validation split."""
+    from aekit.data import split_train_val
+
+    if select == "test":
+        return torch.arange(len(ds.train_x)), ds.test_x, ds.test_y
+    train_idx, val_idx = split_train_val(len(ds.train_x), TrainConfig().val_fraction, 0)
+    return train_idx, ds.train_x[val_idx], ds.train_y[val_idx]
 
 
 class Networks:
@@ -72,13 +94,15 @@ class Networks:
     recipe. Label-propagation graphs depend only on the encoder (frozen at that point) and the
     unlabeled pool, so each is built once and reused across label counts."""
 
-    def __init__(self, ds, model_cfg: ModelConfig, state: dict, args) -> None:
+    def __init__(self, ds, model_cfg: ModelConfig, state: dict, args, candidates: torch.Tensor,
+                 x_eval: torch.Tensor, y_eval: torch.Tensor) -> None:
         self.ds, self.cfg, self.state, self.args = ds, model_cfg, state, args
+        self.x_eval, self.y_eval = x_eval, y_eval
         gen = torch.Generator().manual_seed(0)
-        pool = torch.randperm(len(ds.train_x), generator=gen)[: args.unlabeled or None]
+        pool = candidates[torch.randperm(len(candidates), generator=gen)[: args.unlabeled or None]]
         self.pool = pool.sort().values  # train indices used as unlabeled images
         self.graphs: dict = {}
-        self.pseudo_accuracy: dict = {}
+        self.last_pseudo: float | None = None
 
     def run(self, n: int, seed: int, pretrained: bool, probe_only: bool = False) -> float:
         from aekit.models import build_model
@@ -97,7 +121,10 @@ class Networks:
                              lr=args.lr if pretrained else args.scratch_lr,
                              encoder_lr_scale=args.encoder_lr_scale if pretrained else 1.0,
                              semi=semi, lp_k=args.lp_k, pseudo_batch=args.pseudo_batch,
-                             rounds=args.rounds, seed=seed)
+                             rounds=args.rounds,
+                             consistency=args.consistency and not probe_only,
+                             threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
+                             ema=args.ema, seed=seed)
         clf = Classifier(ae, 10, cfg.head)
         unlabeled = ds.train_x[self.pool]
         pseudo = None
@@ -108,13 +135,15 @@ class Networks:
                 self.graphs[key] = embedding_graph(clf, unlabeled, args.lp_k)
             rows = torch.searchsorted(self.pool, idx)  # labelled images are nodes of the pool
             pseudo = pseudo_labels(self.graphs[key], rows, ds.train_y[idx], 10)
-            acc = pseudo.accuracy(ds.train_y[self.pool])
-            self.pseudo_accuracy.setdefault(key.split("-")[0], {}).setdefault(
-                str(n), []).append(round(acc * 100, 2))
+            acc = pseudo.accuracy(ds.train_y[self.pool])  # a diagnostic, never used in training
+            self.last_pseudo = round(acc * 100, 2)
             print(f"  pseudo-label accuracy on the unlabeled pool: {acc * 100:.2f}%", flush=True)
-        finetune(clf, ds.train_x[idx], ds.train_y[idx], cfg, unlabeled=unlabeled, pseudo=pseudo,
-                 normalize=not semi)
-        return accuracy(clf, ds.test_x, ds.test_y)
+        history = finetune(clf, ds.train_x[idx], ds.train_y[idx], cfg, unlabeled=unlabeled,
+                           pseudo=pseudo, normalize=not semi)
+        if cfg.consistency and history:
+            print(f"  confident unlabeled images at the end: {history[-1]['confident']:.2f}",
+                  flush=True)
+        return accuracy(clf, self.x_eval, self.y_eval)
 
 
 def balanced_in_pool(y: torch.Tensor, pool: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -123,6 +152,32 @@ def balanced_in_pool(y: torch.Tensor, pool: torch.Tensor, n: int, seed: int) -> 
     from aekit.tasks.fewlabel import balanced_indices
 
     return pool[balanced_indices(y[pool], n, 10, seed)]
+
+
+class Cache:
+    """--resume: one JSON file per finished (method, labels, seed) run, in a folder named by a
+    hash of every option that changes a result."""
+
+    VOLATILE = ("labels", "seeds", "methods", "name", "reuse", "resume", "threads")
+
+    def __init__(self, args, enabled: bool) -> None:
+        key = {k: v for k, v in sorted(vars(args).items()) if k not in self.VOLATILE}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+        self.dir = WORK / f"fewlabel-cache-{digest}"
+        self.enabled, self.key = enabled, key
+
+    def get(self, name: str, n: int, seed: int) -> dict | None:
+        path = self.dir / f"{name}-{n}-{seed}.json"
+        if self.enabled and path.is_file():
+            return json.loads(path.read_text())
+        return None
+
+    def put(self, name: str, n: int, seed: int, entry: dict) -> None:
+        from aekit.io import atomic_write_text
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.dir / "options.json", json.dumps(self.key, indent=2) + "\n")
+        atomic_write_text(self.dir / f"{name}-{n}-{seed}.json", json.dumps(entry) + "\n")
 
 
 def summarize(values: list[float]) -> dict:
@@ -144,7 +199,10 @@ def main() -> None:
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--corrupt", default="", help="denoising pretraining, e.g. mask:blocks")
     ap.add_argument("--pretrain-epochs", type=int, default=6)
+    ap.add_argument("--pretrain-augment", default="", help="pretraining augmentation (hflip)")
     ap.add_argument("--reuse", action="store_true", help="reuse an existing pretrained run")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep finished runs (runs/bench/fewlabel-cache-*); implies --reuse")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-4)
@@ -157,49 +215,81 @@ def main() -> None:
     ap.add_argument("--lp-k", type=int, default=50)
     ap.add_argument("--pseudo-batch", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=1, help="propagate + fine-tune rounds")
+    ap.add_argument("--consistency", action="store_true",
+                    help="FixMatch-style consistency on the unlabeled images")
+    ap.add_argument("--threshold", type=float, default=0.95)
+    ap.add_argument("--unlabeled-weight", type=float, default=1.0)
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA teacher decay (0: none)")
+    ap.add_argument("--select", default="test", choices=["test", "val"],
+                    help="val: pilot mode, accuracy on the 5k validation part of train")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--name", default="fewlabel", help="result JSON / plot name (pilots)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    args.reuse = args.reuse or args.resume
     setup_threads(args.threads)
     ds = load_dataset("fashion-mnist")
     t0 = time.perf_counter()
     ae, run = pretrain(args)
     pretrain_seconds = time.perf_counter() - t0
+    if args.reuse:  # the time it took when it was trained
+        pretrain_seconds = json.loads((run.path / "metrics.json").read_text()).get(
+            "train_seconds", pretrain_seconds)
     state, cfg = ae.state_dict(), ae.cfg
     pca = PCA(32, svd_solver="randomized", random_state=0).fit(
         ds.train_x.reshape(len(ds.train_x), -1).numpy() / 255.0)
-    z_test = pca.transform(ds.test_x.reshape(len(ds.test_x), -1).numpy() / 255.0)
-    nets = Networks(ds, cfg, state, args)
+    candidates, x_eval, y_eval = split(ds, args.select)
+    z_eval = pca.transform(x_eval.reshape(len(x_eval), -1).numpy() / 255.0)
+    nets = Networks(ds, cfg, state, args, candidates, x_eval, y_eval)
+    cache = Cache(args, args.resume)
     every = {
-        "pca32_logreg": lambda n, s: pca_lr(ds, n, s, pca, z_test, nets.pool),
+        "pca32_logreg": lambda n, s: pca_lr(ds, n, s, pca, z_eval, y_eval, nets.pool),
         "scratch": lambda n, s: nets.run(n, s, pretrained=False),
         "pretrained_probe": lambda n, s: nets.run(n, s, pretrained=True, probe_only=True),
         "pretrained_finetuned": lambda n, s: nets.run(n, s, pretrained=True),
     }
     methods = {name: every[name] for name in args.methods}
     results: dict = {name: {} for name in methods}
+    pseudo_acc: dict = {}
     rows = []
     for n in args.labels:
         row = [n]
         for name, fn in methods.items():
-            accs = []
+            accs, secs = [], []
             for seed in args.seeds:
-                t = time.perf_counter()
-                accs.append(fn(n, seed))
+                entry = cache.get(name, n, seed)
+                if entry is None:
+                    t, nets.last_pseudo = time.perf_counter(), None
+                    entry = {"accuracy": fn(n, seed), "seconds": time.perf_counter() - t,
+                             "pseudo_label_accuracy": nets.last_pseudo}
+                    cache.put(name, n, seed, entry)
+                    where = ""
+                else:
+                    where = ", kept from an earlier job"
+                accs.append(entry["accuracy"])
+                if entry.get("pseudo_label_accuracy") is not None:
+                    pseudo_acc.setdefault(name, {}).setdefault(str(n), []).append(
+                        entry["pseudo_label_accuracy"])
+                secs.append(entry["seconds"])
                 print(f"{name} labels={n} seed={seed}: {accs[-1] * 100:.2f}% "
-                      f"({time.perf_counter() - t:.0f}s)", flush=True)
+                      f"({entry['seconds']:.0f}s{where})", flush=True)
             results[name][str(n)] = summarize(accs)
+            results[name][str(n)]["seconds"] = [round(v, 1) for v in secs]
             row.append(f"{results[name][str(n)]['mean']:.1f} ± {results[name][str(n)]['std']:.1f}")
         rows.append(row)
     print_table(["labels", *methods], rows)
+    split_name = "test" if args.select == "test" else "validation (5k of train)"
     plot_curves({name: (args.labels, [results[name][str(n)]["mean"] for n in args.labels])
                  for name in methods}, IMG / f"{args.name}_accuracy.png", "labelled images",
-                "test accuracy (%)", "Fashion-MNIST with few labels (mean of 3 seeds)", logx=True)
-    write_result(args.name, {"args": vars(args), "pretrain_run": str(run.path),
+                f"{split_name} accuracy (%)",
+                f"Fashion-MNIST with few labels (mean of {len(args.seeds)} seeds)", logx=True)
+    compute = sum(sum(r["seconds"]) for m in results.values() for r in m.values())
+    write_result(args.name, {"args": vars(args), "evaluated_on": split_name,
+                              "runs_seconds": round(compute, 1),
+                              "pretrain_run": str(run.path),
                               "pretrain_seconds": round(pretrain_seconds, 1),
                               "pretrain_config": run.model_cfg.to_dict(),
-                              "pseudo_label_accuracy_percent": nets.pseudo_accuracy,
+                              "pseudo_label_accuracy_percent": pseudo_acc,
                               "results": results})
 
 

@@ -90,6 +90,19 @@ def test_finetune_semi_supervised(runs, tmp_path, capsys):
     one_line_error(capsys, "--rounds")
 
 
+def test_finetune_consistency(runs, tmp_path, capsys):
+    clf = tmp_path / "clf"
+    assert main(["finetune", str(runs["conv"]), "--labels", "8", "--steps", "3", "--semi",
+                 "--consistency", "--threshold", "0.5", "--ema", "0.9", "--lp-k", "5",
+                 "--pseudo-batch", "16", "--out", str(clf)]) == 0
+    info = json.loads((clf / "classifier.json").read_text())
+    assert info["finetune"]["consistency"] is True and info["finetune"]["ema"] == 0.9
+    assert "confident" in json.loads((clf / "metrics.json").read_text())["history"][-1]
+    assert main(["finetune", str(runs["conv"]), "--labels", "8", "--consistency",
+                 "--threshold", "2", "--out", str(tmp_path / "c2")]) == 2
+    one_line_error(capsys, "--threshold")
+
+
 def test_vae_run_sample_interpolate_traverse(runs, data, tmp_path, capsys):
     m = json.loads((runs["vae"] / "metrics.json").read_text())
     assert m["model"] == "vae"

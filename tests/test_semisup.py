@@ -9,7 +9,15 @@ import torch
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, DataError
 from aekit.models import build_model
-from aekit.tasks.fewlabel import Classifier, FinetuneConfig, accuracy, finetune, propagate_to
+from aekit.tasks.fewlabel import (
+    Classifier,
+    FinetuneConfig,
+    accuracy,
+    finetune,
+    predict_proba,
+    propagate_to,
+    strong_augment,
+)
 from aekit.tasks.semisup import knn_graph, propagate, pseudo_labels
 from tests.test_fewlabel import quadrant_blobs
 
@@ -76,3 +84,44 @@ def test_semi_needs_unlabeled_images_and_valid_settings():
     for bad in ({"rounds": 0}, {"lp_k": 0}, {"pseudo_batch": 0}):
         with pytest.raises(ConfigError):
             FinetuneConfig(**bad)
+
+
+def test_strong_augment_is_seeded_and_in_range():
+    x = torch.rand(8, 1, 12, 12)
+    a = strong_augment(x, torch.Generator().manual_seed(5))
+    b = strong_augment(x, torch.Generator().manual_seed(5))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1
+    assert not torch.equal(a, strong_augment(x, torch.Generator().manual_seed(6)))
+    assert (a == 0).float().mean() > (x == 0).float().mean()  # the cut-out squares
+
+
+@pytest.mark.parametrize("semi, ema", [(False, 0.0), (True, 0.9)])
+def test_consistency_finetune_learns_and_is_deterministic(semi, ema):
+    x, y = quadrant_blobs(240)
+    labelled, unlabeled = torch.arange(8), x[8:200]
+
+    def fit():
+        torch.manual_seed(0)
+        clf = Classifier(build_model(ModelConfig("conv", 1, 12, 12, 8, (8, 16))), 4)
+        cfg = FinetuneConfig(steps=40, batch_size=8, lr=3e-3, consistency=True, threshold=0.7,
+                             semi=semi, lp_k=10, pseudo_batch=32, ema=ema, seed=1)
+        history = finetune(clf, x[labelled], y[labelled], cfg, unlabeled=unlabeled)
+        return clf, history
+
+    clf, history = fit()
+    assert 0 <= history[-1]["confident"] <= 1
+    assert accuracy(clf, x[200:], y[200:]) >= 0.75
+    clf2, _ = fit()
+    assert torch.equal(predict_proba(clf, x[200:]), predict_proba(clf2, x[200:]))
+
+
+def test_consistency_needs_unlabeled_images_and_checks_options():
+    x, y = quadrant_blobs(16)
+    clf = Classifier(build_model(ModelConfig("dense", 1, 12, 12, 8)), 4)
+    with pytest.raises(DataError, match="unlabeled"):
+        finetune(clf, x, y, FinetuneConfig(steps=2, consistency=True))
+    with pytest.raises(ConfigError, match="--threshold"):
+        FinetuneConfig(threshold=1.5)
+    with pytest.raises(ConfigError, match="--ema"):
+        FinetuneConfig(ema=1.0)

@@ -6,11 +6,19 @@ statistics of unlabeled training images; the head starts as a logistic regressio
 frozen features; then encoder and head are fine-tuned together with augmentation and a smaller
 learning rate for the encoder, so the few labels adjust the pretrained features instead of
 overwriting them. The same code trains the "from scratch" baseline from a random encoder.
+
+With `consistency` (FixMatch, Sohn et al. 2020) every step also takes `pseudo_batch` unlabeled
+images: the teacher (the classifier itself, or its exponential moving average with `ema`)
+labels a weakly augmented view, and the student is trained on a strongly augmented view
+(`strong_augment`) of the images whose teacher confidence reaches `threshold`. Combined with
+`semi`, an image below the threshold keeps its label-propagation pseudo-label and weight.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +77,12 @@ class FinetuneConfig:
     lp_k: int = 50  # neighbours in the label-propagation graph
     pseudo_batch: int = 128  # pseudo-labelled images per step, next to batch_size labelled ones
     rounds: int = 1  # propagate + fine-tune rounds (later rounds use the fine-tuned features)
+    # FixMatch-style consistency on unlabeled images (weak view -> teacher label -> strong view).
+    consistency: bool = False
+    threshold: float = 0.95  # teacher confidence needed to use its label
+    unlabeled_weight: float = 1.0  # weight of the unlabeled term
+    ema: float = 0.0  # teacher = exponential moving average of the weights (0: the model itself);
+    # with ema > 0 the final classifier is the averaged one
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,6 +100,9 @@ class FinetuneConfig:
         check_range("--lp-k", self.lp_k, 1, 10_000)
         check_range("--pseudo-batch", self.pseudo_batch, 1, 1 << 16)
         check_range("--rounds", self.rounds, 1, 100)
+        check_range("--threshold", self.threshold, 0.0, 1.0)
+        check_range("--unlabeled-weight", self.unlabeled_weight, 0.0, 100.0)
+        check_range("--ema", self.ema, 0.0, 0.999999)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -157,6 +174,35 @@ def augment(x: torch.Tensor, kind: str, shift: int, gen: torch.Generator) -> tor
     return x
 
 
+def strong_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The strong view for consistency training, per image: a random affine map (rotation up to
+    15 degrees, scale 0.85-1.15, translation up to 1/7 of the side), a horizontal flip with
+    probability 1/2, contrast scaled by 0.5-1.5 around the image mean, and one cut-out square
+    (side 1/4-1/2 of the shorter side, centre anywhere, zero fill). x is float (B, C, H, W) in
+    [0, 1]; every draw comes from `gen` (on the CPU), so the views are seeded."""
+    b, _, h, w = x.shape
+    u = torch.rand(b, 8, generator=gen)  # (B, 8) uniforms
+    angle = (u[:, 0] * 2 - 1) * math.radians(15)
+    scale = 0.85 + 0.3 * u[:, 1]
+    flip = torch.where(u[:, 2] < 0.5, -1.0, 1.0)
+    tx, ty = (u[:, 3] * 2 - 1) * (2 / 7), (u[:, 4] * 2 - 1) * (2 / 7)  # grid units: [-1, 1]
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
+                         torch.stack([sin * flip, cos, ty], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = ((x - mean) * (0.5 + u[:, 5]).view(b, 1, 1, 1).to(x.device) + mean).clamp(0, 1)
+    side = min(h, w)
+    half = (side * (0.25 + 0.25 * u[:, 6]) / 2).view(b, 1, 1)  # (B, 1, 1)
+    cy = (u[:, 7] * h).view(b, 1, 1)
+    cx = (torch.rand(b, generator=gen) * w).view(b, 1, 1)
+    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1) + 0.5
+    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w) + 0.5
+    cut = ((ys - cy).abs() < half) & ((xs - cx).abs() < half)  # (B, H, W)
+    return x.masked_fill(cut.unsqueeze(1).to(x.device), 0.0)
+
+
 def finetune(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig,
              unlabeled: torch.Tensor | None = None, pseudo: Pseudo | None = None,
              normalize: bool = True) -> list[dict]:
@@ -165,15 +211,16 @@ def finetune(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneCon
     `unlabeled` images (no labels) set the feature standardisation (normalize=False: the caller
     already did, with clf.set_normalization). With cfg.semi, `pseudo`
     holds one pseudo-label per unlabeled image (from `semisup.pseudo_labels`; computed here
-    when None) and every step also trains on cfg.pseudo_batch of them, weighted."""
+    when None) and every step also trains on cfg.pseudo_batch of them, weighted. With
+    cfg.consistency, the unlabeled images also get FixMatch's thresholded teacher labels."""
     if len(x) != len(y) or len(x) == 0:
         raise DataError(f"finetune: {len(x)} images but {len(y)} labels")
     torch.manual_seed(cfg.seed)
     if normalize:
         clf.set_normalization(unlabeled if unlabeled is not None else x)
+    if (cfg.semi or cfg.consistency) and unlabeled is None:
+        raise DataError("semi-supervised fine-tuning needs unlabeled images")
     if cfg.semi:
-        if unlabeled is None:
-            raise DataError("semi-supervised fine-tuning needs unlabeled images")
         if pseudo is None:
             pseudo = propagate_to(clf, x, y, unlabeled, cfg)
         if len(pseudo.labels) != len(unlabeled):
@@ -202,7 +249,8 @@ def _train(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfi
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] for g in opt.param_groups]
     gen = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * round_)
-    history, running = [], 0.0
+    teacher = _Teacher(clf, cfg.ema) if cfg.consistency else None
+    history, running, used = [], 0.0, 0.0
     clf.train()
     for step in range(cfg.steps):
         scale = 0.5 * (1 + np.cos(np.pi * step / max(1, cfg.steps)))  # cosine decay
@@ -210,28 +258,72 @@ def _train(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfi
             g["lr"] = lr * scale
         idx = torch.randint(0, len(x), (min(cfg.batch_size, len(x)),), generator=gen)
         xb = augment(to_unit(x[idx], device), cfg.augment, cfg.shift, gen)
-        if pseudo is None or unlabeled is None:
+        if unlabeled is None or (pseudo is None and teacher is None):
             loss = F.cross_entropy(clf(xb), y[idx].to(device))
-        else:  # one forward pass over labelled + pseudo-labelled images
+        else:  # one forward pass over labelled + unlabeled images
             j = torch.randint(0, len(unlabeled), (cfg.pseudo_batch,), generator=gen)
-            xu = augment(to_unit(unlabeled[j], device), cfg.augment, cfg.shift, gen)
+            xu = to_unit(unlabeled[j], device)
+            if teacher is None:
+                target, weight = pseudo.labels[j].to(device), pseudo.weights[j].to(device)
+                xu = augment(xu, cfg.augment, cfg.shift, gen)
+            else:
+                probs = teacher.probs(augment(xu, cfg.augment, cfg.shift, gen))
+                conf, target = probs.max(1)
+                sure = conf >= cfg.threshold
+                weight = sure.float() * cfg.unlabeled_weight
+                if pseudo is not None:  # below the threshold: the propagated label
+                    target = torch.where(sure, target, pseudo.labels[j].to(device))
+                    weight = torch.where(sure, weight, pseudo.weights[j].to(device))
+                used += float(sure.float().mean())
+                xu = strong_augment(xu, gen)
             logits = clf(torch.cat([xb, xu]))
             loss = F.cross_entropy(logits[: len(xb)], y[idx].to(device))
-            per = F.cross_entropy(logits[len(xb):], pseudo.labels[j].to(device),
-                                  reduction="none")
-            loss = loss + (per * pseudo.weights[j].to(device)).mean()
+            per = F.cross_entropy(logits[len(xb):], target, reduction="none")
+            loss = loss + (per * weight).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if teacher is not None:
+            teacher.update(clf)
         running += float(loss.detach())
         if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
-            history.append({"round": round_ + 1, "step": step + 1,
-                            "train_loss": running / ((step % 50) + 1)})
-            running = 0.0
+            n = (step % 50) + 1
+            history.append({"round": round_ + 1, "step": step + 1, "train_loss": running / n})
+            if teacher is not None:  # fraction of unlabeled images above the threshold
+                history[-1]["confident"] = used / n
+            running, used = 0.0, 0.0
     for p in enc_params:
         p.requires_grad_(True)
+    if teacher is not None and cfg.ema > 0:
+        clf.load_state_dict(teacher.model.state_dict())
     clf.eval()
     return history
+
+
+class _Teacher:
+    """The labeller of the weak views: the classifier itself (ema = 0) or an exponential moving
+    average of its weights, updated after every step."""
+
+    def __init__(self, clf: Classifier, ema: float) -> None:
+        self.ema = ema
+        self.model = copy.deepcopy(clf).eval() if ema > 0 else clf
+        if ema > 0:
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+
+    @torch.no_grad()
+    def probs(self, x: torch.Tensor) -> torch.Tensor:
+        was = self.model.training
+        self.model.eval()  # no dropout in the teacher's view
+        out = F.softmax(self.model(x), 1)
+        self.model.train(was)
+        return out
+
+    @torch.no_grad()
+    def update(self, clf: Classifier) -> None:
+        if self.ema > 0:
+            for t, p in zip(self.model.parameters(), clf.parameters(), strict=True):
+                t.lerp_(p.detach(), 1 - self.ema)
 
 
 def propagate_to(clf: Classifier, x: torch.Tensor, y: torch.Tensor, unlabeled: torch.Tensor,

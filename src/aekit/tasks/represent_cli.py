@@ -47,7 +47,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--rounds", type=int, default=1, help="--semi: propagate + fine-tune rounds")
     p.add_argument("--lp-k", type=int, default=50, help="--semi: neighbours per image")
     p.add_argument("--pseudo-batch", type=int, default=128,
-                   help="--semi: pseudo-labelled images per step")
+                   help="--semi / --consistency: unlabeled images per step")
+    p.add_argument("--consistency", action="store_true",
+                   help="FixMatch-style: train on strongly augmented unlabeled images with the "
+                   "labels a teacher gives their weakly augmented view")
+    p.add_argument("--threshold", type=float, default=0.95,
+                   help="--consistency: teacher confidence needed to use its label")
+    p.add_argument("--unlabeled-weight", type=float, default=1.0,
+                   help="--consistency: weight of the unlabeled term")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="--consistency: teacher = moving average of the weights with this decay "
+                   "(also the final weights); 0: the model itself")
     p.add_argument("--seed", type=int, default=0, help="picks the labelled images too")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_finetune)
@@ -184,7 +194,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                         encoder_lr_scale=args.encoder_lr_scale, augment=args.augment,
                         probe=not args.no_probe, freeze_encoder=args.freeze_encoder,
                         semi=args.semi, rounds=args.rounds, lp_k=args.lp_k,
-                        pseudo_batch=args.pseudo_batch, seed=args.seed)
+                        pseudo_batch=args.pseudo_batch, consistency=args.consistency,
+                        threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
+                        ema=args.ema, seed=args.seed)
     out = Path(args.out)
     if (out / "classifier.json").exists():
         raise ConfigError(f"{out} already holds a classifier; choose another --out")
@@ -198,9 +210,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     clf = Classifier(model, ds.num_classes, ft.head, ft.hidden)
     t0 = time.perf_counter()
-    # The unlabeled images: every training image for --semi (propagation needs them all),
-    # else 10k of them, enough for the feature standardisation.
-    unlabeled = ds.train_x if ft.semi else ds.train_x[torch.randperm(
+    # The unlabeled images: every training image for --semi (propagation needs them all) and
+    # --consistency, else 10k of them, enough for the feature standardisation.
+    unlabeled = ds.train_x if ft.semi or ft.consistency else ds.train_x[torch.randperm(
         len(ds.train_x), generator=torch.Generator().manual_seed(0))[:10_000]]
     history = finetune(clf, ds.train_x[idx], ds.train_y[idx], ft, unlabeled=unlabeled)
     seconds = time.perf_counter() - t0
