@@ -128,13 +128,13 @@ def plot(points: dict, path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lambdas", default="0.012,0.006,0.003,0.0015,0.00075")
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--clusters", type=int, default=16)
     ap.add_argument("--latent-dim", type=int, default=784)
     ap.add_argument("--n", type=int, default=1000, help="test images")
-    ap.add_argument("--limit", type=int, default=30000, help="training images (0 = all)")
+    ap.add_argument("--limit", type=int, default=0, help="training images (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reuse", action="store_true",
                     help="measure the runs already under --runs instead of training (a missing "
