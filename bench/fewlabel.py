@@ -124,7 +124,7 @@ class Networks:
                              rounds=args.rounds,
                              consistency=args.consistency and not probe_only,
                              threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
-                             ema=args.ema, seed=seed)
+                             ema=args.ema, strength=args.strength, seed=seed)
         clf = Classifier(ae, 10, cfg.head)
         unlabeled = ds.train_x[self.pool]
         pseudo = None
@@ -220,6 +220,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.95)
     ap.add_argument("--unlabeled-weight", type=float, default=1.0)
     ap.add_argument("--ema", type=float, default=0.0, help="EMA teacher decay (0: none)")
+    ap.add_argument("--strength", type=float, default=1.0, help="strong augmentation scale")
     ap.add_argument("--select", default="test", choices=["test", "val"],
                     help="val: pilot mode, accuracy on the 5k validation part of train")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))

@@ -125,3 +125,10 @@ def test_consistency_needs_unlabeled_images_and_checks_options():
         FinetuneConfig(threshold=1.5)
     with pytest.raises(ConfigError, match="--ema"):
         FinetuneConfig(ema=1.0)
+
+
+def test_strength_zero_only_flips():
+    x = torch.rand(16, 1, 10, 10)
+    out = strong_augment(x, torch.Generator().manual_seed(0), strength=0.0)
+    for a, b in zip(out, x, strict=True):
+        assert torch.allclose(a, b, atol=1e-5) or torch.allclose(a, b.flip(-1), atol=1e-5)

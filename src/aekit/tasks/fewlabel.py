@@ -10,8 +10,9 @@ overwriting them. The same code trains the "from scratch" baseline from a random
 With `consistency` (FixMatch, Sohn et al. 2020) every step also takes `pseudo_batch` unlabeled
 images: the teacher (the classifier itself, or its exponential moving average with `ema`)
 labels a weakly augmented view, and the student is trained on a strongly augmented view
-(`strong_augment`) of the images whose teacher confidence reaches `threshold`. Combined with
-`semi`, an image below the threshold keeps its label-propagation pseudo-label and weight.
+(`strong_augment`, its ranges scaled by `strength`) of the images whose teacher confidence
+reaches `threshold`. Combined with `semi`, the same unlabeled images also keep their weighted
+label-propagation term on the weak view.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class FinetuneConfig:
     unlabeled_weight: float = 1.0  # weight of the unlabeled term
     ema: float = 0.0  # teacher = exponential moving average of the weights (0: the model itself);
     # with ema > 0 the final classifier is the averaged one
+    strength: float = 1.0  # scales the strong view's ranges (rotation, scale, shift, cut-out...)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -103,6 +105,7 @@ class FinetuneConfig:
         check_range("--threshold", self.threshold, 0.0, 1.0)
         check_range("--unlabeled-weight", self.unlabeled_weight, 0.0, 100.0)
         check_range("--ema", self.ema, 0.0, 0.999999)
+        check_range("--strength", self.strength, 0.0, 2.0)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -174,29 +177,31 @@ def augment(x: torch.Tensor, kind: str, shift: int, gen: torch.Generator) -> tor
     return x
 
 
-def strong_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def strong_augment(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0
+                   ) -> torch.Tensor:
     """The strong view for consistency training, per image: a random affine map (rotation up to
     15 degrees, scale 0.85-1.15, translation up to 1/7 of the side), a horizontal flip with
     probability 1/2, contrast scaled by 0.5-1.5 around the image mean, and one cut-out square
-    (side 1/4-1/2 of the shorter side, centre anywhere, zero fill). x is float (B, C, H, W) in
-    [0, 1]; every draw comes from `gen` (on the CPU), so the views are seeded."""
+    (side 1/4-1/2 of the shorter side, centre anywhere, zero fill); `strength` scales every range
+    but the flip's (0: flips only). x is float (B, C, H, W) in [0, 1]; every draw comes from
+    `gen` (on the CPU), so the views are seeded."""
     b, _, h, w = x.shape
-    u = torch.rand(b, 8, generator=gen)  # (B, 8) uniforms
-    angle = (u[:, 0] * 2 - 1) * math.radians(15)
-    scale = 0.85 + 0.3 * u[:, 1]
+    m = float(strength)
+    u = torch.rand(b, 9, generator=gen)  # (B, 9) uniforms
+    angle = (u[:, 0] * 2 - 1) * math.radians(15) * m
+    scale = 1 + 0.15 * m * (u[:, 1] * 2 - 1)
     flip = torch.where(u[:, 2] < 0.5, -1.0, 1.0)
-    tx, ty = (u[:, 3] * 2 - 1) * (2 / 7), (u[:, 4] * 2 - 1) * (2 / 7)  # grid units: [-1, 1]
+    tx, ty = (u[:, 3] * 2 - 1) * (2 / 7) * m, (u[:, 4] * 2 - 1) * (2 / 7) * m  # grid units
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
                          torch.stack([sin * flip, cos, ty], 1)], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     mean = x.mean((1, 2, 3), keepdim=True)
-    x = ((x - mean) * (0.5 + u[:, 5]).view(b, 1, 1, 1).to(x.device) + mean).clamp(0, 1)
-    side = min(h, w)
-    half = (side * (0.25 + 0.25 * u[:, 6]) / 2).view(b, 1, 1)  # (B, 1, 1)
-    cy = (u[:, 7] * h).view(b, 1, 1)
-    cx = (torch.rand(b, generator=gen) * w).view(b, 1, 1)
+    contrast = 1 + 0.5 * m * (u[:, 5] * 2 - 1)
+    x = ((x - mean) * contrast.view(b, 1, 1, 1).to(x.device) + mean).clamp(0, 1)
+    half = (min(h, w) * m * (0.25 + 0.25 * u[:, 6]) / 2).view(b, 1, 1)  # (B, 1, 1)
+    cy, cx = (u[:, 7] * h).view(b, 1, 1), (u[:, 8] * w).view(b, 1, 1)
     ys = torch.arange(h, dtype=torch.float32).view(1, h, 1) + 0.5
     xs = torch.arange(w, dtype=torch.float32).view(1, 1, w) + 0.5
     cut = ((ys - cy).abs() < half) & ((xs - cx).abs() < half)  # (B, H, W)
@@ -263,23 +268,24 @@ def _train(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfi
         else:  # one forward pass over labelled + unlabeled images
             j = torch.randint(0, len(unlabeled), (cfg.pseudo_batch,), generator=gen)
             xu = to_unit(unlabeled[j], device)
-            if teacher is None:
-                target, weight = pseudo.labels[j].to(device), pseudo.weights[j].to(device)
-                xu = augment(xu, cfg.augment, cfg.shift, gen)
-            else:
-                probs = teacher.probs(augment(xu, cfg.augment, cfg.shift, gen))
-                conf, target = probs.max(1)
-                sure = conf >= cfg.threshold
-                weight = sure.float() * cfg.unlabeled_weight
-                if pseudo is not None:  # below the threshold: the propagated label
-                    target = torch.where(sure, target, pseudo.labels[j].to(device))
-                    weight = torch.where(sure, weight, pseudo.weights[j].to(device))
-                used += float(sure.float().mean())
-                xu = strong_augment(xu, gen)
-            logits = clf(torch.cat([xb, xu]))
-            loss = F.cross_entropy(logits[: len(xb)], y[idx].to(device))
-            per = F.cross_entropy(logits[len(xb):], target, reduction="none")
-            loss = loss + (per * weight).mean()
+            xw = augment(xu, cfg.augment, cfg.shift, gen)  # the weak view
+            views = [xb]
+            if pseudo is not None:
+                views.append(xw)
+            if teacher is not None:
+                views.append(strong_augment(xu, gen, cfg.strength))
+            logits = clf(torch.cat(views)).split([len(v) for v in views])
+            loss = F.cross_entropy(logits[0], y[idx].to(device))
+            if pseudo is not None:  # propagated labels, weighted by their certainty
+                per = F.cross_entropy(logits[1], pseudo.labels[j].to(device), reduction="none")
+                loss = loss + (per * pseudo.weights[j].to(device)).mean()
+            if teacher is not None:  # the teacher's confident labels of the weak view
+                shared = logits[1] if pseudo is not None and cfg.ema == 0 else None
+                conf, target = teacher.probs(xw, shared).max(1)
+                sure = (conf >= cfg.threshold).float()
+                per = F.cross_entropy(logits[-1], target, reduction="none")
+                loss = loss + cfg.unlabeled_weight * (per * sure).mean()
+                used += float(sure.mean())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -312,7 +318,11 @@ class _Teacher:
                 p.requires_grad_(False)
 
     @torch.no_grad()
-    def probs(self, x: torch.Tensor) -> torch.Tensor:
+    def probs(self, x: torch.Tensor, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Class probabilities of x; `logits` of x already computed by the student (when the
+        teacher is the student itself) are reused instead of a second forward pass."""
+        if logits is not None:
+            return F.softmax(logits.detach(), 1)
         was = self.model.training
         self.model.eval()  # no dropout in the teacher's view
         out = F.softmax(self.model(x), 1)

@@ -58,6 +58,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--ema", type=float, default=0.0,
                    help="--consistency: teacher = moving average of the weights with this decay "
                    "(also the final weights); 0: the model itself")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="--consistency: scale of the strong augmentation's ranges (0-2)")
     p.add_argument("--seed", type=int, default=0, help="picks the labelled images too")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_finetune)
@@ -196,7 +198,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                         semi=args.semi, rounds=args.rounds, lp_k=args.lp_k,
                         pseudo_batch=args.pseudo_batch, consistency=args.consistency,
                         threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
-                        ema=args.ema, seed=args.seed)
+                        ema=args.ema, strength=args.strength, seed=args.seed)
     out = Path(args.out)
     if (out / "classifier.json").exists():
         raise ConfigError(f"{out} already holds a classifier; choose another --out")
