@@ -13,10 +13,12 @@ chroma from the model). Scores are computed on the written PNGs vs the true colo
 PSNR (RGB in [0, 1], pooled MSE over all test patches), SSIM (mean per patch), chroma RMSE
 (Cb and Cr of BT.601 YCbCr, in 8-bit levels) and the saturation ratio (mean chroma magnitude of
 the output / of the truth: 1 = as colourful as the truth, 0 = grey). Baselines on the same
-patches: the grey input itself (luma on R, G and B) and the input's luma + the training
-patches' mean chroma (one constant Cb, Cr; out-of-gamut chroma shrunk as aekit does).
+patches: the grey input itself (luma on R, G and B); the input's luma + the training patches'
+mean chroma (one constant Cb, Cr); and the input's luma + the mean chroma of the training pixels
+that have the same 8-bit luma (a 256-entry lookup table: colour as a function of brightness
+alone). Both keep the luma exactly and shrink out-of-gamut chroma as `aekit colorize` does.
 
-Run: python bench/colorize.py   (trains ~2-5 CPU minutes; writes bench/results/colorize.json
+Run: python bench/colorize.py   (trains ~4 minutes on 2 cores; writes bench/results/colorize.json
 and docs/img/colorize_grid.png, prints a table).
 """
 
@@ -145,15 +147,37 @@ def load_pngs(folder: Path, names: list[str]) -> torch.Tensor:
     return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255
 
 
-def mean_training_colour(folder: Path) -> torch.Tensor:
+def training_colours(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean RGB of every training pixel (3,), and the per-luma chroma table (256, 3): the mean
+    chroma offset (R - Y, G - Y, B - Y) of the training pixels whose 8-bit luma round(Y) is each
+    value (the overall mean offset where no training pixel has that luma)."""
     from aekit.data.images import load_uint8
 
-    total, n = np.zeros(3), 0
-    for p in sorted(folder.glob("*.png")):
-        a = load_uint8(p, "RGB").reshape(-1, 3)
-        total += a.sum(0)
-        n += len(a)
-    return torch.tensor(total / n / 255, dtype=torch.float32)
+    pixels = np.concatenate([load_uint8(p, "RGB").reshape(-1, 3)
+                             for p in sorted(folder.glob("*.png"))]).astype(np.float64) / 255
+    return torch.from_numpy(pixels.mean(0)).float(), luma_chroma_table(pixels)
+
+
+def luma_chroma_table(pixels: np.ndarray) -> torch.Tensor:
+    """(N, 3) RGB pixels in [0, 1] -> (256, 3) mean chroma offset per 8-bit luma value."""
+    y = pixels @ np.array([0.299, 0.587, 0.114])
+    offsets = pixels - y[:, None]
+    bins = np.clip(np.round(y * 255), 0, 255).astype(np.int64)
+    counts = np.bincount(bins, minlength=256)
+    table = np.stack([np.bincount(bins, offsets[:, c], 256) for c in range(3)], 1)
+    table = np.where(counts[:, None] > 0, table / np.maximum(counts, 1)[:, None],
+                     offsets.mean(0))
+    return torch.from_numpy(table).float()
+
+
+def apply_luma_table(grey: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Grey images (B, 3, H, W) (luma on every channel) -> luma + the table's chroma for that
+    luma, out-of-gamut chroma shrunk as `aekit colorize` does (the luma stays exact)."""
+    from aekit.tasks.restore import with_luma
+
+    y = grey[:, :1]
+    bins = (y * 255).round().clamp(0, 255).long()[:, 0]  # (B, H, W)
+    return with_luma(y + table[bins].permute(0, 3, 1, 2), y)
 
 
 # ---- figure -------------------------------------------------------------------------------------
@@ -239,11 +263,13 @@ def main(argv=None) -> int:
         true = load_pngs(root / "data/test", names)
         grey = load_pngs(root / "grey", names)
         aekit_out = load_pngs(out_dir, names)
-        mean_rgb = mean_training_colour(root / "data/train")
+        mean_rgb, table = training_colours(root / "data/train")
+        lookup = apply_luma_table(grey, table)
         mean_chroma = with_luma(mean_rgb.view(1, 3, 1, 1).expand_as(grey).contiguous(),
                                 grey[:, :1])
 
     methods = {"grey input": grey, "luma + training mean chroma": mean_chroma,
+               "luma + training chroma per luma value": lookup,
                "aekit unet (colorize)": aekit_out}
     photo_of = np.array([n.split("_y")[0] for n in names])
     scores: dict = {}

@@ -65,3 +65,21 @@ def test_chroma_is_zero_for_grey_and_signed_for_colour():
     red[:, 0] = 1
     cb, cr = chroma(red)[0, :, 0, 0].tolist()
     assert cr == pytest.approx((1 - 0.299) / 1.402) and cb < 0
+
+
+def test_luma_table_baseline_keeps_luma_and_uses_the_colour_of_that_brightness():
+    from bench.colorize import apply_luma_table, luma_chroma_table
+
+    # training pixels: dark ones are blue-ish, bright ones are red-ish
+    dark, bright = np.array([0.1, 0.1, 0.4]), np.array([0.9, 0.6, 0.5])
+    table = luma_chroma_table(np.stack([dark, dark, bright]))
+    y_dark = float(dark @ np.array([0.299, 0.587, 0.114]))
+    grey = torch.full((1, 3, 1, 2), round(y_dark * 255) / 255)
+    out = apply_luma_table(grey, table)
+    luma = (out[:, 0] * 0.299 + out[:, 1] * 0.587 + out[:, 2] * 0.114)
+    assert torch.allclose(luma, grey[:, 0], atol=1e-5)
+    assert (out[0, 2] > out[0, 0]).all()  # blue where the training pixels of that luma were
+    # a luma never seen in training gets the overall mean offset
+    offsets = np.stack([dark, dark, bright]) - (np.stack([dark, dark, bright])
+                                                @ np.array([0.299, 0.587, 0.114]))[:, None]
+    assert torch.allclose(table[0], torch.from_numpy(offsets.mean(0)).float())
