@@ -120,7 +120,9 @@ class Networks:
                              batch_size=args.batch_size, augment=args.augment,
                              lr=args.lr if pretrained else args.scratch_lr,
                              encoder_lr_scale=args.encoder_lr_scale if pretrained else 1.0,
-                             semi=semi, lp_k=args.lp_k, pseudo_batch=args.pseudo_batch,
+                             semi=semi, lp_k=args.lp_k, lp_alpha=args.lp_alpha,
+                             lp_iters=args.lp_iters, lp_cmn=args.lp_cmn,
+                             pseudo_batch=args.pseudo_batch,
                              rounds=args.rounds,
                              consistency=args.consistency and not probe_only,
                              threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
@@ -134,7 +136,8 @@ class Networks:
             if key not in self.graphs:
                 self.graphs[key] = embedding_graph(clf, unlabeled, args.lp_k)
             rows = torch.searchsorted(self.pool, idx)  # labelled images are nodes of the pool
-            pseudo = pseudo_labels(self.graphs[key], rows, ds.train_y[idx], 10)
+            pseudo = pseudo_labels(self.graphs[key], rows, ds.train_y[idx], 10, cfg.lp_alpha,
+                                   cfg.lp_iters, cfg.lp_cmn)
             acc = pseudo.accuracy(ds.train_y[self.pool])  # a diagnostic, never used in training
             self.last_pseudo = round(acc * 100, 2)
             print(f"  pseudo-label accuracy on the unlabeled pool: {acc * 100:.2f}%", flush=True)
@@ -213,6 +216,9 @@ def main() -> None:
                     help="also train on label-propagated pseudo-labels of unlabeled train images")
     ap.add_argument("--unlabeled", type=int, default=0, help="unlabeled pool size (0: all)")
     ap.add_argument("--lp-k", type=int, default=50)
+    ap.add_argument("--lp-alpha", type=float, default=0.99)
+    ap.add_argument("--lp-iters", type=int, default=40)
+    ap.add_argument("--lp-cmn", action="store_true", help="class mass normalisation")
     ap.add_argument("--pseudo-batch", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=1, help="propagate + fine-tune rounds")
     ap.add_argument("--consistency", action="store_true",

@@ -132,3 +132,15 @@ def test_strength_zero_only_flips():
     out = strong_augment(x, torch.Generator().manual_seed(0), strength=0.0)
     for a, b in zip(out, x, strict=True):
         assert torch.allclose(a, b, atol=1e-5) or torch.allclose(a, b.flip(-1), atol=1e-5)
+
+
+def test_class_mass_normalisation_rebalances_a_dominant_class():
+    x, y = two_moons_like(200)
+    g = knn_graph(x - x.mean(0), k=10)
+    plain = propagate(g, torch.tensor([0, 1]), y[:2], 2, iters=5)
+    cmn = propagate(g, torch.tensor([0, 1]), y[:2], 2, iters=5, cmn=True)
+    assert torch.allclose(cmn.sum(1), torch.ones(200))
+    # each class's total score mass is equal after normalisation (before the row normalisation)
+    assert (cmn.argmax(1) == y).float().mean() >= (plain.argmax(1) == y).float().mean() - 0.05
+    with pytest.raises(ConfigError, match="iters"):
+        propagate(g, torch.tensor([0, 1]), y[:2], 2, iters=0)

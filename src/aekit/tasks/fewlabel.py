@@ -76,6 +76,9 @@ class FinetuneConfig:
     # Semi-supervised (tasks/semisup.py): pseudo-labels propagated over the unlabeled images.
     semi: bool = False
     lp_k: int = 50  # neighbours in the label-propagation graph
+    lp_alpha: float = 0.99  # label spreading's alpha
+    lp_iters: int = 40  # its iterations
+    lp_cmn: bool = False  # class mass normalisation of the propagated scores
     pseudo_batch: int = 128  # pseudo-labelled images per step, next to batch_size labelled ones
     rounds: int = 1  # propagate + fine-tune rounds (later rounds use the fine-tuned features)
     # FixMatch-style consistency on unlabeled images (weak view -> teacher label -> strong view).
@@ -100,6 +103,8 @@ class FinetuneConfig:
         check_range("--shift", self.shift, 0, 64)
         check_range("probe_c", self.probe_c, 1e-6, 1e6)
         check_range("--lp-k", self.lp_k, 1, 10_000)
+        check_range("--lp-alpha", self.lp_alpha, 0.0, 0.999999)
+        check_range("--lp-iters", self.lp_iters, 1, 100_000)
         check_range("--pseudo-batch", self.pseudo_batch, 1, 1 << 16)
         check_range("--rounds", self.rounds, 1, 100)
         check_range("--threshold", self.threshold, 0.0, 1.0)
@@ -341,7 +346,8 @@ def propagate_to(clf: Classifier, x: torch.Tensor, y: torch.Tensor, unlabeled: t
     """Pseudo-labels for `unlabeled` by label propagation over the classifier's current
     features, seeded by the labelled images x, y (added to the graph as extra nodes)."""
     graph = embedding_graph(clf, torch.cat([x, unlabeled]), min(cfg.lp_k, len(unlabeled)))
-    labels = pseudo_labels(graph, torch.arange(len(x)), y, clf.head[-1].out_features)
+    labels = pseudo_labels(graph, torch.arange(len(x)), y, clf.head[-1].out_features,
+                           cfg.lp_alpha, cfg.lp_iters, cfg.lp_cmn)
     return Pseudo(labels.labels[len(x):], labels.weights[len(x):])
 
 

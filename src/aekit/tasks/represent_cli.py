@@ -46,6 +46,10 @@ def add_parsers(sub) -> None:
                         "unlabeled training images (their labels are never used)")
     p.add_argument("--rounds", type=int, default=1, help="--semi: propagate + fine-tune rounds")
     p.add_argument("--lp-k", type=int, default=50, help="--semi: neighbours per image")
+    p.add_argument("--lp-alpha", type=float, default=0.99, help="--semi: label spreading alpha")
+    p.add_argument("--lp-iters", type=int, default=40, help="--semi: propagation iterations")
+    p.add_argument("--lp-cmn", action="store_true",
+                   help="--semi: class mass normalisation of the propagated scores")
     p.add_argument("--pseudo-batch", type=int, default=128,
                    help="--semi / --consistency: unlabeled images per step")
     p.add_argument("--consistency", action="store_true",
@@ -196,6 +200,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                         encoder_lr_scale=args.encoder_lr_scale, augment=args.augment,
                         probe=not args.no_probe, freeze_encoder=args.freeze_encoder,
                         semi=args.semi, rounds=args.rounds, lp_k=args.lp_k,
+                        lp_alpha=args.lp_alpha, lp_iters=args.lp_iters, lp_cmn=args.lp_cmn,
                         pseudo_batch=args.pseudo_batch, consistency=args.consistency,
                         threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
                         ema=args.ema, strength=args.strength, seed=args.seed)

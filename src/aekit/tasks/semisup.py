@@ -53,10 +53,14 @@ def knn_graph(feats: torch.Tensor, k: int = 50, gamma: float = 3.0, chunk: int =
 
 
 def propagate(graph: torch.Tensor, labeled: torch.Tensor, labels: torch.Tensor,
-              num_classes: int, alpha: float = 0.99, iters: int = 40) -> torch.Tensor:
+              num_classes: int, alpha: float = 0.99, iters: int = 40, cmn: bool = False
+              ) -> torch.Tensor:
     """Label spreading (Zhou et al. 2004) on `graph`: (N, num_classes) scores, each row summing
-    to 1; `labeled` indexes the rows whose class `labels` gives."""
+    to 1; `labeled` indexes the rows whose class `labels` gives. cmn: class mass normalisation
+    (Zhu et al. 2003): each class's scores are first divided by their total over the graph, so
+    a class whose labelled images sit in a dense region does not swallow its neighbours."""
     check_range("alpha", alpha, 0.0, 0.999999)
+    check_range("iters", iters, 1, 100_000)
     n = graph.shape[0]
     deg = torch.sparse.sum(graph, 1).to_dense().clamp_min(1e-12)
     inv_sqrt = deg.rsqrt()
@@ -69,17 +73,20 @@ def propagate(graph: torch.Tensor, labeled: torch.Tensor, labels: torch.Tensor,
     for _ in range(iters):
         f = alpha * torch.sparse.mm(s, f) + (1 - alpha) * y
     f = f.clamp_min(0)
+    if cmn:
+        f = f / f.sum(0, keepdim=True).clamp_min(1e-12)
     total = f.sum(1, keepdim=True)
     # Rows the graph never reached: uniform (their weight becomes 0 below).
     return torch.where(total > 0, f / total.clamp_min(1e-12), torch.full_like(f, 1 / num_classes))
 
 
 def pseudo_labels(graph: torch.Tensor, labeled: torch.Tensor, labels: torch.Tensor,
-                  num_classes: int, alpha: float = 0.99) -> Pseudo:
+                  num_classes: int, alpha: float = 0.99, iters: int = 40, cmn: bool = False
+                  ) -> Pseudo:
     """Pseudo-labels for every node of `graph` (from `knn_graph`) given the labelled nodes."""
     if len(labeled) != len(labels) or len(labeled) == 0:
         raise DataError(f"pseudo-labels: {len(labeled)} labelled rows but {len(labels)} labels")
-    probs = propagate(graph, labeled, labels.long(), num_classes, alpha)
+    probs = propagate(graph, labeled, labels.long(), num_classes, alpha, iters, cmn)
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)
     certainty = 1 - entropy / math.log(num_classes)
     hard = probs.argmax(1)
