@@ -123,7 +123,7 @@ class Networks:
                              semi=semi, lp_k=args.lp_k, lp_alpha=args.lp_alpha,
                              lp_iters=args.lp_iters, lp_cmn=args.lp_cmn,
                              pseudo_batch=args.pseudo_batch,
-                             rounds=args.rounds,
+                             rounds=args.rounds, soft=args.soft, pseudo_decay=args.pseudo_decay,
                              consistency=args.consistency and not probe_only,
                              threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
                              ema=args.ema, strength=args.strength, seed=seed)
@@ -221,6 +221,9 @@ def main() -> None:
     ap.add_argument("--lp-cmn", action="store_true", help="class mass normalisation")
     ap.add_argument("--pseudo-batch", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=1, help="propagate + fine-tune rounds")
+    ap.add_argument("--soft", action="store_true", help="soft propagated targets")
+    ap.add_argument("--pseudo-decay", action="store_true",
+                    help="the propagated-label term fades out over the steps")
     ap.add_argument("--consistency", action="store_true",
                     help="FixMatch-style consistency on the unlabeled images")
     ap.add_argument("--threshold", type=float, default=0.95)

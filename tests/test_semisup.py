@@ -57,6 +57,8 @@ def test_pseudo_labels_keep_true_labels_and_weights_in_range():
     p = pseudo_labels(g, labeled, y[labeled], 2)
     assert torch.equal(p.labels[labeled], y[labeled])
     assert torch.all(p.weights[labeled] == 1)
+    assert torch.allclose(p.probs.sum(1), torch.ones(100))
+    assert torch.equal(p.probs.argmax(1), p.labels)
     assert p.weights.min() >= 0 and p.weights.max() <= 1
     assert p.accuracy(y) > 0.9
     with pytest.raises(DataError, match="labelled rows"):
@@ -96,8 +98,9 @@ def test_strong_augment_is_seeded_and_in_range():
     assert (a == 0).float().mean() > (x == 0).float().mean()  # the cut-out squares
 
 
-@pytest.mark.parametrize("semi, ema", [(False, 0.0), (True, 0.9)])
-def test_consistency_finetune_learns_and_is_deterministic(semi, ema):
+@pytest.mark.parametrize("semi, ema, soft", [(False, 0.0, False), (True, 0.9, False),
+                                             (True, 0.0, True)])
+def test_consistency_finetune_learns_and_is_deterministic(semi, ema, soft):
     x, y = quadrant_blobs(240)
     labelled, unlabeled = torch.arange(8), x[8:200]
 
@@ -105,7 +108,8 @@ def test_consistency_finetune_learns_and_is_deterministic(semi, ema):
         torch.manual_seed(0)
         clf = Classifier(build_model(ModelConfig("conv", 1, 12, 12, 8, (8, 16))), 4)
         cfg = FinetuneConfig(steps=40, batch_size=8, lr=3e-3, consistency=True, threshold=0.7,
-                             semi=semi, lp_k=10, pseudo_batch=32, ema=ema, seed=1)
+                             semi=semi, lp_k=10, pseudo_batch=32, ema=ema, soft=soft,
+                             pseudo_decay=soft, seed=1)
         history = finetune(clf, x[labelled], y[labelled], cfg, unlabeled=unlabeled)
         return clf, history
 

@@ -81,6 +81,8 @@ class FinetuneConfig:
     lp_cmn: bool = False  # class mass normalisation of the propagated scores
     pseudo_batch: int = 128  # pseudo-labelled images per step, next to batch_size labelled ones
     rounds: int = 1  # propagate + fine-tune rounds (later rounds use the fine-tuned features)
+    soft: bool = False  # train on the propagated class scores instead of their argmax
+    pseudo_decay: bool = False  # the propagated-label term fades out (cosine) over the steps
     # FixMatch-style consistency on unlabeled images (weak view -> teacher label -> strong view).
     consistency: bool = False
     threshold: float = 0.95  # teacher confidence needed to use its label
@@ -282,8 +284,11 @@ def _train(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfi
             logits = clf(torch.cat(views)).split([len(v) for v in views])
             loss = F.cross_entropy(logits[0], y[idx].to(device))
             if pseudo is not None:  # propagated labels, weighted by their certainty
-                per = F.cross_entropy(logits[1], pseudo.labels[j].to(device), reduction="none")
-                loss = loss + (per * pseudo.weights[j].to(device)).mean()
+                soft = cfg.soft and pseudo.probs is not None
+                target = pseudo.probs[j] if soft else pseudo.labels[j]
+                per = F.cross_entropy(logits[1], target.to(device), reduction="none")
+                fade = scale if cfg.pseudo_decay else 1.0
+                loss = loss + fade * (per * pseudo.weights[j].to(device)).mean()
             if teacher is not None:  # the teacher's confident labels of the weak view
                 shared = logits[1] if pseudo is not None and cfg.ema == 0 else None
                 conf, target = teacher.probs(xw, shared).max(1)
@@ -348,7 +353,7 @@ def propagate_to(clf: Classifier, x: torch.Tensor, y: torch.Tensor, unlabeled: t
     graph = embedding_graph(clf, torch.cat([x, unlabeled]), min(cfg.lp_k, len(unlabeled)))
     labels = pseudo_labels(graph, torch.arange(len(x)), y, clf.head[-1].out_features,
                            cfg.lp_alpha, cfg.lp_iters, cfg.lp_cmn)
-    return Pseudo(labels.labels[len(x):], labels.weights[len(x):])
+    return Pseudo(labels.labels[len(x):], labels.weights[len(x):], labels.probs[len(x):])
 
 
 def _probe_init(clf: Classifier, x: torch.Tensor, y: torch.Tensor, c: float = 0.1) -> None:

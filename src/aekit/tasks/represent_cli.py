@@ -52,6 +52,10 @@ def add_parsers(sub) -> None:
                    help="--semi: class mass normalisation of the propagated scores")
     p.add_argument("--pseudo-batch", type=int, default=128,
                    help="--semi / --consistency: unlabeled images per step")
+    p.add_argument("--soft", action="store_true",
+                   help="--semi: train on the propagated class scores, not their argmax")
+    p.add_argument("--pseudo-decay", action="store_true",
+                   help="--semi: the propagated-label term fades out (cosine) over the steps")
     p.add_argument("--consistency", action="store_true",
                    help="FixMatch-style: train on strongly augmented unlabeled images with the "
                    "labels a teacher gives their weakly augmented view")
@@ -201,6 +205,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                         probe=not args.no_probe, freeze_encoder=args.freeze_encoder,
                         semi=args.semi, rounds=args.rounds, lp_k=args.lp_k,
                         lp_alpha=args.lp_alpha, lp_iters=args.lp_iters, lp_cmn=args.lp_cmn,
+                        soft=args.soft, pseudo_decay=args.pseudo_decay,
                         pseudo_batch=args.pseudo_batch, consistency=args.consistency,
                         threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
                         ema=args.ema, strength=args.strength, seed=args.seed)

@@ -21,10 +21,12 @@ from aekit.errors import DataError, check_range
 
 @dataclass(frozen=True)
 class Pseudo:
-    """Pseudo-labels for N unlabeled images: labels (N,) int64 and weights (N,) in [0, 1]."""
+    """Pseudo-labels for N unlabeled images: labels (N,) int64, weights (N,) in [0, 1] and,
+    when known, the propagated class scores probs (N, C), rows summing to 1."""
 
     labels: torch.Tensor
     weights: torch.Tensor
+    probs: torch.Tensor | None = None
 
     def accuracy(self, true_labels: torch.Tensor) -> float:
         """Fraction of pseudo-labels equal to `true_labels` (for diagnostics only)."""
@@ -94,7 +96,8 @@ def pseudo_labels(graph: torch.Tensor, labeled: torch.Tensor, labels: torch.Tens
     balance = (len(hard) / num_classes) / counts[hard]  # 1 when classes are equally frequent
     weights = (certainty * balance).clamp(0, 1)
     hard[labeled], weights[labeled] = labels.long(), 1.0
-    return Pseudo(hard, weights)
+    probs[labeled] = torch.nn.functional.one_hot(labels.long(), num_classes).float()
+    return Pseudo(hard, weights, probs)
 
 
 def embedding_graph(clf, images: torch.Tensor, k: int = 50) -> torch.Tensor:
