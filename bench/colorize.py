@@ -183,25 +183,9 @@ def apply_luma_table(grey: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 # ---- figure -------------------------------------------------------------------------------------
 
 def figure(path: Path, rows: list[tuple[str, torch.Tensor]]) -> None:
-    import matplotlib
+    from bench.common import image_rows_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = rows[0][1].shape[0]
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.0, len(rows) * 1.05))
-    for r, (label, imgs) in enumerate(rows):
-        for i in range(n):
-            ax = axes[r, i]
-            ax.imshow(imgs[i].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    image_rows_figure(path, rows, cell=(1.0, 1.05))
 
 
 # ---- main -------------------------------------------------------------------------------------

@@ -39,3 +39,31 @@ def print_table(headers: list[str], rows: list[list]) -> None:
     print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
     for r in cells:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def image_rows_figure(path: Path, rows: list[tuple[str, torch.Tensor]],
+                      cell: tuple[float, float] = (0.9, 1.0)) -> None:
+    """Save labelled rows of images (each (B, C, H, W) in [0, 1]; grey or RGB) as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = rows[0][1].shape[0]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * cell[0], len(rows) * cell[1]))
+    for r, (label, imgs) in enumerate(rows):
+        for i in range(n):
+            ax = axes[r, i]
+            img = imgs[i].clamp(0, 1)
+            if img.shape[0] == 1:
+                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")  # (H, W, C)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)

@@ -127,25 +127,11 @@ def evaluate_run(run_dir: str, noisy, clean, subset: int) -> tuple[dict, torch.T
 
 
 def figure(path: Path, rows: list[tuple[str, torch.Tensor]]) -> None:
-    import matplotlib
+    if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
+        sys.path.insert(0, str(ROOT))
+    from bench.common import image_rows_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = rows[0][1].shape[0]
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 1.0))
-    for r, (label, imgs) in enumerate(rows):
-        for i in range(n):
-            ax = axes[r, i]
-            ax.imshow(imgs[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    image_rows_figure(path, rows, cell=(0.9, 1.0))
 
 
 def main(argv=None) -> int:
