@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["train_speed", "inference", "reconstruction", "seeds", "denoise", "inpaint", "codec",
-           "anomaly", "fewlabel", "latents"]
+SCRIPTS = ["train_speed", "inference", "reconstruction", "seeds", "denoise", "inpaint", "colorize",
+           "codec", "anomaly", "fewlabel", "latents"]
 
 
 def main() -> int:
