@@ -19,7 +19,8 @@ from aekit.errors import ConfigError
 
 SPECS = ["gaussian:0.5", "salt-pepper:0.1", "mask:blocks", "mask:blocks:2:5", "mask:crosshair",
          "mask:crosshair:3", "mask:random-pixels:0.3", "grayscale", "downscale:2",
-         "gaussian:0.3+mask:blocks", "mask:crosshair+salt-pepper:0.05"]
+         "gaussian:0.3+mask:blocks", "mask:crosshair+salt-pepper:0.05", "affine", "affine:0.5",
+         "affine+mask:blocks"]
 
 
 def _x(b=4, c=3, h=28, w=28, seed=0) -> torch.Tensor:
@@ -47,6 +48,16 @@ def test_shape_range_and_determinism(spec):
         assert a.mask.shape == (4, 1, 28, 28) and a.mask.dtype == torch.bool
         assert torch.equal(a.mask, b.mask)
     assert torch.equal(c(x, _gen(1)), a.x)  # the training loop's hook
+
+
+def test_affine_warps_small_and_keeps_the_image_at_tiny_strength():
+    x = _x(c=1)
+    c = parse_corruption("affine:1")
+    assert c.spec == "affine" and parse_corruption("affine:0.5").spec == "affine:0.5"
+    out = c(x, _gen(0))
+    assert not torch.allclose(out, x, atol=1e-3)
+    tiny = parse_corruption("affine:0.0001")(x, _gen(0))
+    assert torch.allclose(tiny, x, atol=0.02)  # near the identity map
 
 
 def test_gaussian_is_the_seed_protocol():
@@ -138,6 +149,8 @@ def test_composition_order_and_mask_union():
     ("gaussian:0.5+", "empty part"),
     ("gaussian:0.5++mask:blocks", "empty part"),
     ("blur:2", "unknown corruption"),
+    ("affine:0", "affine S"),
+    ("affine:1:2", "affine takes"),
 ])
 def test_parser_errors_name_the_problem(spec, needle):
     with pytest.raises(ConfigError, match=needle):
@@ -162,6 +175,7 @@ _OPS = st.one_of(
     st.integers(1, 6).map(lambda n: f"mask:blocks:{n}"),
     st.integers(1, 4).map(lambda w: f"mask:crosshair:{w}"),
     st.just("grayscale"), st.just("mask:blocks"), st.integers(2, 8).map(lambda k: f"downscale:{k}"),
+    st.floats(1e-3, 4, allow_nan=False).map(lambda s: f"affine:{s!r}"),
 )
 
 

@@ -10,6 +10,10 @@ A spec is one or more operations joined by '+', applied left to right:
     mask:random-pixels:P      each pixel removed with probability P
     grayscale                 RGB -> luma (ITU-R BT.601), repeated on the 3 channels
     downscale:K               K x K average pooling, then bilinear back to the original size
+    affine[:S]                a random small affine warp per image (rotation up to 15*S degrees,
+                              scale 1 +- 0.1*S, shift up to 0.1*S of the side; S = 1 by default,
+                              zero fill): the model learns to undo small deformations, which
+                              makes its code less sensitive to them (few-label pretraining)
 
 Removed ("masked") pixels are set to MASK_FILL (0, black) in every channel after all the other
 operations (so they are exactly 0 whatever the order; noise never lands on them): the model keeps
@@ -37,10 +41,10 @@ CROSSHAIR_WIDTH = 2
 # ITU-R BT.601 luma, the weights Pillow's convert("L") uses.
 LUMA = (0.299, 0.587, 0.114)
 
-NOISE_KINDS = ("gaussian", "salt-pepper", "downscale")
+NOISE_KINDS = ("gaussian", "salt-pepper", "downscale", "affine")
 MASK_KINDS = ("blocks", "crosshair", "random-pixels")
 SPEC_HELP = ("gaussian:SIGMA, salt-pepper:P, mask:blocks[:N[:SIZE]], mask:crosshair[:WIDTH], "
-             "mask:random-pixels:P, grayscale, downscale:K; join with '+', "
+             "mask:random-pixels:P, grayscale, downscale:K, affine[:S]; join with '+', "
              "e.g. gaussian:0.3+mask:blocks")
 
 
@@ -129,6 +133,21 @@ def downscale(x: torch.Tensor, k: int) -> torch.Tensor:
         raise ConfigError(f"downscale:{k} is larger than the {h}x{w} images; use K <= {min(h, w)}")
     small = F.avg_pool2d(x, k, ceil_mode=True)
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp_(0, 1)
+
+
+def affine(x: torch.Tensor, gen: torch.Generator, strength: float) -> torch.Tensor:
+    """Each image warped by its own random rotation, scale and shift (see the module doc)."""
+    b = x.shape[0]
+    u = torch.rand(b, 4, generator=gen) * 2 - 1  # (B, 4) in [-1, 1), drawn on the CPU
+    angle = u[:, 0] * math.radians(15) * strength
+    scale = 1 + 0.1 * strength * u[:, 1]
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    shift = 0.2 * strength * u[:, 2:]  # grid units span 2 per side: 0.2 = a tenth of the side
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False).clamp_(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -241,12 +260,18 @@ def _parse_op(part: str) -> Op:
         k = _number(args[0], "downscale K", int)
         _check("downscale K", k, 2, 64)
         return Op(f"downscale:{k}", "noise", lambda x, g: (downscale(x, k), None))
+    if name == "affine":
+        _args(part, name, args, 0, 1, "at most one strength: affine or affine:0.5")
+        strength = _number(args[0], "affine S") if args else 1.0
+        _check("affine S", strength, 0.0, 4.0, low_open=True)
+        text = "affine" + (f":{_fmt(strength)}" if strength != 1.0 else "")
+        return Op(text, "noise", lambda x, g: (affine(x, g, strength), None))
     if name == "grayscale":
         _args(part, name, args, 0, 0, "no value: grayscale")
         return Op("grayscale", "color", lambda x, g: (to_grayscale(x), None))
     if name == "mask":
         return _parse_mask(part, args)
-    known = ["gaussian", "salt-pepper", "mask", "grayscale", "downscale"]
+    known = ["gaussian", "salt-pepper", "mask", "grayscale", "downscale", "affine"]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ConfigError(f"unknown corruption {name!r}{hint}; use {SPEC_HELP}")
