@@ -292,7 +292,8 @@ def main() -> None:
     plot_curves({name: (args.labels, [results[name][str(n)]["mean"] for n in args.labels])
                  for name in methods}, IMG / f"{args.name}_accuracy.png", "labelled images",
                 f"{split_name} accuracy (%)",
-                f"Fashion-MNIST with few labels (mean of {len(args.seeds)} seeds)", logx=True)
+                f"Fashion-MNIST with few labels (mean of {len(args.seeds)} seeds)", logx=True,
+                xticks=args.labels)
     compute = sum(sum(r["seconds"]) for m in results.values() for r in m.values())
     write_result(args.name, {"args": vars(args), "evaluated_on": split_name,
                               "runs_seconds": round(compute, 1),

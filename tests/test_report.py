@@ -140,3 +140,12 @@ def test_report_in_headless_chromium(runs, tmp_path):
         assert im.width >= 1000 and im.height > 1000
         # Not a blank page: the screenshot has real content.
         assert np.asarray(im.convert("L")).std() > 10
+
+
+def test_plot_curves_with_given_ticks(tmp_path):
+    from aekit.report.plots import plot_curves
+
+    out = tmp_path / "acc.png"
+    plot_curves({"a": ([10, 100, 1000], [50.0, 70.0, 80.0])}, out, "labels", "accuracy (%)",
+                logx=True, xticks=[10, 100, 1000])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -43,14 +43,19 @@ def plot_loss(history: list[dict], path: str | Path, title: str = "") -> None:
 
 
 def plot_curves(series: dict[str, tuple[list, list]], path: str | Path, xlabel: str,
-                ylabel: str, title: str = "", logx: bool = False) -> None:
-    """Several named (x, y) lines on one axis; used by the benchmarks."""
+                ylabel: str, title: str = "", logx: bool = False, xticks: list | None = None
+                ) -> None:
+    """Several named (x, y) lines on one axis; used by the benchmarks. `xticks`: label exactly
+    these x values (e.g. 10, 100, 1000 on a log axis)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, "o-", label=name)
     if logx:
         ax.set_xscale("log", base=2)
+    if xticks is not None:
+        ax.set_xticks(list(xticks), [str(x) for x in xticks])
+        ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
