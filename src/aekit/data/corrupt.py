@@ -135,19 +135,26 @@ def downscale(x: torch.Tensor, k: int) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp_(0, 1)
 
 
+def warp(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+         flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image affine warp of x (B, C, H, W), bilinear with zero fill: rotation `angle`
+    (radians, (B,)), zoom `scale` (B,), `shift` (B, 2) in grid units (2 = the whole side) and,
+    optionally, `flip` (B,) of +-1 (-1 mirrors horizontally)."""
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    mirror = flip if flip is not None else torch.ones_like(cos)
+    theta = torch.stack([torch.stack([cos * mirror, -sin, shift[:, 0]], 1),
+                         torch.stack([sin * mirror, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def affine(x: torch.Tensor, gen: torch.Generator, strength: float) -> torch.Tensor:
     """Each image warped by its own random rotation, scale and shift (see the module doc)."""
-    b = x.shape[0]
-    u = torch.rand(b, 4, generator=gen) * 2 - 1  # (B, 4) in [-1, 1), drawn on the CPU
+    u = torch.rand(x.shape[0], 4, generator=gen) * 2 - 1  # (B, 4) in [-1, 1), drawn on the CPU
     angle = u[:, 0] * math.radians(15) * strength
     scale = 1 + 0.1 * strength * u[:, 1]
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     shift = 0.2 * strength * u[:, 2:]  # grid units span 2 per side: 0.2 = a tenth of the side
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False).clamp_(0.0, 1.0)
+    return warp(x, angle, scale, shift).clamp_(0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from aekit.eval.evaluate import measure
+from aekit.eval.evaluate import input_batches, measure
 
 
 def fit_pca(train_x_uint8: torch.Tensor, k: int, seed: int = 0, max_fit: int = 60000):
@@ -37,16 +37,14 @@ def pca_baseline(train_x: torch.Tensor, test_x: torch.Tensor, k: int, seed: int 
 
     With `corrupt` (restoration runs) PCA, fitted on clean training images, projects the
     *corrupted* test images and is scored against the clean ones: classical PCA restoration,
-    with noise drawn the way `evaluate_set` draws it (same seed, same batches).
+    with the noise `evaluate_set` draws (`input_batches`: same seed, same batches).
     """
     pca = fit_pca(train_x, k, seed)
     clean = test_x.float() / 255.0
     if corrupt is None:
         rec = pca_reconstruct(pca, test_x)
     else:
-        gen = torch.Generator().manual_seed(seed + 11)
-        noisy = torch.cat([corrupt(clean[i : i + batch_size], gen)
-                           for i in range(0, len(clean), batch_size)])
+        noisy = torch.cat([x_in for _, x_in in input_batches(test_x, corrupt, seed, batch_size)])
         rec = _project(pca, noisy)
     out = measure(rec, clean)
     out["k"] = int(pca.n_components_)

@@ -101,16 +101,24 @@ def eval_batch_size(image_shape: tuple[int, ...], batch_size: int = 1000,
     return max(1, min(batch_size, pixel_budget // per_image))
 
 
+def input_batches(x_uint8: torch.Tensor, corrupt: Corruption | None, seed: int,
+                  batch_size: int, device: torch.device | str = "cpu"
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(uint8 batch, float model input on `device`) batch by batch: the evaluation noise, drawn
+    the same way for the model and for any baseline scored on the same corrupted inputs."""
+    gen = torch.Generator().manual_seed(seed + 11)
+    for start in range(0, len(x_uint8), batch_size):
+        x8 = x_uint8[start : start + batch_size]
+        x = to_unit(x8, device)
+        yield x8, corrupt(x, gen) if corrupt else x
+
+
 def _batches(model: nn.Module, x_uint8: torch.Tensor, corrupt: Corruption | None, seed: int,
              keep: int | None, batch_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
     """(uint8 batch, model input, reconstruction) batch by batch, inputs and outputs float CPU."""
     model.eval()
     device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(seed + 11)
-    for start in range(0, len(x_uint8), batch_size):
-        x8 = x_uint8[start : start + batch_size]
-        x = to_unit(x8, device)
-        x_in = corrupt(x, gen) if corrupt else x
+    for x8, x_in in input_batches(x_uint8, corrupt, seed, batch_size, device):
         out = model(x_in) if keep is None else model(x_in, keep=keep)
         yield x8, x_in.cpu(), out["x_hat"].float().cpu()
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aekit.data.corrupt import warp
 from aekit.errors import ConfigError, DataError, check_range
 from aekit.tasks.semisup import Pseudo, embedding_graph, pseudo_labels
 from aekit.train.loop import to_unit
@@ -199,11 +200,7 @@ def strong_augment(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0
     scale = 1 + 0.15 * m * (u[:, 1] * 2 - 1)
     flip = torch.where(u[:, 2] < 0.5, -1.0, 1.0)
     tx, ty = (u[:, 3] * 2 - 1) * (2 / 7) * m, (u[:, 4] * 2 - 1) * (2 / 7) * m  # grid units
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
-                         torch.stack([sin * flip, cos, ty], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = warp(x, angle, scale, torch.stack([tx, ty], 1), flip)
     mean = x.mean((1, 2, 3), keepdim=True)
     contrast = 1 + 0.5 * m * (u[:, 5] * 2 - 1)
     x = ((x - mean) * contrast.view(b, 1, 1, 1).to(x.device) + mean).clamp(0, 1)
