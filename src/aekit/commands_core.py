@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--loss", default="", help="mse, bce, l1 (default: the model's)")
+    p.add_argument("--loss", default="", help="mse, bce, l1, logmse (default: the model's)")
     p.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=1 / 12)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
+from aekit.errors import check_range
 
 
 class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
@@ -22,7 +23,7 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
     fixed_shape: tuple[int, int, int] | None = None
 
     # Options every model accepts because the base class implements them.
-    common_options = ("nested", "nested_p")
+    common_options = ("nested", "nested_p", "nested_draws")
     # A model's own options and their defaults; `resolve_options` writes them into a new run's
     # config so that a later change of a default never changes how an old run rebuilds.
     default_options: dict = {}
@@ -30,6 +31,8 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        if cfg.options.get("nested"):
+            nested_settings(cfg.options)  # a bad nested_p / nested_draws fails here, not mid-run
 
     def own_options(self) -> dict:
         """cfg.options minus the ones the base class handles (for a model's own validation)."""
@@ -51,7 +54,7 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
         if keep is not None:
             z_used = truncate_latent(z, keep)
         elif self.training and self.cfg.options.get("nested"):
-            z_used = nested_dropout(z, float(self.cfg.options.get("nested_p", 0.1)))
+            z_used = nested_dropout(z, *nested_settings(self.cfg.options))
         logits = self.decode(z_used)
         return {"x_hat": torch.sigmoid(logits), "logits": logits, "z": z}
 
@@ -70,12 +73,26 @@ def truncate_latent(z: torch.Tensor, keep: int) -> torch.Tensor:
     return (flat * mask).view_as(z)
 
 
-def nested_dropout(z: torch.Tensor, p: float = 0.1) -> torch.Tensor:
+def nested_settings(options: dict) -> tuple[float, int]:
+    """(p, draws) of nested dropout from model options, validated."""
+    p, draws = float(options.get("nested_p", 0.1)), int(options.get("nested_draws", 1))
+    check_range("nested_p", p, 1e-4, 1.0)
+    check_range("nested_draws", draws, 1, 64)
+    return p, draws
+
+
+def nested_dropout(z: torch.Tensor, p: float = 0.1, draws: int = 1) -> torch.Tensor:
     """Nested dropout (Rippel et al., 2014): per example keep the first k units with
     k ~ 1 + Geometric(p), so earlier units must carry the most information, like PCA's leading
-    components. k is capped at the code size (so some examples keep everything)."""
+    components. k is capped at the code size (so some examples keep everything).
+
+    draws > 1 decodes each example `draws` times with independent k (rows repeat the batch
+    `draws` times, (draws*B, ...)); the training loop tiles the target to match. More prefixes per
+    step means each prefix is trained more often for the same number of epochs."""
     flat = z.flatten(1)  # (B, D)
+    if draws > 1:
+        flat = flat.repeat(draws, 1)  # (draws*B, D): copy j of example i is row j*B + i
     b, d = flat.shape
     k = 1 + torch.distributions.Geometric(probs=torch.full((b, 1), p)).sample().to(z.device)
-    mask = torch.arange(d, device=z.device).unsqueeze(0) < k  # (B, D)
-    return (flat * mask).view_as(z)
+    mask = torch.arange(d, device=z.device).unsqueeze(0) < k  # (draws*B, D)
+    return (flat * mask).view(b, *z.shape[1:])

@@ -28,7 +28,7 @@ from torch import nn
 
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, check_range
-from aekit.models.base import Autoencoder, nested_dropout, truncate_latent
+from aekit.models.base import Autoencoder, nested_dropout, nested_settings, truncate_latent
 from aekit.models.deep import mlp
 from aekit.models.layers import Flatten, Unflatten, model_options
 from aekit.registry import register_model
@@ -104,7 +104,7 @@ class VAE(Autoencoder):
         if keep is not None:
             z_used = truncate_latent(z, keep)
         elif self.training and self.cfg.options.get("nested"):
-            z_used = nested_dropout(z, float(self.cfg.options.get("nested_p", 0.1)))
+            z_used = nested_dropout(z, *nested_settings(self.cfg.options))
         logits = self.decode(z_used)
         return {"x_hat": torch.sigmoid(logits), "logits": logits, "z": z, "mu": mu,
                 "logvar": logvar}

@@ -53,6 +53,18 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
+def tile_target(out: dict, target: torch.Tensor) -> torch.Tensor:
+    """The target repeated to match a forward pass that decoded each input several times
+    (nested dropout with nested_draws > 1 returns (draws*B, ...) rows, copy j of example i at row
+    j*B + i)."""
+    rows, b = out["x_hat"].shape[0], target.shape[0]
+    if rows == b:
+        return target
+    if rows % b:
+        raise RunError(f"model returned {rows} reconstructions for a batch of {b}")
+    return target.repeat(rows // b, *([1] * (target.dim() - 1)))  # (draws*B, C, H, W)
+
+
 def preferred_memory_format(model: nn.Module) -> torch.memory_format:
     """Channels-last for convolutional models: oneDNN's conv kernels run ~2x faster on CPU with
     NHWC tensors; dense models keep the default layout (they flatten anyway)."""
@@ -170,7 +182,7 @@ def fit(
                 out = net(x_in)
             # The loss is always computed in float32, whatever the forward pass ran in.
             out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
-            loss, logs = loss_fn(out, target)
+            loss, logs = loss_fn(out, tile_target(out, target))
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}; "
