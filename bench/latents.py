@@ -84,11 +84,17 @@ def nested_part(args) -> dict:
     for k in ks:
         runs[k] = train(f"latents-separate-{k}-e{args.epochs}",
                         ModelConfig(args.model, latent_dim=k, widths=widths), tcfg, args.reuse)[0]
-    nested_cfg = ModelConfig(args.model, latent_dim=top, widths=widths,
-                             options={"nested": True, "nested_p": args.nested_p})
-    nested_tcfg = TrainConfig(**{**tcfg.to_dict(), "epochs": args.nested_epochs or args.epochs})
-    nested_run, nested_m = train(f"latents-nested-p{args.nested_p:g}-e{nested_tcfg.epochs}",
-                                 nested_cfg, nested_tcfg, args.reuse)
+    options = {"nested": True, "nested_p": args.nested_p}
+    if args.nested_draws > 1:
+        options["nested_draws"] = args.nested_draws
+    nested_cfg = ModelConfig(args.model, latent_dim=top, widths=widths, options=options)
+    nested_tcfg = TrainConfig(**{**tcfg.to_dict(), "epochs": args.nested_epochs or args.epochs,
+                                 "loss": args.nested_loss})
+    variant = (f"-{args.nested_loss}" if args.nested_loss else "") + (
+        f"-d{args.nested_draws}" if args.nested_draws > 1 else "")
+    nested_run, nested_m = train(
+        f"latents-nested-p{args.nested_p:g}{variant}-e{nested_tcfg.epochs}",
+        nested_cfg, nested_tcfg, args.reuse)
     nested, _ = load_model(nested_run)
     plain, _ = load_model(runs[top])
     pca = fit_pca(ds.train_x, top, seed=0)
@@ -117,7 +123,9 @@ def nested_part(args) -> dict:
                 f"Fashion-MNIST: ordered latents ({args.model}, {epochs})", logx=True)
     save_grid(IMG / f"nested_reconstructions{args.tag}.png", [clean[:10], *recon])
     return {"model": args.model, "widths": list(widths), "epochs": args.epochs,
-            "nested_epochs": nested_tcfg.epochs, "nested_p": args.nested_p, "limit": args.limit,
+            "nested_epochs": nested_tcfg.epochs, "nested_p": args.nested_p,
+            "nested_draws": args.nested_draws, "nested_loss": args.nested_loss or "mse",
+            "limit": args.limit,
             "ks": ks,
             "psnr": {str(k): v for k, v in table.items()},
             "nested_train_seconds": nested_m["train_seconds"]}
@@ -226,6 +234,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--nested-p", type=float, default=0.05)
     ap.add_argument("--nested-epochs", type=int, default=0, help="default: --epochs")
+    ap.add_argument("--nested-draws", type=int, default=1,
+                    help="prefix draws per example (model option nested_draws)")
+    ap.add_argument("--nested-loss", default="", help="the nested model's loss (e.g. logmse); "
+                    "the separate models keep the default")
     ap.add_argument("--reuse", action="store_true", help="keep runs of the same configuration")
     ap.add_argument("--limit", type=int, default=0, help="train on the first N images only")
     ap.add_argument("--vae-latent", type=int, default=32)
