@@ -133,3 +133,23 @@ def test_compress_skips_bad_files_keeps_good_in_order(setup, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and "none of the 2 images" in err[-1] and err[-1].startswith("aekit: ")
     assert not (tmp / "none.aez").exists()
+
+
+def test_train_codec_starts_from_the_closed_form_mixture(tmp_path: Path) -> None:
+    """`aekit train --model codec` runs init_from_data (k-means + per-cluster PCA) on a new run,
+    so after one epoch the cluster means are still close to the k-means centres."""
+    import torch
+
+    from aekit.codec.mixture import fit_mixture
+    from aekit.runs import load_model
+
+    x = make_blobs(64, size=12, seed=5)
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
+    run = tmp_path / "run"
+    assert main(["train", "--model", "codec", "--dataset", f"npz:{tmp_path / 'd.npz'}",
+                 "--latent-dim", "24", "--option", "clusters=2", "--val-fraction", "0",
+                 "--epochs", "1", "--batch-size", "16", "--quiet", "--out", str(run)]) == 0
+    model, cfg = load_model(run)
+    assert cfg.model_cfg.options["lambda"] == 0.002  # the model's default, stored
+    centres = fit_mixture(torch.from_numpy(x), 2, 24, seed=0).means.float()
+    assert torch.allclose(model.mean.detach(), centres, atol=0.02)

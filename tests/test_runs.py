@@ -117,3 +117,20 @@ def test_train_cli_writes_resolved_options(tmp_path):
     assert rc == 0
     doc = json.loads((tmp_path / "run" / "config.json").read_text())
     assert doc["model"]["options"]["activation"] == "relu"
+
+
+@pytest.mark.parametrize("name, option, value", [("codec", "lambda", 0.002),
+                                                 ("unet", "norm", True)])
+def test_codec_and_unet_runs_store_their_defaults(name, option, value):
+    """A codec trained without --option lambda used to train its rate term at the loss's own
+    default (0.01) while the model was built for its default (0.002); resolved options agree."""
+    import aekit.models.codec  # noqa: F401  (registers "codec")
+    import aekit.models.unet  # noqa: F401
+    from aekit.models import resolve_options
+    from aekit.train.losses import build_loss
+
+    resolved = resolve_options(ModelConfig(name, height=12, width=12, latent_dim=4))
+    assert resolved.options[option] == value
+    model = build_model(resolved)
+    if name == "codec":
+        assert build_loss("", model).lmbda == model.lmbda == 0.002

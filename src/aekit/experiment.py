@@ -97,6 +97,11 @@ def train_run(
         main = world is None or world.is_main
         if not resume and main:
             write_config(out, model_cfg, train_cfg)
+        if not resume and hasattr(model, "init_from_data"):
+            # A model with a closed-form start (the codec's mixture of PCAs) begins from it;
+            # a resumed run gets its weights from the checkpoint instead.
+            log(f"{model_cfg.name}: closed-form start from the training images")
+            model.init_from_data(train_x, seed=train_cfg.seed)
         log(f"training {model_cfg.name} ({model.num_parameters():,} parameters) on {ds.name} "
             f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation images")
         corrupt = build_corruption(train_cfg.corrupt)

@@ -54,6 +54,7 @@ class CodecAE(CodecSteps, Autoencoder):
     """
 
     default_loss = "rd"
+    default_options = DEFAULT_OPTIONS
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)

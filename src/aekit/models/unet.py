@@ -102,6 +102,8 @@ class _Up(nn.Module):
 class UNet(Autoencoder):
     """U-Net with skip connections for restoration (denoise / inpaint / colorize); any H x W."""
 
+    default_options = DEFAULT_OPTIONS
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         opts = model_options("unet", self.own_options(), DEFAULT_OPTIONS)
