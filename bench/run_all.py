@@ -14,6 +14,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["train_speed", "inference", "reconstruction", "seeds", "denoise", "inpaint", "colorize",
            "codec", "anomaly", "fewlabel", "latents"]
+# The recipes docs/BENCHMARKS.md records, where they differ from a script's defaults (the
+# defaults stay small so that pilots spell out what they change).
+ARGS = {
+    "fewlabel": ["--pretrain-epochs", "120", "--corrupt", "affine", "--semi", "--lp-cmn",
+                 "--lp-k", "20", "--consistency", "--strength", "0.5", "--threshold", "0.8",
+                 "--steps", "2000", "--lr", "1e-3", "--encoder-lr-scale", "0.3",
+                 "--scratch-lr", "1e-3", "--resume", "--name", "fewlabel_e120"],
+    "latents": ["--epochs", "10", "--nested-epochs", "10", "--nested-p", "0.03",
+                "--nested-draws", "4", "--nested-loss", "logmse", "--digits-epochs", "100",
+                "--reuse"],
+}
 
 
 def main() -> int:
@@ -23,7 +34,8 @@ def main() -> int:
             print(f"== {name}: not in this build, skipped")
             continue
         print(f"== {name}", flush=True)
-        code = subprocess.call([sys.executable, "-m", f"bench.{name}"], cwd=ROOT)
+        code = subprocess.call([sys.executable, "-m", f"bench.{name}", *ARGS.get(name, [])],
+                               cwd=ROOT)
         if code:
             failed.append(name)
     print("all benchmarks done" if not failed else f"failed: {', '.join(failed)}")
