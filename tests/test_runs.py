@@ -120,12 +120,14 @@ def test_train_cli_writes_resolved_options(tmp_path):
 
 
 @pytest.mark.parametrize("name, option, value", [("codec", "lambda", 0.002),
-                                                 ("unet", "norm", True)])
-def test_codec_and_unet_runs_store_their_defaults(name, option, value):
+                                                 ("unet", "norm", True),
+                                                 ("vae", "beta", 1.0)])
+def test_codec_unet_and_vae_runs_store_their_defaults(name, option, value):
     """A codec trained without --option lambda used to train its rate term at the loss's own
     default (0.01) while the model was built for its default (0.002); resolved options agree."""
     import aekit.models.codec  # noqa: F401  (registers "codec")
     import aekit.models.unet  # noqa: F401
+    import aekit.models.variational  # noqa: F401
     from aekit.models import resolve_options
     from aekit.train.losses import build_loss
 
@@ -134,3 +136,17 @@ def test_codec_and_unet_runs_store_their_defaults(name, option, value):
     model = build_model(resolved)
     if name == "codec":
         assert build_loss("", model).lmbda == model.lmbda == 0.002
+
+
+def test_dense_vae_accepts_its_resolved_defaults_but_not_conv_options():
+    import aekit.models.variational  # noqa: F401
+    from aekit.errors import ConfigError
+    from aekit.models import resolve_options
+
+    dense = resolve_options(ModelConfig("vae", height=12, width=12, latent_dim=4,
+                                        options={"backbone": "dense"}))
+    assert dense.options["activation"] == "gelu"  # the stored default does not trip the check
+    build_model(dense)
+    with pytest.raises(ConfigError, match="apply to backbone=conv only"):
+        build_model(ModelConfig("vae", height=12, width=12, latent_dim=4,
+                                options={"backbone": "dense", "depth": 2}))

@@ -48,6 +48,7 @@ class VAE(Autoencoder):
     """Variational autoencoder: dense or conv backbone (option backbone), beta-VAE via beta."""
 
     default_loss = "vae"
+    default_options = DEFAULT_OPTIONS
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
@@ -62,7 +63,9 @@ class VAE(Autoencoder):
         check_range("vae iwae_images", self.iwae_images, 0, 1 << 40)
         if backbone not in BACKBONES:
             raise ConfigError(f"vae: backbone={backbone!r} is unknown; use conv or dense")
-        conv_opts = {k: given[k] for k in ("activation", "depth") if k in given}
+        # Resolved configs spell out every default, so only a non-default value is a mistake.
+        conv_opts = {k: given[k] for k in ("activation", "depth")
+                     if k in given and given[k] != DEFAULT_OPTIONS[k]}
         if backbone == "dense" and conv_opts:
             raise ConfigError(f"vae: options {sorted(conv_opts)} apply to backbone=conv only")
         self.backbone = backbone
