@@ -31,8 +31,8 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.options.get("nested"):
-            nested_settings(cfg.options)  # a bad nested_p / nested_draws fails here, not mid-run
+        # (p, draws) of nested dropout, validated once: a bad value fails here, not mid-run.
+        self.nested = nested_settings(cfg.options) if cfg.options.get("nested") else None
 
     def own_options(self) -> dict:
         """cfg.options minus the ones the base class handles (for a model's own validation)."""
@@ -50,13 +50,16 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
         """Encode and decode; `keep` decodes from the first `keep` latent units only (the rest
         zeroed), which is meaningful for models trained with nested dropout (options.nested)."""
         z = self.encode(x)
-        z_used = z
-        if keep is not None:
-            z_used = truncate_latent(z, keep)
-        elif self.training and self.cfg.options.get("nested"):
-            z_used = nested_dropout(z, *nested_settings(self.cfg.options))
-        logits = self.decode(z_used)
+        logits = self.decode(self._decoder_input(z, keep))
         return {"x_hat": torch.sigmoid(logits), "logits": logits, "z": z}
+
+    def _decoder_input(self, z: torch.Tensor, keep: int | None) -> torch.Tensor:
+        """z truncated to `keep` units, or nested-dropped while training a nested model."""
+        if keep is not None:
+            return truncate_latent(z, keep)
+        if self.training and self.nested is not None:
+            return nested_dropout(z, *self.nested)
+        return z
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

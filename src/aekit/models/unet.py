@@ -201,7 +201,7 @@ class UNet(Autoencoder):
         return self._decode_features(feats, x_in, (self.cfg.height, self.cfg.width))
 
     def forward(self, x: torch.Tensor, keep: int | None = None) -> dict[str, torch.Tensor]:
-        if keep is not None or (self.training and self.cfg.options.get("nested")):
+        if keep is not None or (self.training and self.nested is not None):
             return super().forward(x, keep)  # the generic path on the packed code
         feats = self._features(x)
         logits = self._decode_features(feats, x, (x.shape[-2], x.shape[-1]))

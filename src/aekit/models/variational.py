@@ -28,7 +28,7 @@ from torch import nn
 
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, check_range
-from aekit.models.base import Autoencoder, nested_dropout, nested_settings, truncate_latent
+from aekit.models.base import Autoencoder
 from aekit.models.deep import mlp
 from aekit.models.layers import Flatten, Unflatten, model_options
 from aekit.registry import register_model
@@ -103,12 +103,7 @@ class VAE(Autoencoder):
     def forward(self, x: torch.Tensor, keep: int | None = None) -> dict[str, torch.Tensor]:
         mu, logvar = self.posterior(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        z_used = z
-        if keep is not None:
-            z_used = truncate_latent(z, keep)
-        elif self.training and self.cfg.options.get("nested"):
-            z_used = nested_dropout(z, *nested_settings(self.cfg.options))
-        logits = self.decode(z_used)
+        logits = self.decode(self._decoder_input(z, keep))
         return {"x_hat": torch.sigmoid(logits), "logits": logits, "z": z, "mu": mu,
                 "logvar": logvar}
 
