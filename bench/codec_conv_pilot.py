@@ -13,6 +13,7 @@ compute available here?" (docs/BENCHMARKS.md, issue 4).
 
     python -m bench.codec_conv_pilot --lmbda 0.003 --epochs 6 --width 64 --threads 1
     python -m bench.codec_conv_pilot --summary   # BD-rate vs WebP of every saved lambda
+    python -m bench.codec_conv_pilot --lmbda 0.003 --epochs 24 --threads 1 --tag _e24
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def summary() -> dict:
     mixture = [(p["estimated_bpp"] + p["header_bytes_per_file"] * 8 / 784, p["psnr"])
                for p in ref["aekit"]]
     conv = []
-    for path in sorted(RESULTS.glob("codec_conv_pilot_l*.json")):
+    for path in sorted(RESULTS.glob("codec_conv_pilot_l*.json")):  # untagged 6-epoch runs
         last = json.loads(path.read_text())["history"][-1]
         conv.append((last["bpp_one_file"], last["psnr"]))
     out = {"conv_points": conv, "mixture_points": mixture}
@@ -96,6 +97,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--tag", default="",
+                    help="result name suffix for runs outside the 6-epoch summary (e.g. _e24)")
     args = ap.parse_args()
     if args.summary:
         summary()
@@ -141,7 +144,7 @@ def main() -> None:
                "seconds": round(time.perf_counter() - t0)}
         history.append(row)
         print(json.dumps(row), flush=True)
-    write_result(f"codec_conv_pilot_l{args.lmbda:g}", {"args": vars(args), "history": history})
+    write_result(f"codec_conv_pilot{args.tag}_l{args.lmbda:g}", {"args": vars(args), "history": history})
 
 
 if __name__ == "__main__":
