@@ -53,6 +53,26 @@ def test_onnx_encoder_decoder_model_match_pytorch(conv_run, tmp_path, capsys):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_unet_every_part_exports_with_a_dynamic_batch(tmp_path, capsys):
+    """The unet's packed code (skip features + input) is unpacked with the batch axis left
+    symbolic, so the decoder graph also runs on batch sizes it was not traced with."""
+    run = tmp_path / "unet"
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="unet", in_channels=1, height=12, width=12, latent_dim=6)
+    write_config(run, cfg, TrainConfig(dataset="array"))
+    save_weights(run, build_model(cfg))
+    model, _ = load_model(run)
+    for part in ("encoder", "decoder", "model"):
+        out = tmp_path / f"{part}.onnx"
+        assert main(["export", str(run), "--format", "onnx", "--part", part, "-o", str(out)]) == 0
+        capsys.readouterr()
+        for batch in (1, 5):
+            x = example_input(model, part, batch, seed=batch)
+            with torch.inference_mode():
+                expected = part_module(model, part)(x).numpy()
+            assert np.abs(_onnx_run(out, x) - expected).max() <= 1e-4, part
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 def test_torchscript_model_matches_pytorch(conv_run, tmp_path):
     out = tmp_path / "model.pt"

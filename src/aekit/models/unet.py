@@ -196,7 +196,7 @@ class UNet(Autoencoder):
         if self.residual:
             shapes.append(self.cfg.shape)
         parts = torch.split(z, [math.prod(s) for s in shapes], dim=1)
-        feats = [p.reshape(len(z), *s) for p, s in zip(parts, shapes, strict=True)]  # (B, C, H, W)
+        feats = [p.reshape(-1, *s) for p, s in zip(parts, shapes, strict=True)]  # (B, C, H, W)
         x_in = feats.pop() if self.residual else None
         return self._decode_features(feats, x_in, (self.cfg.height, self.cfg.width))
 
