@@ -144,7 +144,8 @@ def main() -> None:
                "seconds": round(time.perf_counter() - t0)}
         history.append(row)
         print(json.dumps(row), flush=True)
-    write_result(f"codec_conv_pilot{args.tag}_l{args.lmbda:g}", {"args": vars(args), "history": history})
+    write_result(f"codec_conv_pilot{args.tag}_l{args.lmbda:g}",
+                 {"args": vars(args), "history": history})
 
 
 if __name__ == "__main__":
