@@ -4,6 +4,9 @@ runs/bench/ (so `aekit eval` / `aekit report` work on it afterwards).
 
     python -m bench.reconstruction --latents 2 8 16 32 64 --epochs 12 --long-latent 32 \
         --long-epochs 30
+
+`make bench` runs the recorded recipes: the sweep at 6 epochs and the convergence run of issue 2
+(`--long-epochs 100 --long-hidden 512 --long-augment hflip`, ~55 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from aekit.report.plots import plot_curves
 from bench.common import IMG, ROOT, print_table, write_result
 
 
-def train(name: str, latent: int, epochs: int, dataset: str, model: str = "conv") -> dict:
+def train(name: str, latent: int, epochs: int, dataset: str, model: str = "conv",
+          hidden: int = 0, augment: str = "") -> dict:
     out = ROOT / "runs" / "bench" / name
     if out.exists():
         shutil.rmtree(out)
-    return train_run(out, ModelConfig(name=model, latent_dim=latent),
-                     TrainConfig(dataset=dataset, epochs=epochs), progress=False,
-                     log=lambda s: print(s, flush=True))
+    options = {"hidden": hidden} if hidden else {}
+    return train_run(out, ModelConfig(name=model, latent_dim=latent, options=options),
+                     TrainConfig(dataset=dataset, epochs=epochs, augment=augment),
+                     progress=False, log=lambda s: print(s, flush=True))
 
 
 def main() -> None:
@@ -34,6 +39,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--long-latent", type=int, default=32, help="latent trained to convergence")
     ap.add_argument("--long-epochs", type=int, default=30)
+    ap.add_argument("--long-hidden", type=int, default=0,
+                    help="the long run's MLP bottleneck width (conv option hidden; 0: none)")
+    ap.add_argument("--long-augment", default="", help="the long run's augmentation (hflip)")
     ap.add_argument("--demo-epochs", type=int, default=6, help="the `make demo` budget")
     args = ap.parse_args()
     setup_threads()
@@ -48,8 +56,10 @@ def main() -> None:
     extra = {}
     for tag, epochs in (("demo", args.demo_epochs), ("long", args.long_epochs)):
         if epochs:
+            recipe = ({"hidden": args.long_hidden, "augment": args.long_augment}
+                      if tag == "long" else {})
             m = train(f"recon-conv-{args.long_latent}-{tag}", args.long_latent, epochs,
-                      args.dataset)
+                      args.dataset, **recipe)
             extra[tag] = m
             rows.append([args.long_latent, epochs, m["test"]["psnr"], m["test"]["ssim"],
                          m["baselines"]["pca"]["psnr"], m["baselines"]["pca"]["ssim"],
@@ -66,6 +76,9 @@ def main() -> None:
                                   "train_images_per_second", "parameters")}
             for k, v in {**{str(k): v for k, v in sweep.items()}, **extra}.items()}
     write_result("reconstruction", {"dataset": args.dataset, "epochs": args.epochs,
+                                    "long": {"epochs": args.long_epochs,
+                                             "hidden": args.long_hidden,
+                                             "augment": args.long_augment},
                                     "results": slim})
 
 

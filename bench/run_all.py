@@ -17,6 +17,9 @@ SCRIPTS = ["train_speed", "inference", "reconstruction", "seeds", "denoise", "in
 # The recipes docs/BENCHMARKS.md records, where they differ from a script's defaults (the
 # defaults stay small so that pilots spell out what they change).
 ARGS = {
+    "reconstruction": ["--latents", "2", "8", "16", "32", "64", "--epochs", "6",
+                       "--demo-epochs", "0", "--long-epochs", "100", "--long-hidden", "512",
+                       "--long-augment", "hflip"],
     "fewlabel": ["--pretrain-epochs", "120", "--corrupt", "affine", "--semi", "--lp-cmn",
                  "--lp-k", "20", "--consistency", "--strength", "0.5", "--threshold", "0.8",
                  "--steps", "2000", "--lr", "1e-3", "--encoder-lr-scale", "0.3",
