@@ -30,6 +30,7 @@ from torch import nn
 from aekit.codec.density import UnitDensity
 from aekit.data import load_dataset
 from aekit.device import setup_threads
+from aekit.eval import metrics
 from bench.common import write_result
 
 LATENT_CHANNELS = 32
@@ -138,9 +139,9 @@ def main() -> None:
             y = torch.round(analysis(test_x))
             bpp = float(bits(y)) / (len(test_x) * 784)
             x_hat = (synthesis(y) + 0.5).clamp(0, 1)
-            psnr = 10 * math.log10(1 / float(F.mse_loss(x_hat, test_x)))
+            quality_db = metrics.psnr(metrics.mse(x_hat, test_x))
         row = {"epoch": epoch + 1, "bpp_estimated": round(bpp, 4),
-               "bpp_one_file": round(bpp + HEADER_BITS / 784, 4), "psnr": round(psnr, 3),
+               "bpp_one_file": round(bpp + HEADER_BITS / 784, 4), "psnr": round(quality_db, 3),
                "seconds": round(time.perf_counter() - t0)}
         history.append(row)
         print(json.dumps(row), flush=True)
