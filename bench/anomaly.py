@@ -108,9 +108,9 @@ def _clock() -> tuple[float, float]:
 
 def run_dataset(name: str, classes: list[int] | None, params: dict, threads: int,
                 protocol: str = "test") -> dict:
+    from aekit.anomaly.detector import COMPONENTS, DEFAULT_SCORE, Detector, parse_score
     from aekit.data import load_dataset
     from aekit.eval.metrics import auroc
-    from aekit.tasks.anomaly import COMPONENTS, DEFAULT_SCORE, Detector, parse_score
 
     ds = load_dataset(name)
     classes = classes if classes is not None else list(range(len(ds.classes)))

@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from aekit.codec import api
-from aekit.codec.bitstream import unpack
+from aekit.codec import baselines as bl
+from aekit.codec.io import unpack
 from aekit.codec.mixture import fit_mixture
 from aekit.config import ModelConfig, TrainConfig
-from aekit.eval import baselines_codec as bl
 from aekit.eval.metrics import quality
 from bench.common import IMG, ROOT, print_table, write_result
 
@@ -35,8 +35,8 @@ RANGE = (24.0, 32.0)
 
 
 def train_point(lam: float, train_x: torch.Tensor, mixture, args) -> tuple:
+    from aekit.core.io import save_weights, write_config
     from aekit.models import build_model
-    from aekit.runs import save_weights, write_config
     from aekit.train.loop import fit
 
     cfg = ModelConfig(name="codec", latent_dim=args.latent_dim,
@@ -155,8 +155,8 @@ def main() -> None:
     for lam in [float(v) for v in args.lambdas.split(",")]:
         run_dir = ROOT / args.runs / f"lambda-{lam:g}"
         if args.reuse and (run_dir / "model.safetensors").exists():
+            from aekit.core.io import load_model
             from aekit.io import read_json
-            from aekit.runs import load_model
 
             model, _ = load_model(run_dir)
             info = (read_json(run_dir / "train.json") if (run_dir / "train.json").exists()

@@ -68,7 +68,7 @@ def build(width: int) -> tuple[nn.Module, nn.Module]:
 def summary() -> dict:
     """BD-rate vs WebP (24-32 dB) of the pilot's last epochs and, on the same footing (estimated
     bits + 16 header bytes per image), of the mixture codec in bench/results/codec.json."""
-    from aekit.eval.baselines_codec import bd_rate
+    from aekit.codec.baselines import bd_rate
     from bench.common import RESULTS
 
     ref = json.loads((RESULTS / "codec.json").read_text())

@@ -173,7 +173,7 @@ def luma_chroma_table(pixels: np.ndarray) -> torch.Tensor:
 def apply_luma_table(grey: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Grey images (B, 3, H, W) (luma on every channel) -> luma + the table's chroma for that
     luma, out-of-gamut chroma shrunk as `aekit colorize` does (the luma stays exact)."""
-    from aekit.tasks.restore import with_luma
+    from aekit.restore.restorer import with_luma
 
     y = grey[:, :1]
     bins = (y * 255).round().clamp(0, 255).long()[:, 0]  # (B, H, W)
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     from aekit import cli
-    from aekit.tasks.restore import with_luma
+    from aekit.restore.restorer import with_luma
     from bench.common import environment
 
     t_start = time.perf_counter()

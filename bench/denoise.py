@@ -104,7 +104,7 @@ def reused_baselines(path: Path, subset: int, tune: int) -> dict | None:
 
 
 def evaluate_run(run_dir: str, noisy, clean, subset: int) -> tuple[dict, torch.Tensor]:
-    from aekit.runs import load_model, read_metrics
+    from aekit.core.io import load_model, read_metrics
 
     model, run = load_model(run_dir)
     if run.train_cfg.corrupt != f"gaussian:{SIGMA:g}":

@@ -40,9 +40,9 @@ METHODS = ("pca32_logreg", "scratch", "pretrained_probe", "pretrained_finetuned"
 def pretrain(args) -> tuple:
     """The autoencoder pretrained without labels; --reuse keeps an existing run of the same
     configuration (checked) instead of training it again."""
-    from aekit.experiment import train_run
+    from aekit.core.io import load_model, read_config
+    from aekit.core.training import train_run
     from aekit.models import resolve_options
-    from aekit.runs import load_model, read_config
 
     tag = f"{args.model}{args.latent}-e{args.pretrain_epochs}" + (
         f"-w{'_'.join(map(str, args.widths))}" if args.widths else "") + (
@@ -106,8 +106,8 @@ class Networks:
 
     def run(self, n: int, seed: int, pretrained: bool, probe_only: bool = False) -> float:
         from aekit.models import build_model
-        from aekit.tasks.fewlabel import Classifier, FinetuneConfig, accuracy, finetune
-        from aekit.tasks.semisup import embedding_graph, pseudo_labels
+        from aekit.represent.fewlabel import Classifier, FinetuneConfig, accuracy, finetune
+        from aekit.represent.semisup import embedding_graph, pseudo_labels
 
         args, ds = self.args, self.ds
         idx = balanced_in_pool(ds.train_y, self.pool, n, seed)
@@ -152,7 +152,7 @@ class Networks:
 def balanced_in_pool(y: torch.Tensor, pool: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """The seed's n balanced labelled train indices, drawn from the pool (so they are nodes of
     the propagation graph)."""
-    from aekit.tasks.fewlabel import balanced_indices
+    from aekit.represent.fewlabel import balanced_indices
 
     return pool[balanced_indices(y[pool], n, 10, seed)]
 

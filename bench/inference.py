@@ -1,6 +1,6 @@
 """Inference speed: PyTorch eager vs ONNX Runtime for `conv` encode+decode on 2 CPU threads.
 
-The whole model (image -> reconstruction) is exported with `aekit.export` (the same code as
+The whole model (image -> reconstruction) is exported with `aekit.report.export` (the same code as
 `aekit export --part model`), then both run the same float32 batches. Rounds of the two runtimes
 alternate (A B A B ...) so machine load hits both alike; the median round is reported. The
 weights are seeded, not trained: speed does not depend on their values.
@@ -46,8 +46,8 @@ def measure(threads: int, batches: list[int], seconds: float, rounds: int, laten
     import torch
 
     from aekit.config import ModelConfig
-    from aekit.export import export_model, max_abs_diff, part_module
     from aekit.models import build_model
+    from aekit.report.export import export_model, max_abs_diff, part_module
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     from aekit.data import load_dataset
     from aekit.data.corrupt import parse_corruption
     from aekit.eval.classical import inpaint_batch
-    from aekit.tasks.restore import Restorer
+    from aekit.restore.restorer import Restorer
 
     ds = load_dataset("fashion-mnist")
     clean = ds.test_x.float() / 255.0

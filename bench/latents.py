@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from aekit.config import ModelConfig, TrainConfig
+from aekit.core.training import train_run
 from aekit.device import setup_threads
 from aekit.errors import AekitError
-from aekit.experiment import train_run
 from bench.common import IMG, ROOT, print_table, write_result
 
 WORK = ROOT / "runs" / "bench"
@@ -35,8 +35,8 @@ WORK = ROOT / "runs" / "bench"
 def train(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
           reuse: bool = False) -> tuple[Path, dict]:
     """Train a run folder under runs/bench/ (or, with reuse, keep one of the same config)."""
+    from aekit.core.io import read_config, read_metrics
     from aekit.models import resolve_options
-    from aekit.runs import read_config, read_metrics
 
     out = WORK / name
     if reuse and (out / "metrics.json").exists():
@@ -58,8 +58,8 @@ def train(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
 
 @torch.inference_mode()
 def psnr_at(model, x_uint8: torch.Tensor, keep: int | None) -> tuple[float, torch.Tensor]:
+    from aekit.data.units import to_unit
     from aekit.eval.metrics import mse, psnr
-    from aekit.train.loop import to_unit
 
     model.eval()
     x = to_unit(x_uint8, torch.device("cpu"))
@@ -68,12 +68,12 @@ def psnr_at(model, x_uint8: torch.Tensor, keep: int | None) -> tuple[float, torc
 
 
 def nested_part(args) -> dict:
+    from aekit.core.io import load_model
     from aekit.data import load_dataset
     from aekit.data.images import save_grid
     from aekit.eval.baselines import fit_pca, pca_reconstruct
     from aekit.eval.metrics import mse, psnr
     from aekit.report.plots import plot_curves
-    from aekit.runs import load_model
 
     ks, top = sorted(args.ks), max(args.ks)
     widths = tuple(args.widths)
@@ -152,13 +152,19 @@ def binarized_npz(name: str, image_size=None) -> str:
 
 
 def vae_part(args) -> dict:
+    from aekit.core.io import load_model
     from aekit.data import load_dataset
     from aekit.data.images import save_grid
     from aekit.models.variational import log_likelihood_bounds
     from aekit.report.latent_plot import plot_latent
-    from aekit.runs import load_model
-    from aekit.tasks.embed import embed
-    from aekit.tasks.generate import grid_rows, interpolate, kl_per_unit, sample_images, traverse
+    from aekit.represent.embed import embed
+    from aekit.represent.generate import (
+        grid_rows,
+        interpolate,
+        kl_per_unit,
+        sample_images,
+        traverse,
+    )
 
     results, rows = {}, []
     for name, latent, epochs in (("fashion-mnist", args.vae_latent, args.vae_epochs),
@@ -206,10 +212,10 @@ def vae_part(args) -> dict:
 
 def latent2d_part(args) -> dict:
     """A 2-d latent drawn directly: a dense VAE with latent_dim 2 on (grey) Fashion-MNIST."""
+    from aekit.core.io import load_model
     from aekit.data import load_dataset
     from aekit.report.latent_plot import plot_latent
-    from aekit.runs import load_model
-    from aekit.tasks.embed import embed
+    from aekit.represent.embed import embed
 
     cfg = ModelConfig("vae", latent_dim=2, widths=tuple(args.vae_widths),
                       options={"backbone": "dense"})

@@ -15,8 +15,8 @@ import argparse
 import shutil
 
 from aekit.config import ModelConfig, TrainConfig
+from aekit.core.training import train_run
 from aekit.device import setup_threads
-from aekit.experiment import train_run
 from aekit.report.plots import plot_curves
 from bench.common import IMG, ROOT, print_table, write_result
 

@@ -10,8 +10,8 @@ import argparse
 import shutil
 
 from aekit.config import TrainConfig
+from aekit.core.training import train_run
 from aekit.device import setup_threads
-from aekit.experiment import train_run
 from aekit.models import default_config
 from aekit.registry import get_model_class
 from bench.common import ROOT, print_table, write_result

@@ -8,8 +8,8 @@ import torch
 from conftest import make_blobs
 from sklearn.metrics import roc_auc_score
 
+from aekit.anomaly.detector import Detector, load_detector, parse_score
 from aekit.errors import AekitError, ConfigError, DataError, RunError
-from aekit.tasks.anomaly import Detector, load_detector, parse_score
 
 FAST = dict(latent_dim=8, widths=(8, 16), epochs=4, batch_size=32, lr=3e-3, seed=0,
             precision="fp32")

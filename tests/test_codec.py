@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aekit.codec import api
-from aekit.codec.bitstream import AezFile, pack, unpack
 from aekit.codec.density import PRECISION, integer_table
 from aekit.codec.entropy import TableCoder
+from aekit.codec.io import AezFile, pack, unpack
 from aekit.config import ModelConfig
 from aekit.errors import DataError, FormatError, RunError
 from aekit.models import build_model
@@ -140,7 +140,7 @@ def test_file_of_another_model_is_rejected(codec, images) -> None:
 
 def test_fingerprint_tracks_weights_and_survives_save_load(codec, tmp_path) -> None:
     from aekit.config import TrainConfig
-    from aekit.runs import load_model, save_weights, write_config
+    from aekit.core.io import load_model, save_weights, write_config
 
     write_config(tmp_path, codec.cfg, TrainConfig())
     save_weights(tmp_path, codec)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import make_blobs
 
-from aekit.eval import baselines_codec as bl
+from aekit.codec import baselines as bl
 
 
 def test_bd_rate_half_the_bits_is_minus_50() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aekit.codec.bitstream import AezFile, encode_varint, header_size, pack, unpack
+from aekit.codec.io import AezFile, encode_varint, header_size, pack, unpack
 from aekit.errors import FormatError
 
 # The worked example of docs/FORMAT.md, byte by byte.

@@ -11,9 +11,9 @@ from PIL import Image
 from test_codec import CFG, tiny_codec
 
 from aekit.cli import main
-from aekit.codec.bitstream import unpack
+from aekit.codec.io import unpack
 from aekit.config import TrainConfig
-from aekit.runs import save_weights, write_config
+from aekit.core.io import save_weights, write_config
 
 
 def make_run(path: Path, seed: int = 0, cfg=CFG) -> str:
@@ -141,7 +141,7 @@ def test_train_codec_starts_from_the_closed_form_mixture(tmp_path: Path) -> None
     import torch
 
     from aekit.codec.mixture import fit_mixture
-    from aekit.runs import load_model
+    from aekit.core.io import load_model
 
     x = make_blobs(64, size=12, seed=5)
     np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])

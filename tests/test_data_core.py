@@ -12,7 +12,7 @@ from aekit.data import (
     parse_image_size,
     resize_images,
     split_train_val,
-    to_float,
+    to_unit,
 )
 from aekit.errors import ConfigError, DataError
 
@@ -61,7 +61,7 @@ def test_split_seed_changes_split_and_bad_fraction():
 
 def test_to_float_and_resize():
     x = torch.tensor([[[[0, 255], [51, 102]]]], dtype=torch.uint8)
-    f = to_float(x)
+    f = to_unit(x)
     assert f.dtype == torch.float32 and f.flatten().tolist() == pytest.approx([0, 1, 0.2, 0.4])
     assert x.dtype == torch.uint8  # input untouched
     flat = torch.full((3, 1, 10, 10), 77, dtype=torch.uint8)

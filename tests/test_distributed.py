@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from aekit.cli import main
+from aekit.core.io import load_model, read_metrics
 from aekit.errors import ConfigError
-from aekit.runs import load_model, read_metrics
 from aekit.train import distributed
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]

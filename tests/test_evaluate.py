@@ -10,6 +10,7 @@ import torch
 
 from aekit.cli import main
 from aekit.config import ModelConfig
+from aekit.core.io import load_model
 from aekit.data.corrupt import parse_corruption
 from aekit.eval import evaluate
 from aekit.eval.evaluate import (
@@ -20,7 +21,6 @@ from aekit.eval.evaluate import (
 )
 from aekit.eval.metrics import quality
 from aekit.models import build_model
-from aekit.runs import load_model
 from tests.conftest import make_blobs
 
 

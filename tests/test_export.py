@@ -8,11 +8,11 @@ import torch
 
 from aekit.cli import main
 from aekit.config import ModelConfig, TrainConfig
-from aekit.export import example_input, export_model, part_module
+from aekit.core.io import load_model, save_weights, write_config
 from aekit.models import build_model
-from aekit.models.base import Autoencoder
+from aekit.models.base import AutoencoderModule
 from aekit.registry import MODELS, register_model
-from aekit.runs import load_model, save_weights, write_config
+from aekit.report.export import example_input, export_model, part_module
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install "
                                                 "'aekit[export]')")
@@ -84,7 +84,7 @@ def test_torchscript_model_matches_pytorch(conv_run, tmp_path):
         assert (loaded(x) - model(x)["x_hat"]).abs().max() <= 1e-4
 
 
-class DataDependentAE(Autoencoder):
+class DataDependentAE(AutoencoderModule):
     """A model whose forward pass turns tensors into Python numbers, which no exporter can
     capture (torch.export refuses; tracing would freeze them into constants)."""
 

@@ -9,7 +9,7 @@ import torch
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, RunError
 from aekit.models import build_model
-from aekit.tasks.fewlabel import (
+from aekit.represent.fewlabel import (
     Classifier,
     FinetuneConfig,
     accuracy,

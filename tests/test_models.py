@@ -9,8 +9,11 @@ import torch
 
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError
-from aekit.models import MODELS, build_model, default_config, summary
+from aekit.models import build_model, default_config, summary
+from aekit.registry import all_models
 from aekit.train.losses import LOSSES
+
+MODELS = all_models()
 
 ALL = sorted(MODELS)
 FREE = [n for n in ALL if MODELS[n].fixed_shape is None]  # models that take any C, H, W

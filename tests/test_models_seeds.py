@@ -9,7 +9,10 @@ import torch
 
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError
-from aekit.models import MODELS, build_model, default_config
+from aekit.models import build_model, default_config
+from aekit.registry import all_models
+
+MODELS = all_models()
 
 SEEDS = sorted(n for n in MODELS if n.startswith("seed-"))
 

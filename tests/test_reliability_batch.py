@@ -84,7 +84,7 @@ def test_restore_partial_batch(tmp_path, capsys, command, bad):
 @pytest.mark.parametrize("bad", [False, True], ids=["all-good", "some-corrupt"])
 def test_compress_partial_batch(tmp_path, capsys, bad):
     if "compress" not in _commands():
-        pytest.skip("`aekit compress` (aekit.codec.commands) is not in this build yet")
+        pytest.skip("`aekit compress` (aekit.codec.cli) is not in this build yet")
     run = _run(tmp_path / "run", "codec", size=16)
     src, good, names = _folder(tmp_path, 16, bad)
     out = tmp_path / "out"
@@ -96,7 +96,7 @@ def test_compress_partial_batch(tmp_path, capsys, bad):
 def detector(tmp_path_factory):
     """A tiny fitted anomaly detector (one model, one epoch) on 24 grey 12x12 images."""
     if "anomaly" not in _commands():
-        pytest.skip("`aekit anomaly score` (aekit.tasks.anomaly_cli) is not in this build yet")
+        pytest.skip("`aekit anomaly score` (aekit.anomaly.cli) is not in this build yet")
     root = tmp_path_factory.mktemp("detector")
     normal = root / "normal"
     normal.mkdir()

@@ -18,9 +18,9 @@ from PIL import Image
 from safetensors.torch import save as st_save
 
 from aekit.cli import main
+from aekit.core.io import load_model, read_config
 from aekit.errors import AekitError, ConfigError, DataError, RunError
 from aekit.io import read_json
-from aekit.runs import load_model, read_config
 from aekit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from tests.reliability.fuzz import memory_cap
 from tests.reliability.seeds import png_with_header, write_run

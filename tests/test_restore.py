@@ -14,7 +14,7 @@ from aekit.data.corrupt import LUMA, parse_corruption, to_grayscale
 from aekit.errors import ConfigError, DataError
 from aekit.eval import classical
 from aekit.models import build_model
-from aekit.tasks.restore import Restorer, read_mask, task_error, tent, tile_starts, with_luma
+from aekit.restore.restorer import Restorer, read_mask, task_error, tent, tile_starts, with_luma
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 13, 37), (1, 8, 8), (1, 5, 9)])

@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import save_file
 
 from aekit.config import ModelConfig, TrainConfig
+from aekit.core.io import load_model, save_weights, write_config
 from aekit.errors import RunError
 from aekit.models import build_model
-from aekit.runs import load_model, save_weights, write_config
 
 CFG = ModelConfig(name="dense", height=12, width=12, latent_dim=4)
 
@@ -125,7 +125,7 @@ def test_train_cli_writes_resolved_options(tmp_path):
 def test_codec_unet_and_vae_runs_store_their_defaults(name, option, value):
     """A codec trained without --option lambda used to train its rate term at the loss's own
     default (0.01) while the model was built for its default (0.002); resolved options agree."""
-    import aekit.models.codec  # noqa: F401  (registers "codec")
+    import aekit.codec.model  # noqa: F401  (registers "codec")
     import aekit.models.unet  # noqa: F401
     import aekit.models.variational  # noqa: F401
     from aekit.models import resolve_options

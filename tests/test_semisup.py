@@ -9,7 +9,7 @@ import torch
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, DataError
 from aekit.models import build_model
-from aekit.tasks.fewlabel import (
+from aekit.represent.fewlabel import (
     Classifier,
     FinetuneConfig,
     accuracy,
@@ -18,7 +18,7 @@ from aekit.tasks.fewlabel import (
     propagate_to,
     strong_augment,
 )
-from aekit.tasks.semisup import knn_graph, propagate, pseudo_labels
+from aekit.represent.semisup import knn_graph, propagate, pseudo_labels
 from tests.test_fewlabel import quadrant_blobs
 
 

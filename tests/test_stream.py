@@ -10,6 +10,7 @@ from PIL import Image
 
 import aekit.data.folder as folder_mod
 from aekit.cli import main
+from aekit.core.io import load_model
 from aekit.data import load_dataset
 from aekit.data.stream import (
     StreamingImages,
@@ -19,7 +20,6 @@ from aekit.data.stream import (
     parse_bytes,
 )
 from aekit.errors import ConfigError, DataError
-from aekit.runs import load_model
 from tests.conftest import make_blobs
 
 

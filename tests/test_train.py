@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from aekit.config import ModelConfig, TrainConfig
+from aekit.core.io import load_model, read_metrics
+from aekit.core.training import train_run
 from aekit.errors import RunError, TrainingDiverged
-from aekit.experiment import train_run
 from aekit.models import build_model
-from aekit.runs import load_model, read_metrics
 from aekit.train.checkpoint import load_checkpoint
 from aekit.train.loop import fit, lr_at
 from tests.conftest import make_blobs

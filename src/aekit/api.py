@@ -18,41 +18,8 @@ import numpy as np
 import torch
 
 from aekit.config import ModelConfig, TrainConfig
+from aekit.data.units import as_image_tensor, like_input
 from aekit.errors import ConfigError, DataError
-
-
-def as_image_tensor(X: Any, name: str = "X", shape: tuple[int, int, int] | None = None
-                    ) -> torch.Tensor:
-    """Validate X and return a (N, C, H, W) tensor: uint8 kept as uint8, floats as float32."""
-    t = torch.from_numpy(np.ascontiguousarray(X)) if isinstance(X, np.ndarray) else X
-    if not isinstance(t, torch.Tensor):
-        raise DataError(f"{name}: expected a numpy array or torch tensor, got {type(X).__name__}")
-    if t.dtype == torch.bool or t.is_complex():
-        raise DataError(f"{name}: dtype {t.dtype} is not an image type; use uint8 or float")
-    if t.ndim == 2 and shape is not None and t.shape[1] == int(np.prod(shape)):
-        t = t.reshape(len(t), *shape)  # (N, C*H*W) -> (N, C, H, W)
-    elif t.ndim == 3:
-        t = t.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
-    elif t.ndim == 4 and t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):
-        t = t.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
-    if t.ndim != 4 or len(t) == 0:
-        raise DataError(f"{name}: expected a non-empty batch of images (N, H, W) or (N, C, H, W), "
-                        f"got shape {tuple(t.shape)}")
-    if shape is not None and tuple(t.shape[1:]) != tuple(shape):
-        raise DataError(f"{name}: images are {tuple(t.shape[1:])} but the model expects {shape}")
-    if t.dtype == torch.uint8:
-        return t.contiguous()
-    t = t.float()
-    if not torch.isfinite(t).all():
-        raise DataError(f"{name}: contains NaN or infinite values")
-    if t.min() < 0 or t.max() > 1:
-        raise DataError(f"{name}: float values must lie in [0, 1] (got {float(t.min()):.3g}.."
-                        f"{float(t.max()):.3g}); divide uint8 images by 255")
-    return t.contiguous()
-
-
-def _like(result: torch.Tensor, reference: Any) -> Any:
-    return result if isinstance(reference, torch.Tensor) else result.cpu().numpy()
 
 
 class Autoencoder:
@@ -77,7 +44,7 @@ class Autoencoder:
         self.verbose = verbose
 
     def fit(self, X: Any, y: Any = None) -> Autoencoder:
-        from aekit.experiment import build_corruption
+        from aekit.core.training import build_corruption
         from aekit.models import build_model, resolve_options
         from aekit.train.loop import fit
 
@@ -108,7 +75,7 @@ class Autoencoder:
     def _batches(self, t: torch.Tensor, fn, images: bool = True, batch_size: int = 1024
                  ) -> torch.Tensor:
         """Apply fn batch by batch under inference_mode; images go through to_unit first."""
-        from aekit.train.loop import to_unit
+        from aekit.data.units import to_unit
 
         device = next(self.module_.parameters()).device
         with torch.inference_mode():
@@ -120,7 +87,7 @@ class Autoencoder:
         """Encode images to latent codes (N, latent...)."""
         self._check_fitted()
         x = as_image_tensor(X, shape=self.model_config_.shape)
-        return _like(self._batches(x, self.module_.encode), X)
+        return like_input(self._batches(x, self.module_.encode), X)
 
     def inverse_transform(self, Z: Any) -> Any:
         """Decode latent codes back to images (N, C, H, W) in [0, 1]."""
@@ -130,25 +97,25 @@ class Autoencoder:
         if not torch.isfinite(z).all():
             raise DataError("Z: contains NaN or infinite values")
         decode = self.module_.decode
-        return _like(self._batches(z, lambda b: torch.sigmoid(decode(b)), images=False), Z)
+        return like_input(self._batches(z, lambda b: torch.sigmoid(decode(b)), images=False), Z)
 
     def reconstruct(self, X: Any) -> Any:
         """Encode and decode: images (N, C, H, W) in [0, 1]."""
         self._check_fitted()
         x = as_image_tensor(X, shape=self.model_config_.shape)
-        return _like(self._batches(x, lambda b: self.module_(b)["x_hat"]), X)
+        return like_input(self._batches(x, lambda b: self.module_(b)["x_hat"]), X)
 
     def score(self, X: Any, y: Any = None) -> float:
         """PSNR (dB) of the reconstructions: higher is better, as scikit-learn expects."""
+        from aekit.data.units import to_unit
         from aekit.eval.metrics import mse, psnr
-        from aekit.train.loop import to_unit
 
         x = to_unit(as_image_tensor(X, shape=self.model_config_.shape), torch.device("cpu"))
         return psnr(mse(torch.as_tensor(self.reconstruct(x)), x))
 
     def save(self, path: str | Path) -> Path:
         """Write a run-folder-compatible directory (config.json + model.safetensors)."""
-        from aekit.runs import save_weights, write_config
+        from aekit.core.io import save_weights, write_config
 
         self._check_fitted()
         path = Path(path)
@@ -166,7 +133,7 @@ class Autoencoder:
 
 def load(path: str | Path) -> Autoencoder:
     """Load a saved Autoencoder or any run folder made by `aekit train`."""
-    from aekit.runs import load_model
+    from aekit.core.io import load_model
 
     module, run = load_model(path)
     params = run.extra.get("api") or {}

@@ -1,7 +1,14 @@
-"""Name -> constructor registries for models and datasets (no if/elif chains elsewhere)."""
+"""Name -> constructor registries for models and datasets (no if/elif chains elsewhere).
+
+Models register themselves with `@register_model(name)` when their module is imported. The
+registry itself imports none of them: `MODEL_MODULES` names the modules that define models (the
+way a plugin system lists entry points), and a lookup imports them on first use, so finding a
+model never depends on what the caller happened to import before.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +16,9 @@ from aekit.errors import ConfigError
 
 MODELS: dict[str, type] = {}
 DATASETS: dict[str, Callable[..., Any]] = {}
+
+# Every module that defines models: the general families, and the codec next to its coder.
+MODEL_MODULES = ("aekit.models", "aekit.codec.model")
 
 
 def register_model(name: str) -> Callable[[type], type]:
@@ -34,11 +44,17 @@ def register_dataset(prefix: str) -> Callable[[Callable[..., Any]], Callable[...
     return wrap
 
 
-def get_model_class(name: str) -> type:
-    import aekit.models  # noqa: F401  (populates MODELS)
+def all_models() -> dict[str, type]:
+    """Every registered model class by name (imports MODEL_MODULES on first use)."""
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
+    return MODELS
 
+
+def get_model_class(name: str) -> type:
+    models = all_models()
     try:
-        return MODELS[name]
+        return models[name]
     except KeyError:
-        known = ", ".join(sorted(MODELS))
+        known = ", ".join(sorted(models))
         raise ConfigError(f"unknown model {name!r}; available: {known}") from None

@@ -89,8 +89,8 @@ def write_run(folder: Path, dataset: str = "digits") -> Path:
     import torch
 
     from aekit.config import ModelConfig, TrainConfig
+    from aekit.core.io import save_weights, write_config, write_metrics
     from aekit.models import build_model
-    from aekit.runs import save_weights, write_config, write_metrics
     from aekit.train.checkpoint import save_checkpoint
 
     cfg = ModelConfig(name="dense", height=12, width=12, latent_dim=4, widths=(16,))
@@ -122,8 +122,8 @@ def untrained_run(folder: Path, name: str, size: int = 12, corrupt: str = "", **
     import torch
 
     from aekit.config import ModelConfig, TrainConfig
+    from aekit.core.io import save_weights, write_config
     from aekit.models import build_model
-    from aekit.runs import save_weights, write_config
 
     mcfg = ModelConfig(name=name, height=size, width=size, latent_dim=8, **cfg)
     torch.manual_seed(0)

@@ -12,8 +12,8 @@ import weakref
 import numpy as np
 import torch
 
-from aekit.codec.bitstream import FINGERPRINT_BYTES, AezFile, pack, unpack
 from aekit.codec.entropy import TableCoder
+from aekit.codec.io import FINGERPRINT_BYTES, AezFile, pack, unpack
 from aekit.errors import DataError, FormatError, RunError
 
 DEFAULT_BATCH = 1024

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from numpy.lib import format as npformat
 
-from aekit.data import Dataset, dataset_loader, resize_images, split_train_val
+from aekit.data.dataset import Dataset, dataset_loader, resize_images, split_train_val
 from aekit.errors import DataError
 
 TEST_FRACTION = 0.1

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import torch
 
-from aekit.data import Dataset, dataset_loader
+from aekit.data.dataset import Dataset, dataset_loader
 from aekit.errors import DataError
 
 N_TEST = 297  # 1,500 train / 297 test, stratified by class

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aekit.data import Dataset, dataset_loader, split_train_val
+from aekit.data.dataset import Dataset, dataset_loader, split_train_val
 from aekit.data.images import IMAGE_EXTENSIONS, is_image_file, load_uint8, probe_image
 from aekit.errors import DataError
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aekit.data import Dataset, dataset_loader
+from aekit.data.dataset import Dataset, dataset_loader
 from aekit.errors import DataError
 from aekit.io import atomic_write_bytes
 

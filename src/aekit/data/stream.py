@@ -214,7 +214,7 @@ def estimate_folder_bytes(root: Path, image_size: tuple[int, int] | None) -> int
 def open_folder_stream(root: str | os.PathLike, image_size: tuple[int, int] | None = None):
     """A `folder:` Dataset whose train split streams (same files, order, labels and split as the
     in-memory loader); only image headers are read here, plus the test images."""
-    from aekit.data import Dataset, split_train_val
+    from aekit.data.dataset import Dataset, split_train_val
     from aekit.data.folder import SPLIT_SEED, TEST_FRACTION, _fmt, _scan
     from aekit.data.images import probe_image
 
@@ -266,7 +266,8 @@ def load_training_dataset(name: str, image_size=None, stream: str = "auto",
                           budget: str | int | None = None, log=None):
     """load_dataset, except that a `folder:` dataset is streamed when asked (`always`) or when its
     decoded images exceed the memory budget (`auto`)."""
-    from aekit.data import load_dataset, parse_image_size
+    from aekit.data import load_dataset
+    from aekit.data.units import parse_image_size
 
     if stream not in STREAM_MODES:
         raise ConfigError(f"--stream {stream!r}: use one of {', '.join(STREAM_MODES)}")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from aekit.data.units import to_unit
 from aekit.eval.metrics import psnr, ssim_map
-from aekit.train.loop import to_unit
 
 # Float values (images x channels x pixels) in one evaluation batch: 4 MiB per float32 copy.
 # Fashion-MNIST (784 values) keeps the 1,000-image batches that evaluation has always used.

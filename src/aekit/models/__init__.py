@@ -1,4 +1,4 @@
-"""Autoencoder models behind a name registry; importing this package registers all of them."""
+"""AutoencoderModule models behind a name registry; importing this package registers all of them."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ import pkgutil
 
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError
-from aekit.models.base import Autoencoder
+from aekit.models.base import AutoencoderModule
 from aekit.models.summary import summary
-from aekit.registry import MODELS, get_model_class
+from aekit.registry import get_model_class
 
-# Import every module of this package (dense, deep, conv, seeds, variational, codec, ...): each
+# Import every module of this package (dense, deep, conv, seeds, variational, ...): each
 # registers its models with @register_model, so adding a model never means editing this file.
 for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["Autoencoder", "MODELS", "build_model", "default_config", "resolve_options",
-           "summary"]
+__all__ = ["AutoencoderModule", "build_model", "default_config", "resolve_options", "summary"]
 
 
 def default_config(name: str) -> ModelConfig:
@@ -48,7 +47,7 @@ def resolve_options(cfg: ModelConfig) -> ModelConfig:
     return dataclasses.replace(cfg, options={**defaults, **cfg.options})
 
 
-def build_model(cfg: ModelConfig) -> Autoencoder:
+def build_model(cfg: ModelConfig) -> AutoencoderModule:
     """Validate `cfg` against the model's constraints and build the (untrained) model."""
     cls = get_model_class(cfg.name)
     if cls.fixed_shape is not None and tuple(cfg.shape) != tuple(cls.fixed_shape):

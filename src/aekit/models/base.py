@@ -16,7 +16,7 @@ from aekit.config import ModelConfig
 from aekit.errors import check_range
 
 
-class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
+class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
     registry_name: str = ""
     default_loss: str = "mse"
     # Models whose spatial layout is fixed (e.g. the seeds' exact 28x28 stacks) override this.

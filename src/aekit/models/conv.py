@@ -22,7 +22,7 @@ from torch import nn
 
 from aekit.config import ModelConfig
 from aekit.errors import check_range
-from aekit.models.base import Autoencoder
+from aekit.models.base import AutoencoderModule
 from aekit.models.layers import (
     Flatten,
     Unflatten,
@@ -57,7 +57,7 @@ def _down(side: int) -> int:
 
 
 @register_model("conv")
-class ConvAE(Autoencoder):
+class ConvAE(AutoencoderModule):
     """Default conv autoencoder: stride-2 3x3 convs -> dense latent -> resize+conv back; any H x W.
 
     See the module docstring for the design and the options (spatial, activation, depth, hidden).

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.models.base import Autoencoder
+from aekit.models.base import AutoencoderModule
 from aekit.models.layers import Flatten, Unflatten, model_options
 from aekit.registry import register_model
 
@@ -26,7 +26,7 @@ def mlp(sizes: list[int], last_activation: bool) -> list[nn.Module]:
 
 
 @register_model("deep")
-class DeepAE(Autoencoder):
+class DeepAE(AutoencoderModule):
     """D -> widths... -> latent -> reversed(widths)... -> D, ReLU between layers.
 
     The code layer is linear here (a ReLU code can lose dead units for good); `seed-deep`

@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.models.base import Autoencoder
+from aekit.models.base import AutoencoderModule
 from aekit.models.layers import Flatten, Unflatten, model_options
 from aekit.registry import register_model
 
 
 @register_model("dense")
-class DenseAE(Autoencoder):
+class DenseAE(AutoencoderModule):
     """flatten -> Linear(D, latent) + ReLU -> Linear(latent, D) -> logits (B, C, H, W)."""
 
     def __init__(self, cfg: ModelConfig) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.models.base import Autoencoder
+from aekit.models.base import AutoencoderModule
 from aekit.models.deep import mlp
 from aekit.models.layers import Flatten, Resize, Unflatten
 from aekit.registry import register_model
@@ -20,7 +20,7 @@ from aekit.registry import register_model
 MNIST_SHAPE = (1, 28, 28)
 
 
-class SeedPreset(Autoencoder):
+class SeedPreset(AutoencoderModule):
     """A fixed architecture: fixed input shape and latent size, an encoder and a decoder."""
 
     fixed_shape = MNIST_SHAPE

@@ -36,7 +36,7 @@ from torch import nn
 
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, check_range
-from aekit.models.base import Autoencoder
+from aekit.models.base import AutoencoderModule
 from aekit.models.layers import activation, conv_out, model_options
 from aekit.registry import register_model
 
@@ -99,7 +99,7 @@ class _Up(nn.Module):
 
 
 @register_model("unet")
-class UNet(Autoencoder):
+class UNet(AutoencoderModule):
     """U-Net with skip connections for restoration (denoise / inpaint / colorize); any H x W."""
 
     default_options = DEFAULT_OPTIONS

@@ -28,7 +28,7 @@ from torch import nn
 
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, check_range
-from aekit.models.base import Autoencoder
+from aekit.models.base import AutoencoderModule
 from aekit.models.deep import mlp
 from aekit.models.layers import Flatten, Unflatten, model_options
 from aekit.registry import register_model
@@ -44,7 +44,7 @@ BINARIZE_SEED = 0
 
 
 @register_model("vae")
-class VAE(Autoencoder):
+class VAE(AutoencoderModule):
     """Variational autoencoder: dense or conv backbone (option backbone), beta-VAE via beta."""
 
     default_loss = "vae"

@@ -210,10 +210,10 @@ def latent_picture(run_dir: Path) -> tuple[bytes, str]:
 
     import torch
 
+    from aekit.core.io import load_model
     from aekit.data import load_dataset
+    from aekit.data.units import to_unit
     from aekit.report.latent_plot import plot_latent
-    from aekit.runs import load_model
-    from aekit.train.loop import to_unit
 
     model, run = load_model(run_dir)
     cfg = run.model_cfg
@@ -233,7 +233,7 @@ def latent_picture(run_dir: Path) -> tuple[bytes, str]:
 
 def load_run(path: str | Path, notes: list[str]) -> dict:
     """What the page needs from one run folder; RunError when it is not a run."""
-    from aekit.runs import read_config, read_metrics
+    from aekit.core.io import read_config, read_metrics
 
     path = Path(path)
     run = read_config(path)  # RunError: no such folder / not a run folder

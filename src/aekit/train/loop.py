@@ -20,6 +20,7 @@ from torch import nn
 from aekit.config import TrainConfig
 from aekit.data.augment import augment_batch
 from aekit.data.stream import iter_batches, iter_chunks
+from aekit.data.units import to_unit
 from aekit.device import autocast_dtype, resolve_device
 from aekit.errors import RunError, TrainingDiverged
 from aekit.train import distributed
@@ -72,11 +73,6 @@ def preferred_memory_format(model: nn.Module) -> torch.memory_format:
     return torch.channels_last if has_conv else torch.contiguous_format
 
 
-def to_unit(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float32 in [0, 1] on `device`, converted per batch so the dataset
-    stays uint8 in memory (4x smaller); float input is taken as already in [0, 1]."""
-    x = x.to(device, non_blocking=True)
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 
 @torch.inference_mode()

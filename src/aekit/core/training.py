@@ -53,8 +53,8 @@ def train_run(
 
     For a new run `model_cfg`'s in_channels/height/width are replaced by the dataset's shape.
     """
+    from aekit.core.io import read_config, write_config
     from aekit.models import build_model, resolve_options
-    from aekit.runs import read_config, write_config
     from aekit.train import distributed
     from aekit.train.logging import RunLogger
     from aekit.train.loop import fit
@@ -143,7 +143,7 @@ def _remove_stale_temps(out: Path) -> None:
 
 def _stopped_before_first_checkpoint(out: Path) -> bool:
     """A run folder with a config but neither a checkpoint nor final weights."""
-    from aekit.runs import WEIGHTS
+    from aekit.core.io import WEIGHTS
     from aekit.train.checkpoint import CHECKPOINT_NAME
 
     return not (out / "checkpoint" / CHECKPOINT_NAME).exists() and not (out / WEIGHTS).exists()
@@ -158,11 +158,11 @@ def _epoch_line(row: dict, epochs: int) -> str:
 def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds, result,
                corrupt=None) -> dict[str, Any]:
     """Save weights, evaluate on the test split, write metrics, history and pictures."""
+    from aekit.core.io import save_weights, write_history_csv, write_metrics
     from aekit.data.stream import in_memory
     from aekit.eval.baselines import pca_baseline
     from aekit.eval.evaluate import eval_batch_size, evaluate_set
     from aekit.report.plots import plot_loss
-    from aekit.runs import save_weights, write_history_csv, write_metrics
 
     save_weights(out, model)
     # Streamed: one pixel-budgeted batch of floats at a time, never the whole test set.

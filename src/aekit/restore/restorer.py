@@ -61,8 +61,8 @@ class Restorer:
     @classmethod
     def load(cls, run_dir: str | Path, task: str, device: str = "cpu",
              batch_size: int = 256) -> Restorer:
+        from aekit.core.io import load_model, read_config
         from aekit.device import resolve_device
-        from aekit.runs import load_model, read_config
 
         if task not in TASKS:
             raise ConfigError(f"unknown restoration task {task!r}; use one of {', '.join(TASKS)}")

@@ -26,8 +26,8 @@ from aekit.errors import ConfigError, DataError, RunError
 
 
 def add_parsers(sub) -> None:
-    from aekit.cli import parse_size
-    from aekit.tasks.anomaly import COMPONENTS, DEFAULT_SCORE, Detector
+    from aekit.anomaly.detector import COMPONENTS, DEFAULT_SCORE, Detector
+    from aekit.args import parse_size
 
     d = Detector()
     top = sub.add_parser("anomaly", help="one-class anomaly detection (fit / score)")
@@ -104,7 +104,7 @@ def normal_set(args: argparse.Namespace):
     if args.normal_dir:
         if args.normal_class is not None:
             raise ConfigError("--normal-class applies to --dataset, not to --normal-dir")
-        from aekit.cli import existing_dir
+        from aekit.args import existing_dir
         from aekit.data.folder import load_image_folder
 
         ds = load_image_folder(existing_dir(args.normal_dir), args.image_size)
@@ -138,7 +138,7 @@ def resolve_class(ds, text: str) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from aekit.tasks.anomaly import Detector
+    from aekit.anomaly.detector import Detector
 
     out = Path(args.out)
     if (out / "config.json").exists():
@@ -208,7 +208,7 @@ def fit_metrics(det, x: torch.Tensor, ds, k: int | None) -> dict:
 
 
 def _write_pictures(out: Path, det, x: torch.Tensor, metrics: dict) -> None:
-    from aekit.experiment import write_reconstructions
+    from aekit.core.training import write_reconstructions
     from aekit.report.plots import plot_loss
 
     sample = x[:10].float() / 255.0 if x.dtype == torch.uint8 else x[:10].float()
@@ -222,8 +222,8 @@ def _write_pictures(out: Path, det, x: torch.Tensor, metrics: dict) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from aekit.runs import read_config
-    from aekit.tasks.anomaly import load_detector
+    from aekit.anomaly.detector import load_detector
+    from aekit.core.io import read_config
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
@@ -261,7 +261,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     where = f" -> {args.out}" if args.out else ""
     print(f"{len(rows)} image(s) scored, {flagged} flagged (threshold {threshold:.6g}){where}"
           f"{summary}", file=sys.stderr if not args.out else sys.stdout)
-    from aekit.batch import report_bad
+    from aekit.args import report_bad
 
     return report_bad(bad, len(rows))
 
@@ -295,7 +295,7 @@ def _score_dataset(det, args, threshold: float, heat_dir, run_info: dict):
 
 
 def _score_files(det, args, threshold: float, heat_dir):
-    from aekit.batch import collect_paths, output_path
+    from aekit.data.files import collect_paths, output_path
     from aekit.data.images import probe_image, read_images
 
     c, h, w = det.model_config_.shape

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from aekit.anomaly.detector import CODES_FILE, DETECTOR_FILE, FORMAT_TAG, Detector
+from aekit.anomaly.scores import parse_score
 from aekit.errors import RunError
-from aekit.tasks.anomaly import CODES_FILE, DETECTOR_FILE, FORMAT_TAG, Detector
-from aekit.tasks.anomaly_scores import parse_score
 
 
 def save_detector(det: Detector, path: str | Path, metrics: dict[str, Any] | None = None,
@@ -19,10 +19,10 @@ def save_detector(det: Detector, path: str | Path, metrics: dict[str, Any] | Non
     """Write det's run folder (what Detector.save documents); returns the folder."""
     from safetensors.torch import save as st_save
 
+    from aekit.core.io import FORMAT_TAG as WEIGHTS_TAG
+    from aekit.core.io import save_weights, write_config, write_history_csv
+    from aekit.core.io import write_metrics as write_metrics_json
     from aekit.io import atomic_write_bytes, atomic_write_text
-    from aekit.runs import FORMAT_TAG as WEIGHTS_TAG
-    from aekit.runs import save_weights, write_config, write_history_csv
-    from aekit.runs import write_metrics as write_metrics_json
 
     det._check_fitted()
     path = Path(path)
@@ -55,8 +55,8 @@ def load_detector(path: str | Path) -> Detector:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from aekit.core.io import load_model, load_weights, read_config
     from aekit.io import read_json
-    from aekit.runs import load_model, load_weights, read_config
 
     path = Path(path)
     run = read_config(path)

@@ -6,7 +6,6 @@ in chunks so a folder of any size runs in bounded memory.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -41,14 +40,6 @@ def iter_image_batches(paths: Sequence[Path], channels: int, size: tuple[int, in
         yield read_images(paths[start : start + batch_size], channels=channels, size=size)
 
 
-def report_bad(bad: Sequence[tuple], processed: int) -> int:
-    """Print skipped files on stderr; exit code 1 if any, else 0."""
-    for path, reason in bad:
-        print(f"aekit: skipped {path}: {reason}", file=sys.stderr)
-    if bad:
-        print(f"aekit: {processed} file(s) done, {len(bad)} skipped", file=sys.stderr)
-        return 1
-    return 0
 
 
 def output_path(out_dir: Path, src: Path, used: set[str], suffix: str = ".png") -> Path:

@@ -118,7 +118,7 @@ def pca_quant_point(train: np.ndarray, x: np.ndarray, step: float,
                     components: int | None = None, pca=None) -> dict:
     """PCA+quantization at one step size; bytes = payload + the `.aez` header of one file per
     image (the same container the learned codec pays for)."""
-    from aekit.codec.bitstream import AezFile, pack
+    from aekit.codec.io import AezFile, pack
 
     pq = PCAQuantizer(train, step, components, pca)
     payloads = pq.encode(x)

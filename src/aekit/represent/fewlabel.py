@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from aekit.data.corrupt import warp
+from aekit.data.units import to_unit
 from aekit.errors import ConfigError, DataError, check_range
-from aekit.tasks.semisup import Pseudo, embedding_graph, pseudo_labels
-from aekit.train.loop import to_unit
+from aekit.represent.semisup import Pseudo, embedding_graph, pseudo_labels
 
 HEADS = ("linear", "mlp")
 AUGMENTS = ("none", "shift", "shift+flip")

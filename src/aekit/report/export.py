@@ -248,7 +248,7 @@ def _add_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
 def export_run(run_dir: str | os.PathLike, fmt: str, part: str, out: str | os.PathLike
                ) -> dict[str, Any]:
     """Load a run folder and export one part of its model."""
-    from aekit.runs import load_model
+    from aekit.core.io import load_model
 
     if fmt == "onnx":
         for pkg in ("onnx", "onnxruntime"):

@@ -28,10 +28,10 @@ from torch import nn
 
 from aekit.codec.density import PRECISION, UnitDensity, integer_table
 from aekit.codec.mixture import Mixture, fit_mixture
+from aekit.codec.steps import N_LEVELS, CodecSteps
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, RunError, check_range
-from aekit.models.base import Autoencoder
-from aekit.models.codec_steps import N_LEVELS, CodecSteps
+from aekit.models.base import AutoencoderModule
 from aekit.models.layers import model_options
 from aekit.registry import register_model
 
@@ -43,7 +43,7 @@ _EPS = 1e-7  # logits of clipped pixels: sigmoid(logit(eps)) == eps
 
 
 @register_model("codec")
-class CodecAE(CodecSteps, Autoencoder):
+class CodecAE(CodecSteps, AutoencoderModule):
     """Learned image codec: mixture of learned transforms, factorized prior, integer tables.
 
     latent_dim = D coefficients per image (C*H*W keeps every dimension). Options: lambda (rate
@@ -307,7 +307,7 @@ class CodecAE(CodecSteps, Autoencoder):
         c1 = (y - q1).square_().mul_(g).add_(table[q1.long().add_(base)], alpha=rate)
         return k, y, torch.where(c1 < c0, q1, q0)
 
-    # --- the Autoencoder contract ---------------------------------------------------------------
+    # --- the AutoencoderModule contract ----------------------------------------------------------
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> z (B, 1 + D): [cluster index, continuous coefficients]."""

@@ -8,7 +8,7 @@ The autoencoder is trained as a *restoration* network (ARNet, Fei et al. 2020): 
 normal image rotated by a random multiple of 90 degrees, its target the upright image. Undoing the
 rotation forces it to learn what normal images look like (orientation, shape), not just to copy
 pixels, so anomalies are restored badly. The score (`score=`, parts joined by '+') combines parts
-listed in aekit.tasks.anomaly_scores: mse, ssim, knn, gauss (from the networks) and pca, pixknn
+listed in aekit.anomaly.scores: mse, ssim, knn, gauss (from the networks) and pca, pixknn
 (from the normal pixels). The latent parts (knn, gauss) come from networks trained with
 `latent_restore` (default: a plain autoencoder): on a train-split validation the restoration
 network's pixel errors and the plain network's codes were each the better of the two.
@@ -32,10 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit.api import as_image_tensor
-from aekit.config import ModelConfig, TrainConfig
-from aekit.errors import ConfigError, DataError, check_range
-from aekit.tasks.anomaly_scores import (
+from aekit.anomaly.scores import (
     COMPONENTS,
     LATENT_PARTS,
     RECON_PARTS,
@@ -44,8 +41,10 @@ from aekit.tasks.anomaly_scores import (
     parse_score,
     pixel_parts,
     pixel_state,
-    unit,
 )
+from aekit.config import ModelConfig, TrainConfig
+from aekit.data.units import as_image_tensor, to_unit
+from aekit.errors import ConfigError, DataError, check_range
 
 DEFAULT_SCORE = "ssim+knn+gauss"  # best on the train-split validation (docs/bench/anomaly.md)
 DETECTOR_FILE = "detector.json"
@@ -248,7 +247,7 @@ class Detector:
         self._check_fitted()
         x = self._input(X)
         with torch.inference_mode():
-            return torch.cat([self.members_[0](unit(b))["x_hat"] for b in x.split(512)]).numpy()
+            return torch.cat([self.members_[0](to_unit(b))["x_hat"] for b in x.split(512)]).numpy()
 
     def error_maps(self, X: Any) -> np.ndarray:
         """Per-pixel squared error (N, H, W), mean over channels and members; divide by
@@ -277,7 +276,7 @@ class Detector:
 
     @torch.inference_mode()
     def _codes(self, module, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([module.encode(unit(b)).flatten(1) for b in x.split(512)])
+        return torch.cat([module.encode(to_unit(b)).flatten(1) for b in x.split(512)])
 
     def _raw_scores(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         """{part: raw scores (N,)}, model parts averaged over the members."""
@@ -306,7 +305,7 @@ class Detector:
     def _pixel_errors(self, x: torch.Tensor) -> torch.Tensor:
         maps = []
         for b in x.split(512):
-            xb = unit(b)
+            xb = to_unit(b)
             err = sum((mod(xb)["x_hat"] - xb).pow(2).mean(1) for mod in self.members_)
             maps.append(err / len(self.members_))  # (B, H, W)
         return torch.cat(maps)
@@ -347,7 +346,7 @@ class Detector:
              extra: dict[str, Any] | None = None) -> Path:
         """Write a run folder: config.json, model.safetensors (+ model-<i>.safetensors for more
         members), detector.json, detector.safetensors (latent codes), metrics.json, history.csv."""
-        from aekit.tasks.anomaly_io import save_detector
+        from aekit.anomaly.io import save_detector
 
         return save_detector(self, path, metrics, extra)
 
@@ -363,7 +362,7 @@ class Detector:
 
 def load_detector(path: str | Path) -> Detector:
     """A fitted Detector from a run folder written by Detector.save / `aekit anomaly fit`."""
-    from aekit.tasks.anomaly_io import load_detector as load
+    from aekit.anomaly.io import load_detector as load
 
     return load(path)
 

@@ -11,7 +11,7 @@ from aekit.errors import ConfigError, RunError, check_range
 
 
 def add_parsers(sub) -> None:
-    from aekit.cli import parse_option, parse_size
+    from aekit.args import parse_option, parse_size
 
     p = sub.add_parser("train", help="train an autoencoder and write a run folder")
     p.add_argument("--model", default="conv", help="model name (see `aekit models`)")
@@ -126,7 +126,7 @@ def preset_defaults(cls) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aekit.experiment import train_run
+    from aekit.core.training import train_run
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     extra = {"log_to": ("csv", *args.log), "stream": args.stream,
@@ -159,11 +159,11 @@ def _print_quality_table(metrics: dict) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from aekit.core.io import load_model
+    from aekit.core.training import build_corruption
     from aekit.data import load_dataset
     from aekit.eval.evaluate import evaluate_set
-    from aekit.experiment import build_corruption
     from aekit.io import atomic_write_text
-    from aekit.runs import load_model
 
     model, run = load_model(args.run)
     name = args.dataset or run.train_cfg.dataset
@@ -187,9 +187,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     import torch
 
-    from aekit.batch import collect_paths, iter_image_batches, output_path, report_bad
+    from aekit.args import report_bad
+    from aekit.core.io import load_model
+    from aekit.data.files import collect_paths, iter_image_batches, output_path
     from aekit.data.images import save_png
-    from aekit.runs import load_model
 
     model, run = load_model(args.run)
     cfg = run.model_cfg
@@ -212,11 +213,11 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    import aekit.models  # noqa: F401
-    from aekit.registry import MODELS
+    from aekit.registry import all_models
 
-    for name in sorted(MODELS):
-        doc = (MODELS[name].__doc__ or "").strip().splitlines()
+    models = all_models()
+    for name in sorted(models):
+        doc = (models[name].__doc__ or "").strip().splitlines()
         print(f"{name:<18} {doc[0] if doc else ''}")
     return 0
 
@@ -231,9 +232,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from aekit.config import ModelConfig
+    from aekit.core.io import read_config
     from aekit.models import build_model
     from aekit.models.summary import summary
-    from aekit.runs import read_config
 
     target = Path(args.target)
     if target.is_dir():

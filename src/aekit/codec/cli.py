@@ -51,7 +51,7 @@ def add_parsers(sub) -> None:
 
 
 def load_codec(run_dir: str):
-    from aekit.runs import load_model
+    from aekit.core.io import load_model
 
     model, _ = load_model(run_dir)
     if not (hasattr(model, "symbols") and hasattr(model, "coding_plan")):
@@ -126,7 +126,7 @@ def _inputs(args: argparse.Namespace, model) -> Iterable[tuple[torch.Tensor, lis
         return [(x[i : i + CHUNK], names[i : i + CHUNK], []) for i in range(0, len(x), CHUNK)]
     if not args.images:
         raise ConfigError("compress needs image files/folders or --dataset NAME")
-    from aekit.batch import collect_paths
+    from aekit.data.files import collect_paths
 
     if model.cfg.in_channels not in (1, 3):
         raise ConfigError(f"image files have 1 or 3 channels; this codec takes "
@@ -148,9 +148,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
     left out (exit 1). The container holds the good images in input order (folders sorted by
     path); with --each, one file per good image. No good image at all: an error, nothing
     written."""
-    from aekit.batch import report_bad
+    from aekit.args import report_bad
     from aekit.codec.api import encode_payloads, fingerprint
-    from aekit.codec.bitstream import AezFile, pack
+    from aekit.codec.io import AezFile, pack
     from aekit.io import atomic_write_bytes
 
     model = load_codec(args.run)
@@ -212,7 +212,7 @@ def find_run(fp_hex: str, runs_dir: str = DEFAULT_RUNS_DIR) -> str:
 
 def cmd_decompress(args: argparse.Namespace) -> int:
     from aekit.codec.api import decompress
-    from aekit.codec.bitstream import unpack
+    from aekit.codec.io import unpack
     from aekit.data.images import save_png
 
     data = _read_file(args.file)
@@ -241,7 +241,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 
 def cmd_codec_info(args: argparse.Namespace) -> int:
     from aekit.codec.api import check_file_matches, info
-    from aekit.codec.bitstream import unpack
+    from aekit.codec.io import unpack
 
     data = _read_file(args.file)
     try:

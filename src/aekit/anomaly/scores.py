@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from aekit.data.units import to_unit
 from aekit.errors import ConfigError
 
 RECON_PARTS = ("mse", "ssim")
@@ -36,9 +37,6 @@ def parse_score(spec: str) -> tuple[str, ...]:
     return parts
 
 
-def unit(b: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] or float [0, 1] images -> float32 [0, 1]."""
-    return b.float().div(255.0) if b.dtype == torch.uint8 else b.float()
 
 
 def knn_distance(z: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
@@ -60,7 +58,7 @@ def gauss_fit(z: torch.Tensor, ridge: float = 1e-3) -> tuple[torch.Tensor, torch
 
 def pca_fit(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean (D,), components (k, D)) of the flattened normal images x (N, C, H, W)."""
-    flat = unit(x).flatten(1).double()  # (N, D)
+    flat = to_unit(x).flatten(1).double()  # (N, D)
     mean = flat.mean(0)
     k = max(1, min(k, flat.shape[0] - 1, flat.shape[1]))
     _, _, vh = torch.linalg.svd(flat - mean, full_matrices=False)
@@ -71,7 +69,7 @@ def pca_residual(x: torch.Tensor, mean: torch.Tensor, comps: torch.Tensor) -> to
     """Mean squared residual (N,) of each image after projection onto the PCA subspace."""
     out = []
     for b in x.split(1024):
-        d = unit(b).flatten(1) - mean  # (B, D)
+        d = to_unit(b).flatten(1) - mean  # (B, D)
         out.append((d - (d @ comps.T) @ comps).pow(2).mean(1))
     return torch.cat(out)
 
@@ -85,7 +83,7 @@ def model_parts(module, x: torch.Tensor, parts: tuple[str, ...], codes: torch.Te
 
     out: dict[str, list[torch.Tensor]] = {}
     for b in x.split(512):
-        xb = unit(b)
+        xb = to_unit(b)
         res = module(xb)
         z = res["z"].flatten(1)
         vals = {}
@@ -111,8 +109,8 @@ def pixel_parts(x: torch.Tensor, parts: tuple[str, ...], state: dict[str, torch.
     if "pca" in parts:
         out["pca"] = pca_residual(x, state["pca_mean"], state["pca_components"]).double()
     if "pixknn" in parts:
-        bank = unit(state["pixels"]).flatten(1)
-        out["pixknn"] = torch.cat([knn_distance(unit(b).flatten(1), bank, k)
+        bank = to_unit(state["pixels"]).flatten(1)
+        out["pixknn"] = torch.cat([knn_distance(to_unit(b).flatten(1), bank, k)
                                    for b in x.split(1024)]).double()
     return out
 
@@ -124,7 +122,7 @@ def pixel_state(train_x: torch.Tensor, parts: tuple[str, ...], pca_k: int
     if "pca" in parts:
         state["pca_mean"], state["pca_components"] = pca_fit(train_x, pca_k)
     if "pixknn" in parts:
-        state["pixels"] = (unit(train_x) * 255).round().to(torch.uint8).contiguous()
+        state["pixels"] = (to_unit(train_x) * 255).round().to(torch.uint8).contiguous()
     return state
 
 

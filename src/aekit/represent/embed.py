@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aekit.train.loop import to_unit
+from aekit.data.units import to_unit
 
 SPLITS = ("test", "train", "all")
 

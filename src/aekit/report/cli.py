@@ -39,7 +39,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from aekit.export import export_run
+    from aekit.report.export import export_run
 
     info = export_run(args.run, args.format, args.part, args.out)
     shape = "x".join(str(s) for s in info["input_shape"])

@@ -119,7 +119,7 @@ def _save_npy(path: Path, array) -> None:
 
 def _read_files(paths: list[str], cfg) -> tuple:
     """All images of `paths` (files/folders) at the run's size; any bad file is an error."""
-    from aekit.batch import collect_paths
+    from aekit.data.files import collect_paths
     from aekit.data.images import read_images
 
     files = collect_paths(paths)
@@ -142,8 +142,8 @@ def _load_dataset_for(name: str, cfg):
 def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from aekit.runs import load_model
-    from aekit.tasks.embed import dataset_split, embed
+    from aekit.core.io import load_model
+    from aekit.represent.embed import dataset_split, embed
 
     if bool(args.images) == bool(args.dataset):
         raise ConfigError("embed needs either image files/folders or --dataset D (not both)")
@@ -189,9 +189,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     import torch
 
+    from aekit.core.io import load_model
     from aekit.io import atomic_write_text
-    from aekit.runs import load_model
-    from aekit.tasks.fewlabel import (
+    from aekit.represent.fewlabel import (
         Classifier,
         FinetuneConfig,
         accuracy,
@@ -246,7 +246,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     import csv
 
-    from aekit.tasks.fewlabel import accuracy, load_classifier, predict_proba
+    from aekit.represent.fewlabel import accuracy, load_classifier, predict_proba
 
     if bool(args.images) == bool(args.dataset):
         raise ConfigError("classify needs either image files/folders or --dataset D (not both)")
@@ -277,8 +277,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _load_variational(run_dir: str, what: str):
-    from aekit.runs import load_model
-    from aekit.tasks.generate import require_variational
+    from aekit.core.io import load_model
+    from aekit.represent.generate import require_variational
 
     model, run = load_model(run_dir)
     require_variational(model, run_dir, what)
@@ -287,7 +287,7 @@ def _load_variational(run_dir: str, what: str):
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from aekit.data.images import save_grid
-    from aekit.tasks.generate import grid_rows, sample_images
+    from aekit.represent.generate import grid_rows, sample_images
 
     model, _ = _load_variational(args.run, "sample")
     images = sample_images(model, args.n, args.seed, args.temperature)
@@ -297,9 +297,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
+    from aekit.core.io import load_model
     from aekit.data.images import save_grid
-    from aekit.runs import load_model
-    from aekit.tasks.generate import interpolate
+    from aekit.represent.generate import interpolate
 
     model, run = load_model(args.run)
     x, _ = _read_files([args.a, args.b], run.model_cfg)
@@ -313,7 +313,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_traverse(args: argparse.Namespace) -> int:
     from aekit.data.images import save_grid
-    from aekit.tasks.generate import kl_per_unit, traverse
+    from aekit.represent.generate import kl_per_unit, traverse
 
     model, run = _load_variational(args.run, "traverse")
     base = _read_files([args.image], run.model_cfg)[0][0] if args.image else None
@@ -333,8 +333,8 @@ def cmd_traverse(args: argparse.Namespace) -> int:
 def _top_units(model, run, kl_per_unit, n: int = 8) -> list[int]:
     """The n units with the largest mean KL on (up to 2000) test images of the run's dataset;
     the first n units when that dataset cannot be loaded here."""
+    from aekit.data.units import to_unit
     from aekit.errors import AekitError
-    from aekit.train.loop import to_unit
 
     try:
         ds = _load_dataset_for(run.train_cfg.dataset, run.model_cfg)

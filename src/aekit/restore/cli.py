@@ -54,9 +54,10 @@ def _command(task: str):
 
 
 def run_task(task: str, args: argparse.Namespace) -> int:
-    from aekit.batch import collect_paths, output_path, report_bad
+    from aekit.args import report_bad
+    from aekit.data.files import collect_paths, output_path
     from aekit.data.images import save_png
-    from aekit.tasks.restore import Restorer
+    from aekit.restore.restorer import Restorer
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
@@ -136,9 +137,9 @@ def _probe(paths, restorer, task: str, run) -> tuple[list[str], list[tuple[int, 
 
 def _masks(args, good: list[str], sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
     """One bool (1, H, W) mask per good image, checked against its size."""
-    from aekit.batch import collect_paths
     from aekit.data.corrupt import parse_corruption
-    from aekit.tasks.restore import read_mask
+    from aekit.data.files import collect_paths
+    from aekit.restore.restorer import read_mask
 
     if args.mask_spec:
         spec = parse_corruption(args.mask_spec)
