@@ -163,9 +163,9 @@ def run_dataset(name: str, classes: list[int] | None, params: dict, threads: int
 
 
 def plot(results: list[dict], path) -> None:
-    from aekit.report.plots import _pyplot, _save
+    from aekit.eval.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(results), 1, figsize=(10, 3.6 * len(results)), squeeze=False)
     for ax, res in zip(axes[:, 0], results, strict=True):
         labels = [r["name"] for r in res["rows"]] + ["mean"]
@@ -190,7 +190,7 @@ def plot(results: list[dict], path) -> None:
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, loc="lower left", ncol=len(series) + 1)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:

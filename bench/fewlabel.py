@@ -192,7 +192,7 @@ def main() -> None:
     from sklearn.decomposition import PCA
 
     from aekit.data import load_dataset
-    from aekit.report.plots import plot_curves
+    from aekit.eval.plots import plot_curves
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--labels", type=int, nargs="+", default=[10, 100, 1000])

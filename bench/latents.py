@@ -73,7 +73,7 @@ def nested_part(args) -> dict:
     from aekit.data.images import save_grid
     from aekit.eval.baselines import fit_pca, pca_reconstruct
     from aekit.eval.metrics import mse, psnr
-    from aekit.report.plots import plot_curves
+    from aekit.eval.plots import plot_curves
 
     ks, top = sorted(args.ks), max(args.ks)
     widths = tuple(args.widths)
@@ -155,8 +155,8 @@ def vae_part(args) -> dict:
     from aekit.core.io import load_model
     from aekit.data import load_dataset
     from aekit.data.images import save_grid
+    from aekit.eval.plots import plot_latent
     from aekit.models.variational import log_likelihood_bounds
-    from aekit.report.latent_plot import plot_latent
     from aekit.represent.embed import embed
     from aekit.represent.generate import (
         grid_rows,
@@ -214,7 +214,7 @@ def latent2d_part(args) -> dict:
     """A 2-d latent drawn directly: a dense VAE with latent_dim 2 on (grey) Fashion-MNIST."""
     from aekit.core.io import load_model
     from aekit.data import load_dataset
-    from aekit.report.latent_plot import plot_latent
+    from aekit.eval.plots import plot_latent
     from aekit.represent.embed import embed
 
     cfg = ModelConfig("vae", latent_dim=2, widths=tuple(args.vae_widths),

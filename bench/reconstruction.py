@@ -17,7 +17,7 @@ import shutil
 from aekit.config import ModelConfig, TrainConfig
 from aekit.core.training import train_run
 from aekit.device import setup_threads
-from aekit.report.plots import plot_curves
+from aekit.eval.plots import plot_curves
 from bench.common import IMG, ROOT, print_table, write_result
 
 

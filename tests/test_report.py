@@ -143,7 +143,7 @@ def test_report_in_headless_chromium(runs, tmp_path):
 
 
 def test_plot_curves_with_given_ticks(tmp_path):
-    from aekit.report.plots import plot_curves
+    from aekit.eval.plots import plot_curves
 
     out = tmp_path / "acc.png"
     plot_curves({"a": ([10, 100, 1000], [50.0, 70.0, 80.0])}, out, "labels", "accuracy (%)",

@@ -73,3 +73,43 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     # ValueError also covers integers longer than Python's int_max_str_digits (4300).
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise RunError(f"{path}: {what} is not valid JSON ({type(e).__name__})") from None
+
+
+# --- safetensors with metadata: the one reader and writer of every aekit weights file ----------
+# Tensors are stored as tensors, everything else as JSON strings in the header's __metadata__;
+# nothing is ever unpickled.
+
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any],
+                      metadata: dict[str, str]) -> None:
+    """Write `tensors` (CPU-copied, contiguous) and string `metadata` atomically."""
+    from safetensors.torch import save as st_save
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, st_save(tensors, metadata))
+
+
+def parse_safetensors(raw: bytes) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors, metadata) from a safetensors file's bytes; raises ValueError (or the library's
+    SafetensorError) on anything malformed, for the caller to name the file."""
+    from safetensors.torch import load as st_load
+
+    tensors = st_load(raw)
+    n = int.from_bytes(raw[:8], "little")
+    meta = json.loads(raw[8 : 8 + n]).get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("__metadata__ is not an object")
+    return tensors, meta
+
+
+def read_safetensors(path: str | os.PathLike, what: str, missing: str | None = None
+                     ) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; every failure is a RunError naming the file."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    raw = read_bytes(path, what, missing)
+    try:
+        return parse_safetensors(raw)
+    except (SafetensorError, ValueError, UnicodeDecodeError, RecursionError):
+        raise RunError(f"{path}: not a valid safetensors file (corrupt, truncated or a "
+                       "different format); nothing was loaded") from None

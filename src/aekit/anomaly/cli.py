@@ -209,7 +209,7 @@ def fit_metrics(det, x: torch.Tensor, ds, k: int | None) -> dict:
 
 def _write_pictures(out: Path, det, x: torch.Tensor, metrics: dict) -> None:
     from aekit.core.training import write_reconstructions
-    from aekit.report.plots import plot_loss
+    from aekit.eval.plots import plot_loss
 
     sample = x[:10].float() / 255.0 if x.dtype == torch.uint8 else x[:10].float()
     write_reconstructions(out / "reconstructions.png", sample,

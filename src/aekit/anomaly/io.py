@@ -17,33 +17,27 @@ from aekit.errors import RunError
 def save_detector(det: Detector, path: str | Path, metrics: dict[str, Any] | None = None,
                   extra: dict[str, Any] | None = None) -> Path:
     """Write det's run folder (what Detector.save documents); returns the folder."""
-    from safetensors.torch import save as st_save
-
-    from aekit.core.io import FORMAT_TAG as WEIGHTS_TAG
-    from aekit.core.io import save_weights, write_config, write_history_csv
+    from aekit.core.io import save_weights, write_config, write_history_csv, write_weights
     from aekit.core.io import write_metrics as write_metrics_json
-    from aekit.io import atomic_write_bytes, atomic_write_text
+    from aekit.io import atomic_write_text, write_safetensors
 
     det._check_fitted()
     path = Path(path)
     info = {"detector": DETECTOR_FILE, **(extra or {})}
     write_config(path, det.model_config_, det.train_config_, {"anomaly": info})
     save_weights(path, det.members_[0])
-    meta = {"format": WEIGHTS_TAG,
-            "config": json.dumps(det.model_config_.to_dict(), sort_keys=True)}
     extra_nets = [(f"model-{i}", m) for i, m in enumerate(det.members_[1:], start=1)]
     if det.latent_members_ is not det.members_:
         extra_nets += [(f"latent-{i}", m) for i, m in enumerate(det.latent_members_)]
-    for name, module in extra_nets:  # same format as runs.py's
-        tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        atomic_write_bytes(path / f"{name}.safetensors", st_save(tensors, meta))
+    for name, module in extra_nets:
+        write_weights(path / f"{name}.safetensors", module)
     tensors = {f"codes/{i}": z.contiguous() for i, z in enumerate(det.codes_)}
     for i, (mu, prec) in enumerate(det.gauss_):
         tensors[f"gauss_mean/{i}"], tensors[f"gauss_precision/{i}"] = mu, prec.contiguous()
     for name, t in det.pixel_state_.items():
         tensors[f"pixel/{name}"] = t
     tensors["heldout_scores"] = torch.from_numpy(det.heldout_scores_.astype(np.float64))
-    atomic_write_bytes(path / CODES_FILE, st_save(tensors, {"format": FORMAT_TAG}))
+    write_safetensors(path / CODES_FILE, tensors, {"format": FORMAT_TAG})
     atomic_write_text(path / DETECTOR_FILE, json.dumps(det.detector_state(), indent=2) + "\n")
     write_history_csv(path, det.history_[0])
     write_metrics_json(path, metrics or det.basic_metrics())
@@ -52,11 +46,9 @@ def save_detector(det: Detector, path: str | Path, metrics: dict[str, Any] | Non
 
 def load_detector(path: str | Path) -> Detector:
     """A fitted Detector from a run folder written by Detector.save / `aekit anomaly fit`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from aekit.core.io import load_model, load_weights, read_config
-    from aekit.io import read_json
+    from aekit.io import read_json, read_safetensors
+    from aekit.models import build_model
 
     path = Path(path)
     run = read_config(path)
@@ -80,7 +72,6 @@ def load_detector(path: str | Path) -> Detector:
         raise RunError(f"{path}/{DETECTOR_FILE}: incomplete or corrupt ({e})") from None
     det.model_config_, det.train_config_ = run.model_cfg, run.train_cfg
     first, _ = load_model(path)
-    from aekit.models import build_model
 
     def net(name: str):
         module = build_model(run.model_cfg)
@@ -91,10 +82,8 @@ def load_detector(path: str | Path) -> Detector:
     det.latent_members_ = [net(f"latent-{i}") for i in range(n_latent)] if n_latent \
         else det.members_
     n_members = len(det.latent_members_)
-    try:
-        t = load_file(str(path / CODES_FILE))
-    except (FileNotFoundError, SafetensorError, OSError):
-        raise RunError(f"{path}/{CODES_FILE}: missing or corrupt detector state") from None
+    t, _ = read_safetensors(path / CODES_FILE, "detector state",
+                            missing=f"{path}/{CODES_FILE}: missing or corrupt detector state")
     parts = parse_score(det.score)
     try:
         det.codes_ = [t[f"codes/{i}"] for i in range(n_members)] \

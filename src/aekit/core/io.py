@@ -18,14 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from aekit import __version__
 from aekit.config import ModelConfig, TrainConfig
 from aekit.errors import AekitError, RunError
-from aekit.io import atomic_write_bytes, atomic_write_text, read_bytes, read_json
+from aekit.io import atomic_write_text, read_json, read_safetensors, write_safetensors
 
 WEIGHTS = "model.safetensors"
 FORMAT_TAG = "aekit-model/1"
@@ -65,23 +62,21 @@ def read_config(run_dir: str | Path) -> Run:
 
 
 def save_weights(run_dir: str | Path, model: torch.nn.Module) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_weights(Path(run_dir) / WEIGHTS, model)
+
+
+def write_weights(path: str | Path, model: torch.nn.Module) -> None:
+    """One model's weights, tagged with its config (any file name: detectors keep several)."""
     meta = {"format": FORMAT_TAG, "config": json.dumps(model.cfg.to_dict(), sort_keys=True)}
-    atomic_write_bytes(Path(run_dir) / WEIGHTS, st_save(tensors, meta))
+    write_safetensors(path, model.state_dict(), meta)
 
 
 def load_weights(path: str | Path, model_cfg: ModelConfig) -> dict[str, torch.Tensor]:
     """Read and check a weights file against the config it should belong to."""
     path = Path(path)
-    raw = read_bytes(path, "the weights file",
-                     missing=f"{path}: weights not found (training unfinished? try --resume)")
-    try:
-        tensors = st_load(raw)
-        n = int.from_bytes(raw[:8], "little")
-        meta = json.loads(raw[8 : 8 + n]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, UnicodeDecodeError, RecursionError):
-        raise RunError(f"{path}: not a valid safetensors file (corrupt, truncated or a "
-                       "different format); nothing was loaded") from None
+    tensors, meta = read_safetensors(
+        path, "the weights file",
+        missing=f"{path}: weights not found (training unfinished? try --resume)")
     if meta.get("format") != FORMAT_TAG:
         raise RunError(f"{path}: not an aekit model file (format tag {meta.get('format')!r})")
     try:

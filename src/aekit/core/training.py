@@ -162,7 +162,7 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
     from aekit.data.stream import in_memory
     from aekit.eval.baselines import pca_baseline
     from aekit.eval.evaluate import eval_batch_size, evaluate_set
-    from aekit.report.plots import plot_loss
+    from aekit.eval.plots import plot_loss
 
     save_weights(out, model)
     # Streamed: one pixel-budgeted batch of floats at a time, never the whole test set.

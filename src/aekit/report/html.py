@@ -152,23 +152,23 @@ def figure(data: bytes, caption: str, notes: list[str], mime: str = "image/png")
 
 
 def _fig_bytes(fig) -> bytes:
-    from aekit.report.plots import _pyplot
+    from aekit.eval.plots import pyplot
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
 def loss_plot(runs: list[dict]) -> bytes | None:
     """Train (dashed) and validation (solid) loss of every run on one log-scale axis."""
-    from aekit.report.plots import _pyplot
+    from aekit.eval.plots import pyplot
 
     curves = [(r["label"], r["metrics"].get("history") or []) for r in runs if r["metrics"]]
     curves = [(name, h) for name, h in curves if isinstance(h, list) and h]
     if not curves:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for i, (name, hist) in enumerate(curves):
         color = plt.get_cmap("tab10")(i % 10)
@@ -188,9 +188,9 @@ def loss_plot(runs: list[dict]) -> bytes | None:
 
 
 def rd_plot(series: dict[str, list[tuple[float, float]]], title: str) -> bytes:
-    from aekit.report.plots import _pyplot
+    from aekit.eval.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, pts in series.items():
         pts = sorted(pts)
@@ -213,7 +213,7 @@ def latent_picture(run_dir: Path) -> tuple[bytes, str]:
     from aekit.core.io import load_model
     from aekit.data import load_dataset
     from aekit.data.units import to_unit
-    from aekit.report.latent_plot import plot_latent
+    from aekit.eval.plots import plot_latent
 
     model, run = load_model(run_dir)
     cfg = run.model_cfg

@@ -176,7 +176,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         atomic_write_text(paths_file, "\n".join(good) + "\n")
         print(f"row order -> {paths_file}")
     if args.plot:
-        from aekit.report.latent_plot import plot_latent
+        from aekit.eval.plots import plot_latent
 
         plot_latent(z, None if labels is None else labels.numpy(), args.plot,
                     f"{cfg.name} latent ({z.shape[1]}-d) of {source}", names)

@@ -405,17 +405,14 @@ def save_classifier(out, clf: Classifier, info: dict) -> None:
     import json
     from pathlib import Path
 
-    from safetensors.torch import save as st_save
-
-    from aekit.io import atomic_write_bytes, atomic_write_text
+    from aekit.io import atomic_write_text, write_safetensors
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     doc = {"kind": "classifier", **info, "model": clf.autoencoder.cfg.to_dict(),
            "num_classes": clf.head[-1].out_features}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in clf.state_dict().items()}
     meta = {"format": CLF_FORMAT, "model": json.dumps(doc["model"], sort_keys=True)}
-    atomic_write_bytes(out / CLF_WEIGHTS, st_save(tensors, meta))
+    write_safetensors(out / CLF_WEIGHTS, clf.state_dict(), meta)
     atomic_write_text(out / CLF_CONFIG, json.dumps(doc, indent=2) + "\n")
 
 
@@ -424,12 +421,9 @@ def load_classifier(path) -> tuple[Classifier, dict]:
     import json
     from pathlib import Path
 
-    from safetensors import SafetensorError
-    from safetensors.torch import load as st_load
-
     from aekit.config import ModelConfig
     from aekit.errors import AekitError, RunError
-    from aekit.io import read_json
+    from aekit.io import read_json, read_safetensors
     from aekit.models import build_model
 
     path = Path(path)
@@ -445,15 +439,8 @@ def load_classifier(path) -> tuple[Classifier, dict]:
                          int(ft.get("hidden", 256)))
     except (AekitError, KeyError, TypeError, ValueError) as e:
         raise RunError(f"{path / CLF_CONFIG}: not a valid classifier config ({e})") from None
-    try:
-        raw = (path / CLF_WEIGHTS).read_bytes()
-        state = st_load(raw)
-        n = int.from_bytes(raw[:8], "little")
-        meta = json.loads(raw[8 : 8 + n]).get("__metadata__") or {}
-    except FileNotFoundError:
-        raise RunError(f"{path / CLF_WEIGHTS}: weights not found") from None
-    except (SafetensorError, ValueError, UnicodeDecodeError):
-        raise RunError(f"{path / CLF_WEIGHTS}: not a valid safetensors file") from None
+    state, meta = read_safetensors(path / CLF_WEIGHTS, "classifier weights",
+                                   missing=f"{path / CLF_WEIGHTS}: weights not found")
     if meta.get("format") != CLF_FORMAT or json.loads(meta.get("model", "null")) != \
             json.loads(json.dumps(info["model"], sort_keys=True)):
         raise RunError(f"{path / CLF_WEIGHTS}: not the weights of this classifier config")

@@ -12,11 +12,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from aekit.errors import RunError
-from aekit.io import atomic_write_bytes, read_bytes
+from aekit.io import parse_safetensors, read_bytes, write_safetensors
 
 CHECKPOINT_NAME = "state.safetensors"
 
@@ -51,13 +49,13 @@ def save_checkpoint(
     meta: dict[str, Any],
 ) -> None:
     """Write RUN/checkpoint/state.safetensors atomically."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if best_state is not None:
-        tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
+        tensors.update({f"best.{k}": v for k, v in best_state.items()})
     opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     tensors.update(opt_tensors)
     header = {"meta": json.dumps(meta), "optimizer": json.dumps(opt_meta)}
-    atomic_write_bytes(Path(run_dir) / "checkpoint" / CHECKPOINT_NAME, st_save(tensors, header))
+    write_safetensors(Path(run_dir) / "checkpoint" / CHECKPOINT_NAME, tensors, header)
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
@@ -66,8 +64,7 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any]:
     raw = read_bytes(path, "the checkpoint",
                      missing=f"{run_dir}: no checkpoint to resume from ({path} is missing)")
     try:
-        tensors = st_load(raw)
-        header = _read_header(raw)
+        tensors, header = parse_safetensors(raw)
         meta = json.loads(header["meta"])
         opt_meta = json.loads(header["optimizer"])
         model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -108,8 +105,3 @@ def _check_layout(meta: dict, model: dict, best: dict | None) -> None:
             k: v.shape for k, v in model.items()}:
         raise ValueError("best-epoch weights do not match the model weights")
 
-
-def _read_header(raw: bytes) -> dict[str, str]:
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
-    return header.get("__metadata__", {})

@@ -25,6 +25,7 @@ from aekit.device import autocast_dtype, resolve_device
 from aekit.errors import RunError, TrainingDiverged
 from aekit.train import distributed
 from aekit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from aekit.train.health import CollapseCheck, report, start_from_data
 from aekit.train.losses import build_loss
 
 # corrupt(x, generator) -> model input; None trains a plain autoencoder (input == target).
@@ -38,6 +39,7 @@ class FitResult:
     images_per_second: float = 0.0
     best_epoch: int = 0
     stopped_early: bool = False
+    warnings: list[str] = field(default_factory=list)  # e.g. a collapsed run (train/health.py)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -124,6 +126,8 @@ def fit(
     memory_format = preferred_memory_format(model)
     amp_dtype = autocast_dtype(cfg.precision, device)
     model.to(device, memory_format=memory_format).train()
+    if not resume:  # a freshly built model starts at the data's mean intensity, not 0.5 grey
+        start_from_data(model, train_x)
     loss_fn = build_loss(cfg.loss, model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(train_x)
@@ -150,11 +154,14 @@ def fit(
         result.history = meta["history"]
         result.train_seconds = meta["train_seconds"]
         result.best_epoch = meta.get("best_epoch", 0)
+        result.warnings = list(meta.get("warnings", []))
     net = distributed.wrap(model, device) if world else model
     shard = distributed.batch_shard(cfg.batch_size, world) if world else None
     # With a corruption the noise is drawn for the whole global batch (as one process would),
     # so each rank then keeps its shard of the corrupted batch.
     late_shard = shard if corrupt is not None else None
+    collapse = CollapseCheck(val_x if val_x is not None and len(val_x) else train_x, corrupt,
+                             cfg.seed) if main else None
 
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
@@ -219,10 +226,16 @@ def fit(
             else:
                 bad_epochs += 1
         result.history.append(row)
+        if collapse is not None and not result.warnings:  # reported once per run
+            message = collapse(model, device, step)
+            if message:
+                result.warnings.append(message)
+                report(message)
         if run_dir is not None and main:
             meta = {"epoch": epoch + 1, "step": step, "best_val": best_val,
                     "bad_epochs": bad_epochs, "history": result.history,
-                    "train_seconds": result.train_seconds, "best_epoch": result.best_epoch}
+                    "train_seconds": result.train_seconds, "best_epoch": result.best_epoch,
+                    "warnings": result.warnings}
             save_checkpoint(run_dir, model, optimizer, best_state, meta)
         if on_epoch:
             on_epoch(row)
@@ -234,6 +247,8 @@ def fit(
         model.load_state_dict(best_state)
     # Back to the default layout: a model saved and reloaded must compute bit-identically.
     model.to(memory_format=torch.contiguous_format)
+    if hasattr(model, "output_init_pending"):
+        model.output_init_pending = False  # trained: a second fit continues, never restarts
     if hasattr(model, "finalize"):
         model.finalize()
     model.eval()

@@ -1,15 +1,72 @@
-"""A 2-D picture of a latent space, one dot per image coloured by its label: the code itself when
-it is 2-d, else its first two principal components."""
+"""Matplotlib figures (loss curves, benchmark curves, 2-D latent pictures), written atomically as
+PNG. matplotlib is imported lazily (it is slow)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from aekit.errors import DataError
-from aekit.report.plots import _pyplot, _save
+from aekit.io import atomic_write_bytes
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_loss(history: list[dict], path: str | Path, title: str = "") -> None:
+    """Training and validation loss per epoch."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    val = [(h["epoch"], h["val_loss"]) for h in history if h.get("val_loss") is not None]
+    if val:
+        ax.plot(*zip(*val, strict=True), "s-", label="validation")
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel("loss")
+    ax.set_title(title or "loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
+def plot_curves(series: dict[str, tuple[list, list]], path: str | Path, xlabel: str,
+                ylabel: str, title: str = "", logx: bool = False, xticks: list | None = None
+                ) -> None:
+    """Several named (x, y) lines on one axis; used by the benchmarks. `xticks`: label exactly
+    these x values (e.g. 10, 100, 1000 on a log axis)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (xs, ys) in series.items():
+        ax.plot(xs, ys, "o-", label=name)
+    if logx:
+        ax.set_xscale("log", base=2)
+    if xticks is not None:
+        ax.set_xticks(list(xticks), [str(x) for x in xticks])
+        ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
 
 
 def project_2d(z: np.ndarray, seed: int = 0) -> tuple[np.ndarray, tuple[str, str]]:
@@ -39,7 +96,7 @@ def plot_latent(z: np.ndarray, labels: np.ndarray | None, path: str | Path, titl
     idx = rng.permutation(len(z))[:max_points] if len(z) > max_points else np.arange(len(z))
     pts, (xlabel, ylabel) = project_2d(z, seed)
     pts = pts[idx]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
     if labels is None:
         ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6, color="tab:blue")
@@ -58,4 +115,4 @@ def plot_latent(z: np.ndarray, labels: np.ndarray | None, path: str | Path, titl
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"latent space ({z.shape[1]}-d)")
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
