@@ -16,10 +16,9 @@ from aekit.represent.fewlabel import (
     augment,
     balanced_indices,
     finetune,
-    load_classifier,
     predict_proba,
-    save_classifier,
 )
+from aekit.represent.io import load_classifier, save_classifier
 
 
 def quadrant_blobs(n: int, size: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -97,53 +97,15 @@ def add_parsers(sub) -> None:
 # --- fit -----------------------------------------------------------------------------------------
 
 
-def normal_set(args: argparse.Namespace):
-    """(normal train images uint8, dataset or None, normal class index or None, description)."""
-    from aekit.data import load_dataset
-
-    if args.normal_dir:
-        if args.normal_class is not None:
-            raise ConfigError("--normal-class applies to --dataset, not to --normal-dir")
-        from aekit.args import existing_dir
-        from aekit.data.folder import load_image_folder
-
-        ds = load_image_folder(existing_dir(args.normal_dir), args.image_size)
-        return torch.cat([ds.train_x, ds.test_x]), None, None, f"folder {args.normal_dir}"
-    ds = load_dataset(args.dataset or "fashion-mnist", image_size=args.image_size)
-    if args.normal_class is None:
-        return ds.train_x, ds, None, f"{ds.name} (all {len(ds.train_x):,} training images)"
-    k = resolve_class(ds, args.normal_class)
-    x = ds.train_x[ds.train_y == k]
-    if len(x) == 0:
-        raise DataError(f"dataset {ds.name}: class {args.normal_class!r} has no training images; "
-                        "the normal set is empty")
-    return x, ds, k, f"{ds.name} class {k} ({ds.classes[k]})"
-
-
-def resolve_class(ds, text: str) -> int:
-    if ds.train_y is None or not ds.classes:
-        raise ConfigError(f"dataset {ds.name} has no labels, so --normal-class cannot pick a "
-                          "class; leave it out to use every image as normal")
-    names = list(ds.classes)
-    if str(text).strip().lstrip("-").isdigit():
-        k = int(text)
-        if 0 <= k < len(names):
-            return k
-    elif text in names:
-        return names.index(text)
-    shown = ", ".join(f"{i}={n}" for i, n in enumerate(names[:12]))
-    more = ", ..." if len(names) > 12 else ""
-    raise ConfigError(f"--normal-class {text!r} does not exist in {ds.name}; use an index "
-                      f"0..{len(names) - 1} or a name ({shown}{more})")
-
-
 def cmd_fit(args: argparse.Namespace) -> int:
     from aekit.anomaly.detector import Detector
+    from aekit.anomaly.evaluate import fit_metrics, normal_set, write_pictures
 
     out = Path(args.out)
     if (out / "config.json").exists():
         raise RunError(f"{out} already holds a run; choose another --out")
-    x, ds, k, what = normal_set(args)
+    x, ds, k, what = normal_set(args.dataset, args.normal_class, args.normal_dir,
+                                args.image_size)
     widths = tuple(int(w) for w in str(args.widths).split(",") if w.strip())
     det = Detector(score=args.score, model=args.model, latent_dim=args.latent_dim, widths=widths,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -162,7 +124,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     metrics = fit_metrics(det, x, ds, k)
     det.save(out, metrics, {"normal_class": k, "normal_class_name":
                             ds.classes[k] if ds is not None and k is not None else None})
-    _write_pictures(out, det, x, metrics)
+    write_pictures(out, det, x, metrics)
     print(f"threshold {det.threshold_:.6g} (held-out normal FPR "
           f"{metrics['anomaly']['heldout_fpr']:.3f})")
     if "test_auroc" in metrics["anomaly"]:
@@ -171,51 +133,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
               f"normal and {a['test_anomalies_flagged']:.3f} of anomalous test images")
     print(f"run folder: {out}")
     return 0
-
-
-def fit_metrics(det, x: torch.Tensor, ds, k: int | None) -> dict:
-    """metrics.json: the run contract's keys (quality on normal test images, PCA at the same
-    latent size) plus detection results on the labelled test split when there is one."""
-    from aekit.eval.baselines import pca_baseline
-    from aekit.eval.evaluate import measure
-    from aekit.eval.metrics import auroc
-
-    metrics = det.basic_metrics()
-    if ds is not None and k is not None:
-        normal_test = ds.test_x[ds.test_y == k]
-    elif ds is not None:
-        normal_test = ds.test_x
-    else:
-        normal_test = x[torch.as_tensor(det.heldout_indices_)]
-    if len(normal_test):
-        x_hat = torch.as_tensor(det.reconstruct(normal_test))
-        metrics["test"] = measure(x_hat, normal_test.float() / 255.0)
-        metrics["baselines"] = {"pca": pca_baseline(x, normal_test, det.latent_dim, det.seed)}
-    state = det.detector_state()
-    anomaly = {"score": det.score, "threshold": det.threshold_,
-               "fpr_target": state["fpr_target"], "heldout_fpr": state["heldout_fpr"]}
-    if ds is not None and k is not None and ds.test_y is not None:
-        s = det.score_samples(ds.test_x)
-        is_anomaly = (ds.test_y != k).numpy()
-        flagged = s > det.threshold_
-        if 0 < is_anomaly.sum() < len(is_anomaly):
-            anomaly["test_auroc"] = auroc(s, is_anomaly)
-        anomaly["test_normal_flagged"] = float(flagged[~is_anomaly].mean())
-        if is_anomaly.any():
-            anomaly["test_anomalies_flagged"] = float(flagged[is_anomaly].mean())
-    metrics["anomaly"] = anomaly
-    return metrics
-
-
-def _write_pictures(out: Path, det, x: torch.Tensor, metrics: dict) -> None:
-    from aekit.core.training import write_reconstructions
-    from aekit.eval.plots import plot_loss
-
-    sample = x[:10].float() / 255.0 if x.dtype == torch.uint8 else x[:10].float()
-    write_reconstructions(out / "reconstructions.png", sample,
-                          torch.as_tensor(det.reconstruct(sample)), sample, False)
-    if metrics.get("history"):
-        plot_loss(metrics["history"], out / "loss.png", f"anomaly detector ({det.score})")
 
 
 # --- score ---------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aekit.anomaly.io import FORMAT_TAG, read_detector, save_detector
 from aekit.anomaly.scores import (
     COMPONENTS,
     LATENT_PARTS,
@@ -47,9 +48,6 @@ from aekit.data.units import as_image_tensor, to_unit
 from aekit.errors import ConfigError, DataError, check_range
 
 DEFAULT_SCORE = "ssim+knn+gauss"  # best on the train-split validation (docs/bench/anomaly.md)
-DETECTOR_FILE = "detector.json"
-CODES_FILE = "detector.safetensors"
-FORMAT_TAG = "aekit-anomaly/2"
 # Automatic training length (epochs=None): at least MIN_STEPS steps and MIN_EPOCHS epochs;
 # the latent-part networks (latent_epochs=None) train shorter: their codes were as good.
 MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 1800, 30, 400
@@ -346,8 +344,6 @@ class Detector:
              extra: dict[str, Any] | None = None) -> Path:
         """Write a run folder: config.json, model.safetensors (+ model-<i>.safetensors for more
         members), detector.json, detector.safetensors (latent codes), metrics.json, history.csv."""
-        from aekit.anomaly.io import save_detector
-
         return save_detector(self, path, metrics, extra)
 
     def basic_metrics(self) -> dict[str, Any]:
@@ -362,9 +358,7 @@ class Detector:
 
 def load_detector(path: str | Path) -> Detector:
     """A fitted Detector from a run folder written by Detector.save / `aekit anomaly fit`."""
-    from aekit.anomaly.io import load_detector as load
-
-    return load(path)
+    return read_detector(path, Detector)
 
 
 def _as_normal_set(X: Any) -> torch.Tensor:

@@ -1,4 +1,10 @@
-"""Detector run folders: save_detector / load_detector (see Detector.save for the files)."""
+"""Detector run folders: what `Detector.save` / `aekit anomaly fit` write and `load_detector` reads.
+
+    RUN/config.json, model.safetensors, history.csv, metrics.json   as a training run folder
+    RUN/model-<i>.safetensors, latent-<i>.safetensors   further ensemble members (same format)
+    RUN/detector.json          the detector's parameters, calibration and threshold
+    RUN/detector.safetensors   codes bank, Gaussian fits, pixel statistics, held-out scores
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit.anomaly.detector import CODES_FILE, DETECTOR_FILE, FORMAT_TAG, Detector
 from aekit.anomaly.scores import parse_score
 from aekit.errors import RunError
 
+DETECTOR_FILE = "detector.json"
+CODES_FILE = "detector.safetensors"
+FORMAT_TAG = "aekit-anomaly/2"
 
-def save_detector(det: Detector, path: str | Path, metrics: dict[str, Any] | None = None,
+
+def save_detector(det, path: str | Path, metrics: dict[str, Any] | None = None,
                   extra: dict[str, Any] | None = None) -> Path:
     """Write det's run folder (what Detector.save documents); returns the folder."""
     from aekit.core.io import save_weights, write_config, write_history_csv, write_weights
@@ -44,8 +53,9 @@ def save_detector(det: Detector, path: str | Path, metrics: dict[str, Any] | Non
     return path
 
 
-def load_detector(path: str | Path) -> Detector:
-    """A fitted Detector from a run folder written by Detector.save / `aekit anomaly fit`."""
+def read_detector(path: str | Path, detector_cls: type):
+    """A fitted `detector_cls` (the Detector class, passed in so this module sits below it) from
+    a run folder written by Detector.save / `aekit anomaly fit`."""
     from aekit.core.io import load_model, load_weights, read_config
     from aekit.io import read_json, read_safetensors
     from aekit.models import build_model
@@ -60,7 +70,8 @@ def load_detector(path: str | Path) -> Detector:
         raise RunError(f"{path}/{DETECTOR_FILE}: not an aekit detector file")
     try:
         params = dict(state["params"])
-        det = Detector(**{k: v for k, v in params.items() if k in Detector().get_params()})
+        det = detector_cls(**{k: v for k, v in params.items()
+                              if k in detector_cls().get_params()})
         det.threshold_ = float(state["threshold"])
         det.stats_ = {k: (float(v["mean"]), float(v["std"]))
                       for k, v in state["components"].items()}

@@ -197,8 +197,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         accuracy,
         balanced_indices,
         finetune,
-        save_classifier,
     )
+    from aekit.represent.io import save_classifier
 
     ft = FinetuneConfig(head=args.head, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         encoder_lr_scale=args.encoder_lr_scale, augment=args.augment,
@@ -246,7 +246,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     import csv
 
-    from aekit.represent.fewlabel import accuracy, load_classifier, predict_proba
+    from aekit.represent.fewlabel import accuracy, predict_proba
+    from aekit.represent.io import load_classifier
 
     if bool(args.images) == bool(args.dataset):
         raise ConfigError("classify needs either image files/folders or --dataset D (not both)")
