@@ -18,11 +18,12 @@ import dataclasses
 import io
 import sys
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from aekit.errors import ConfigError, DataError, RunError
+
+if TYPE_CHECKING:  # annotations only: the command line must start without importing torch
+    import torch
 
 
 def add_parsers(sub) -> None:
@@ -139,6 +140,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from aekit.anomaly.detector import load_detector
     from aekit.core.io import read_config
 
@@ -184,6 +187,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _score_dataset(det, args, threshold: float, heat_dir, run_info: dict):
+    import numpy as np
+
     from aekit.data import load_dataset
     from aekit.eval.metrics import auroc
 

@@ -1,7 +1,7 @@
 """Python API of the codec: `compress(model, x) -> bytes`, `decompress(data, model) -> x`.
 
 The model does the tensor work (images <-> integer symbols), `entropy` turns symbols into
-payloads and `bitstream` packs payloads into the `.aez` container.
+payloads and `io` packs payloads into the `.aez` container.
 """
 
 from __future__ import annotations

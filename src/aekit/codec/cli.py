@@ -12,10 +12,12 @@ import argparse
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from aekit.errors import ConfigError, DataError, FormatError, RunError
+
+if TYPE_CHECKING:  # annotations only: the command line must start without importing torch
+    import torch
 
 DEFAULT_RUNS_DIR = "runs"
 CHUNK = 1024  # images read and encoded at a time: bounded memory for any folder
@@ -93,6 +95,7 @@ def _file_chunks(paths: list[Path], shape: tuple[int, int, int],
     so a folder of any size is compressed in bounded memory. A file is bad when it cannot be
     decoded or is not exactly H x W (a codec never resizes silently)."""
     import numpy as np
+    import torch
 
     from aekit.data.images import load_uint8
 

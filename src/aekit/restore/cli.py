@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from aekit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # annotations only: the command line must start without importing torch
+    import torch
 
 
 def add_parsers(sub) -> None:
@@ -54,6 +55,8 @@ def _command(task: str):
 
 
 def run_task(task: str, args: argparse.Namespace) -> int:
+    import torch
+
     from aekit.args import report_bad
     from aekit.data.files import collect_paths, output_path
     from aekit.data.images import save_png
@@ -137,6 +140,8 @@ def _probe(paths, restorer, task: str, run) -> tuple[list[str], list[tuple[int, 
 
 def _masks(args, good: list[str], sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
     """One bool (1, H, W) mask per good image, checked against its size."""
+    import torch
+
     from aekit.data.corrupt import parse_corruption
     from aekit.data.files import collect_paths
     from aekit.restore.restorer import read_mask
@@ -163,6 +168,9 @@ def _masks(args, good: list[str], sizes: list[tuple[int, int]]) -> list[torch.Te
 
 
 def _load(path: str, mode: str) -> torch.Tensor:
+    import numpy as np
+    import torch
+
     from aekit.data.images import load_uint8
 
     a = load_uint8(path, mode)
