@@ -1,10 +1,10 @@
-"""bench/codec_conv_pilot.py: the conv transform's shapes and GDN (tiny tensors, no training)."""
+"""bench/pilots/codec_conv_pilot.py: the conv transform's shapes and GDN (tiny tensors)."""
 
 from __future__ import annotations
 
 import torch
 
-from bench.codec_conv_pilot import GDN, LATENT_CHANNELS, build
+from bench.pilots.codec_conv_pilot import GDN, LATENT_CHANNELS, build
 
 
 def test_transform_maps_28x28_to_a_7x7_latent_and_back():

@@ -1,8 +1,8 @@
-"""bench/unet_speed.py: the U-Net size pilot measures what it says on a tiny budget."""
+"""bench/pilots/unet_speed.py: the U-Net size pilot measures what it says on a tiny budget."""
 
 from __future__ import annotations
 
-from bench.unet_speed import CANDIDATES, measure
+from bench.pilots.unet_speed import CANDIDATES, measure
 
 
 def test_measure_reports_parameters_and_positive_rates():

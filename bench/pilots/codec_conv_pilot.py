@@ -11,9 +11,9 @@ model (no file is written; add 16 bytes for a one-image `.aez`) and the pooled P
 It is not a shipped model: it answers "would a conv transform beat the mixture codec at the
 compute available here?" (docs/BENCHMARKS.md, issue 4).
 
-    python -m bench.codec_conv_pilot --lmbda 0.003 --epochs 6 --width 64 --threads 1
-    python -m bench.codec_conv_pilot --summary   # BD-rate vs WebP of every saved lambda
-    python -m bench.codec_conv_pilot --lmbda 0.003 --epochs 24 --threads 1 --tag _e24
+    python -m bench.pilots.codec_conv_pilot --lmbda 0.003 --epochs 6 --width 64 --threads 1
+    python -m bench.pilots.codec_conv_pilot --summary   # BD-rate vs WebP of every saved lambda
+    python -m bench.pilots.codec_conv_pilot --lmbda 0.003 --epochs 24 --threads 1 --tag _e24
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def summary() -> dict:
     mixture = [(p["estimated_bpp"] + p["header_bytes_per_file"] * 8 / 784, p["psnr"])
                for p in ref["aekit"]]
     conv = []
-    for path in sorted(RESULTS.glob("codec_conv_pilot_l*.json")):  # untagged 6-epoch runs
+    # untagged 6-epoch runs
+    for path in sorted((RESULTS / "pilots").glob("codec_conv_pilot_l*.json")):
         last = json.loads(path.read_text())["history"][-1]
         conv.append((last["bpp_one_file"], last["psnr"]))
     out = {"conv_points": conv, "mixture_points": mixture}
@@ -84,7 +85,7 @@ def summary() -> dict:
         pct, rng = bd_rate(webp, pts, 24.0, 32.0)
         out[f"{name}_bd_rate_vs_webp_pct"], out[f"{name}_range_db"] = round(pct, 2), rng
     print(json.dumps(out, indent=1))
-    write_result("codec_conv_pilot_summary", out)
+    write_result("pilots/codec_conv_pilot_summary", out)
     return out
 
 
@@ -145,7 +146,7 @@ def main() -> None:
                "seconds": round(time.perf_counter() - t0)}
         history.append(row)
         print(json.dumps(row), flush=True)
-    write_result(f"codec_conv_pilot{args.tag}_l{args.lmbda:g}",
+    write_result(f"pilots/codec_conv_pilot{args.tag}_l{args.lmbda:g}",
                  {"args": vars(args), "history": history})
 
 

@@ -5,7 +5,7 @@ figure is the growth of peak RSS (VmHWM, reset once the uint8 set and the model 
 the RSS at that moment. The model is a seeded, untrained `dense` autoencoder (memory does not
 depend on the weights' values); 1 thread.
 
-    python -m bench.eval_memory [--sets 10000x1x28,30000x1x28,1000x3x64]
+    python -m bench.pilots.eval_memory [--sets 10000x1x28,30000x1x28,1000x3x64]
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([f"{n:,} x {ch}x{size}x{size}", round(got["in-memory"]["growth_mb"], 1),
                      round(got["streamed"]["growth_mb"], 1), "yes" if same else "NO"])
     print_table(["test set", "in-memory MB", "streamed MB", "identical metrics"], rows)
-    write_result("eval_memory", {"command": "python -m bench.eval_memory --sets " + args.sets,
+    write_result("pilots/eval_memory", {
+        "command": "python -m bench.pilots.eval_memory --sets " + args.sets,
                                  "results": results})
     return 0
 

@@ -3,7 +3,7 @@
 For each candidate: fp32 inference images/s (eval mode, BatchNorm folded, batches of 1,000, best
 of 2) and training images/s (bf16 autocast as `aekit train --precision auto` on CPUs with native
 bf16, batch 128, MSE, Adam). Run it with the machine otherwise idle:
-    python bench/unet_speed.py --threads 2
+    python bench/pilots/unet_speed.py --threads 2
 """
 
 from __future__ import annotations
