@@ -105,8 +105,10 @@ class Networks:
         self.last_pseudo: float | None = None
 
     def run(self, n: int, seed: int, pretrained: bool, probe_only: bool = False) -> float:
+        from aekit.args import config_from_args
         from aekit.models import build_model
-        from aekit.represent.fewlabel import Classifier, FinetuneConfig, accuracy, finetune
+        from aekit.represent.config import FinetuneConfig
+        from aekit.represent.fewlabel import Classifier, accuracy, finetune
         from aekit.represent.semisup import embedding_graph, pseudo_labels
 
         args, ds = self.args, self.ds
@@ -116,17 +118,11 @@ class Networks:
         if pretrained:
             ae.load_state_dict(self.state)
         semi = args.semi and not probe_only
-        cfg = FinetuneConfig(head="linear", steps=0 if probe_only else args.steps,
-                             batch_size=args.batch_size, augment=args.augment,
-                             lr=args.lr if pretrained else args.scratch_lr,
-                             encoder_lr_scale=args.encoder_lr_scale if pretrained else 1.0,
-                             semi=semi, lp_k=args.lp_k, lp_alpha=args.lp_alpha,
-                             lp_iters=args.lp_iters, lp_cmn=args.lp_cmn,
-                             pseudo_batch=args.pseudo_batch,
-                             rounds=args.rounds, soft=args.soft, pseudo_decay=args.pseudo_decay,
-                             consistency=args.consistency and not probe_only,
-                             threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
-                             ema=args.ema, strength=args.strength, seed=seed)
+        cfg = config_from_args(FinetuneConfig, args, steps=0 if probe_only else args.steps,
+                               lr=args.lr if pretrained else args.scratch_lr,
+                               encoder_lr_scale=args.encoder_lr_scale if pretrained else 1.0,
+                               semi=semi, consistency=args.consistency and not probe_only,
+                               seed=seed)
         clf = Classifier(ae, 10, cfg.head)
         unlabeled = ds.train_x[self.pool]
         pseudo = None
@@ -191,8 +187,10 @@ def summarize(values: list[float]) -> dict:
 def main() -> None:
     from sklearn.decomposition import PCA
 
+    from aekit.args import add_config_flags
     from aekit.data import load_dataset
     from aekit.eval.plots import plot_curves
+    from aekit.represent.config import FinetuneConfig
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--labels", type=int, nargs="+", default=[10, 100, 1000])
@@ -206,30 +204,10 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse an existing pretrained run")
     ap.add_argument("--resume", action="store_true",
                     help="keep finished runs (runs/bench/fewlabel-cache-*); implies --reuse")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--encoder-lr-scale", type=float, default=0.3)
+    # Every FinetuneConfig setting, with its help and default from the dataclass.
+    add_config_flags(ap, FinetuneConfig)
     ap.add_argument("--scratch-lr", type=float, default=1e-3, help="every layer, from scratch")
-    ap.add_argument("--augment", default="shift")
-    ap.add_argument("--semi", action="store_true",
-                    help="also train on label-propagated pseudo-labels of unlabeled train images")
     ap.add_argument("--unlabeled", type=int, default=0, help="unlabeled pool size (0: all)")
-    ap.add_argument("--lp-k", type=int, default=50)
-    ap.add_argument("--lp-alpha", type=float, default=0.99)
-    ap.add_argument("--lp-iters", type=int, default=40)
-    ap.add_argument("--lp-cmn", action="store_true", help="class mass normalisation")
-    ap.add_argument("--pseudo-batch", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=1, help="propagate + fine-tune rounds")
-    ap.add_argument("--soft", action="store_true", help="soft propagated targets")
-    ap.add_argument("--pseudo-decay", action="store_true",
-                    help="the propagated-label term fades out over the steps")
-    ap.add_argument("--consistency", action="store_true",
-                    help="FixMatch-style consistency on the unlabeled images")
-    ap.add_argument("--threshold", type=float, default=0.95)
-    ap.add_argument("--unlabeled-weight", type=float, default=1.0)
-    ap.add_argument("--ema", type=float, default=0.0, help="EMA teacher decay (0: none)")
-    ap.add_argument("--strength", type=float, default=1.0, help="strong augmentation scale")
     ap.add_argument("--select", default="test", choices=["test", "val"],
                     help="val: pilot mode, accuracy on the 5k validation part of train")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))

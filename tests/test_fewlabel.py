@@ -91,7 +91,7 @@ def test_mlp_head_and_frozen_encoder():
 
 
 def test_bad_config_and_bad_folder(tmp_path):
-    with pytest.raises(ConfigError, match="--head"):
+    with pytest.raises(ConfigError, match="head="):
         FinetuneConfig(head="transformer")
     with pytest.raises(RunError, match="not a classifier folder"):
         load_classifier(tmp_path)

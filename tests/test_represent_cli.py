@@ -87,7 +87,7 @@ def test_finetune_semi_supervised(runs, tmp_path, capsys):
     assert [h["round"] for h in json.loads((clf / "metrics.json").read_text())["history"]] == [1, 2]
     assert main(["finetune", str(runs["conv"]), "--labels", "8", "--semi", "--rounds", "0",
                  "--out", str(tmp_path / "c2")]) == 2
-    one_line_error(capsys, "--rounds")
+    one_line_error(capsys, "rounds=")
 
 
 def test_finetune_consistency(runs, tmp_path, capsys):
@@ -100,7 +100,7 @@ def test_finetune_consistency(runs, tmp_path, capsys):
     assert "confident" in json.loads((clf / "metrics.json").read_text())["history"][-1]
     assert main(["finetune", str(runs["conv"]), "--labels", "8", "--consistency",
                  "--threshold", "2", "--out", str(tmp_path / "c2")]) == 2
-    one_line_error(capsys, "--threshold")
+    one_line_error(capsys, "threshold=")
 
 
 def test_vae_run_sample_interpolate_traverse(runs, data, tmp_path, capsys):

@@ -125,9 +125,9 @@ def test_consistency_needs_unlabeled_images_and_checks_options():
     clf = Classifier(build_model(ModelConfig("dense", 1, 12, 12, 8)), 4)
     with pytest.raises(DataError, match="unlabeled"):
         finetune(clf, x, y, FinetuneConfig(steps=2, consistency=True))
-    with pytest.raises(ConfigError, match="--threshold"):
+    with pytest.raises(ConfigError, match="threshold="):
         FinetuneConfig(threshold=1.5)
-    with pytest.raises(ConfigError, match="--ema"):
+    with pytest.raises(ConfigError, match="ema="):
         FinetuneConfig(ema=1.0)
 
 

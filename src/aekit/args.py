@@ -39,6 +39,18 @@ def parse_option(text: str) -> tuple[str, object]:
         return key, value
 
 
+def parse_widths(text: str) -> tuple[int, ...]:
+    """argparse type for '32,64,128' (empty: the model's default widths)."""
+    try:
+        widths = tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated positive integers, e.g. 32,64") from None
+    if any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"{text!r}: widths must be positive")
+    return widths
+
+
 def existing_dir(path: str) -> Path:
     p = Path(path)
     if not p.is_dir():
@@ -82,30 +94,49 @@ def add_images(p: argparse.ArgumentParser, required: bool = True,
     p.add_argument("images", nargs="+" if required else "*", help=help)
 
 
-def add_config_flags(p: argparse.ArgumentParser, config_cls: type, fields: Sequence[str],
-                     helps: dict[str, str] | None = None) -> None:
-    """One flag per dataclass field (`--batch-size` for `batch_size`), its default taken from the
-    dataclass, so a setting's default has exactly one source of truth: the config class.
+def add_config_flags(p: argparse.ArgumentParser, config_cls: type,
+                     deferred: Sequence[str] = ()) -> list[str]:
+    """One flag per user-facing dataclass field (`--batch-size` for `batch_size`): the fields
+    whose metadata holds a "help" text. Type, default, choices and help come from the field, so
+    a setting has exactly one source of truth: the config class. Returns the field names.
 
-    bool fields become store_true switches; the help text comes from `helps`.
+    bool fields become switches (`negate="--no-x"` for one that defaults to True); `deferred`
+    fields default to None on the command line, for a caller that fills them from elsewhere
+    (a seed preset's own recipe) before falling back to the dataclass default.
     """
-    helps = helps or {}
     hints = typing.get_type_hints(config_cls)
-    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
-    for name in fields:
-        flag = "--" + name.replace("_", "-")
-        kind = hints[name]
-        if kind is bool:
-            p.add_argument(flag, action="store_true", help=helps.get(name))
+    names = []
+    for f in dataclasses.fields(config_cls):
+        meta = f.metadata
+        if "help" not in meta:
             continue
-        p.add_argument(flag, type=kind, default=defaults[name], help=helps.get(name))
+        names.append(f.name)
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        if kind is bool:
+            if meta.get("negate"):
+                p.add_argument(meta["negate"], dest=f.name, action="store_false",
+                               help=meta["help"])
+            else:
+                p.add_argument(flag, dest=f.name, action="store_true", help=meta["help"])
+            continue
+        default = None if f.name in deferred else f.default
+        shown = f" (default: {f.default})" if f.name in deferred else ""
+        parse = parse_size if kind == (tuple[int, int] | None) else kind
+        p.add_argument(flag, dest=f.name, type=parse, default=default,
+                       choices=meta.get("choices"), metavar=meta.get("metavar"),
+                       help=meta["help"] + shown)
+    return names
 
 
-def config_from_args(config_cls: type, args: argparse.Namespace, fields: Sequence[str],
-                     **extra):
-    """Build `config_cls` from the flags `add_config_flags` declared (plus `extra` fields)."""
-    values = {name: getattr(args, name) for name in fields}
-    return config_cls(**values, **extra)
+def config_from_args(config_cls: type, args: argparse.Namespace, **override):
+    """`config_cls` from the flags `add_config_flags` declared; None (a deferred flag the user
+    did not give) falls back to the dataclass default; `override` wins over both."""
+    values = {}
+    for f in dataclasses.fields(config_cls):
+        if "help" in f.metadata and getattr(args, f.name, None) is not None:
+            values[f.name] = getattr(args, f.name)
+    return config_cls(**{**values, **override})
 
 
 # --- batch outcome -------------------------------------------------------------------------------

@@ -48,28 +48,38 @@ class ModelConfig:
         return _from_dict(cls, d)
 
 
+def _flag(default, help: str, **extra):
+    """A field that `aekit train` exposes as a flag (see aekit.args.add_config_flags)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """How a model is trained; every field is a CLI flag of `aekit train`."""
+    """How a model is trained; every field is a flag of `aekit train` (help and default here)."""
 
-    dataset: str = "fashion-mnist"
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    loss: str = ""  # empty: the model's default loss
-    schedule: str = "cosine"  # "cosine" | "constant"
-    seed: int = 0
-    val_fraction: float = 1 / 12  # 5,000 of Fashion-MNIST's 60,000 training images
-    patience: int = 0  # early stopping after this many epochs without improvement; 0 = off
-    corrupt: str = ""  # corruption spec for restoration training; empty = plain autoencoder
-    augment: str = ""  # training-time augmentation of the clean images: "" / "none" / "hflip"
-    image_size: tuple[int, int] | None = None
-    limit: int = 0  # use only the first N training images (quick experiments); 0 = all
-    device: str = "auto"
+    dataset: str = _flag("fashion-mnist", "dataset (see `aekit datasets`)")
+    epochs: int = _flag(10, "passes over the training images")
+    batch_size: int = _flag(128, "images per optimizer step")
+    lr: float = _flag(2e-3, "peak learning rate (Adam)")
+    weight_decay: float = _flag(0.0, "decoupled weight decay (AdamW)")
+    loss: str = _flag("", "mse, bce, l1, logmse (default: the model's)")
+    schedule: str = _flag("cosine", "learning-rate schedule", choices=("cosine", "constant"))
+    seed: int = _flag(0, "seed of the weights, the validation split and the batch order")
+    # 5,000 of Fashion-MNIST's 60,000 training images
+    val_fraction: float = _flag(1 / 12, "share of the training images held out for validation")
+    patience: int = _flag(0, "early-stopping patience in epochs (0 = off)")
+    corrupt: str = _flag("", "train to undo a corruption, e.g. gaussian:0.5 (empty: a plain "
+                             "autoencoder)")
+    augment: str = _flag("", "training-time augmentation: hflip mirrors a random half of each "
+                             "batch", choices=("none", "hflip"))
+    image_size: tuple[int, int] | None = _flag(None, "resize the dataset's images to HxW",
+                                               metavar="HxW")
+    limit: int = _flag(0, "use only the first N training images (0 = all)")
+    device: str = _flag("auto", "cpu, cuda, cuda:N, mps or auto")
     # "auto": bfloat16 autocast for the forward pass where the hardware computes it natively
     # (CPUs with AVX512-BF16/AMX, recent GPUs), else float32. Weights and optimizer stay float32.
-    precision: str = "auto"
+    precision: str = _flag("auto", "auto: bfloat16 autocast where the hardware has it natively",
+                           choices=("auto", "fp32", "bf16"))
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16"):

@@ -9,15 +9,19 @@ from pathlib import Path
 
 from aekit.errors import ConfigError, RunError, check_range
 
+# Training settings a seed preset brings with it (the seed's own recipe) unless given.
+PRESET_FIELDS = ("epochs", "batch_size", "lr")
+
 
 def add_parsers(sub) -> None:
-    from aekit.args import parse_option, parse_size
+    from aekit.args import add_config_flags, parse_option, parse_widths
+    from aekit.config import TrainConfig
 
     p = sub.add_parser("train", help="train an autoencoder and write a run folder")
     p.add_argument("--model", default="conv", help="model name (see `aekit models`)")
-    p.add_argument("--dataset", default="fashion-mnist", help="dataset (see `aekit datasets`)")
     p.add_argument("--latent-dim", type=int, default=None, help="size of the code (default 32)")
-    p.add_argument("--widths", default="", help="comma-separated channel/unit widths")
+    p.add_argument("--widths", type=parse_widths, default=(),
+                   help="comma-separated channel/unit widths, e.g. 32,64")
     p.add_argument("--option", type=parse_option, action="append", default=[],
                    metavar="KEY=VALUE", help="model-specific option (repeatable)")
     p.add_argument("--nested", action="store_true",
@@ -26,23 +30,7 @@ def add_parsers(sub) -> None:
                    help="nested dropout's geometric p (= --option nested_p=P)")
     p.add_argument("--beta", type=float, default=None,
                    help="VAE KL weight (= --option beta=B; vae models only)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--loss", default="", help="mse, bce, l1, logmse (default: the model's)")
-    p.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=1 / 12)
-    p.add_argument("--patience", type=int, default=0, help="early-stopping patience (0 = off)")
-    p.add_argument("--corrupt", default="", help="train to undo a corruption, e.g. gaussian:0.5")
-    p.add_argument("--augment", default="", choices=["none", "hflip"],
-                   help="training-time augmentation: hflip mirrors a random half of each batch")
-    p.add_argument("--image-size", type=parse_size, default=None, metavar="HxW")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N training images")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto: bfloat16 autocast where the hardware has it natively")
+    add_config_flags(p, TrainConfig, deferred=PRESET_FIELDS)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--out", default=None, help="run folder to create")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue an interrupted run")
@@ -86,15 +74,13 @@ def add_parsers(sub) -> None:
 
 def train_configs_from_args(args: argparse.Namespace):
     """(ModelConfig, TrainConfig) from `aekit train` flags; seed presets bring their defaults."""
+    from aekit.args import config_from_args
     from aekit.config import ModelConfig, TrainConfig
     from aekit.registry import get_model_class
 
-    defaults = preset_defaults(get_model_class(args.model))
-    widths = tuple(int(w) for w in args.widths.split(",") if w.strip()) if args.widths else ()
-    def pick(value, key: str, fallback):
-        return value if value is not None else defaults.get(key, fallback)
-
-    latent = pick(args.latent_dim, "latent_dim", 32)
+    preset = preset_defaults(get_model_class(args.model))
+    latent = args.latent_dim if args.latent_dim is not None else \
+        preset.get("latent_dim", ModelConfig.latent_dim)
     options = dict(args.option)
     for flag, key, value in (("--nested", "nested", True if args.nested else None),
                              ("--nested-p", "nested_p", args.nested_p),
@@ -103,17 +89,10 @@ def train_configs_from_args(args: argparse.Namespace):
             if key in options and options[key] != value:
                 raise ConfigError(f"{flag} and --option {key}={options[key]} disagree; give one")
             options[key] = value
-    model_cfg = ModelConfig(name=args.model, latent_dim=latent, widths=widths, options=options)
-    train_cfg = TrainConfig(
-        dataset=args.dataset,
-        epochs=pick(args.epochs, "epochs", 10),
-        batch_size=pick(args.batch_size, "batch_size", 128),
-        lr=pick(args.lr, "lr", 2e-3),
-        weight_decay=args.weight_decay, loss=args.loss, schedule=args.schedule, seed=args.seed,
-        val_fraction=args.val_fraction, patience=args.patience, corrupt=args.corrupt,
-        augment=args.augment, image_size=args.image_size, limit=args.limit, device=args.device,
-        precision=args.precision)
-    return model_cfg, train_cfg
+    model_cfg = ModelConfig(name=args.model, latent_dim=latent, widths=args.widths,
+                            options=options)
+    from_preset = {k: preset[k] for k in PRESET_FIELDS if getattr(args, k) is None and k in preset}
+    return model_cfg, config_from_args(TrainConfig, args, **from_preset)
 
 
 def preset_defaults(cls) -> dict:

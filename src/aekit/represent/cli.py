@@ -13,6 +13,9 @@ from aekit.errors import ConfigError, DataError
 
 
 def add_parsers(sub) -> None:
+    from aekit.args import add_config_flags
+    from aekit.represent.config import FinetuneConfig
+
     p = sub.add_parser("embed", help="encode images or a dataset split to latent codes (.npy)")
     p.add_argument("run")
     p.add_argument("images", nargs="*", help="image files or folders (or use --dataset)")
@@ -31,44 +34,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--dataset", default=None, help="labelled dataset (default: the run's)")
     p.add_argument("--labels", type=int, required=True, help="number of labels (balanced)")
     p.add_argument("--out", required=True, help="classifier folder to create")
-    p.add_argument("--head", default="linear", choices=["linear", "mlp"])
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--encoder-lr-scale", type=float, default=0.1,
-                   help="encoder learning rate relative to the head's")
-    p.add_argument("--augment", default="shift", choices=["none", "shift", "shift+flip"])
-    p.add_argument("--no-probe", action="store_true",
-                   help="start the head at random instead of a logistic-regression probe")
-    p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
-    p.add_argument("--semi", action="store_true",
-                   help="semi-supervised: also train on pseudo-labels propagated over the "
-                        "unlabeled training images (their labels are never used)")
-    p.add_argument("--rounds", type=int, default=1, help="--semi: propagate + fine-tune rounds")
-    p.add_argument("--lp-k", type=int, default=50, help="--semi: neighbours per image")
-    p.add_argument("--lp-alpha", type=float, default=0.99, help="--semi: label spreading alpha")
-    p.add_argument("--lp-iters", type=int, default=40, help="--semi: propagation iterations")
-    p.add_argument("--lp-cmn", action="store_true",
-                   help="--semi: class mass normalisation of the propagated scores")
-    p.add_argument("--pseudo-batch", type=int, default=128,
-                   help="--semi / --consistency: unlabeled images per step")
-    p.add_argument("--soft", action="store_true",
-                   help="--semi: train on the propagated class scores, not their argmax")
-    p.add_argument("--pseudo-decay", action="store_true",
-                   help="--semi: the propagated-label term fades out (cosine) over the steps")
-    p.add_argument("--consistency", action="store_true",
-                   help="FixMatch-style: train on strongly augmented unlabeled images with the "
-                   "labels a teacher gives their weakly augmented view")
-    p.add_argument("--threshold", type=float, default=0.95,
-                   help="--consistency: teacher confidence needed to use its label")
-    p.add_argument("--unlabeled-weight", type=float, default=1.0,
-                   help="--consistency: weight of the unlabeled term")
-    p.add_argument("--ema", type=float, default=0.0,
-                   help="--consistency: teacher = moving average of the weights with this decay "
-                   "(also the final weights); 0: the model itself")
-    p.add_argument("--strength", type=float, default=1.0,
-                   help="--consistency: scale of the strong augmentation's ranges (0-2)")
-    p.add_argument("--seed", type=int, default=0, help="picks the labelled images too")
+    add_config_flags(p, FinetuneConfig)
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_finetune)
 
@@ -189,26 +155,19 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     import torch
 
+    from aekit.args import config_from_args
     from aekit.core.io import load_model
     from aekit.io import atomic_write_text
+    from aekit.represent.config import FinetuneConfig
     from aekit.represent.fewlabel import (
         Classifier,
-        FinetuneConfig,
         accuracy,
         balanced_indices,
         finetune,
     )
     from aekit.represent.io import save_classifier
 
-    ft = FinetuneConfig(head=args.head, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        encoder_lr_scale=args.encoder_lr_scale, augment=args.augment,
-                        probe=not args.no_probe, freeze_encoder=args.freeze_encoder,
-                        semi=args.semi, rounds=args.rounds, lp_k=args.lp_k,
-                        lp_alpha=args.lp_alpha, lp_iters=args.lp_iters, lp_cmn=args.lp_cmn,
-                        soft=args.soft, pseudo_decay=args.pseudo_decay,
-                        pseudo_batch=args.pseudo_batch, consistency=args.consistency,
-                        threshold=args.threshold, unlabeled_weight=args.unlabeled_weight,
-                        ema=args.ema, strength=args.strength, seed=args.seed)
+    ft = config_from_args(FinetuneConfig, args)
     out = Path(args.out)
     if (out / "classifier.json").exists():
         raise ConfigError(f"{out} already holds a classifier; choose another --out")

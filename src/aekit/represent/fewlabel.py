@@ -18,9 +18,7 @@ label-propagation term on the weak view.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,10 +28,8 @@ from torch import nn
 from aekit.data.corrupt import warp
 from aekit.data.units import to_unit
 from aekit.errors import ConfigError, DataError, check_range
+from aekit.represent.config import FinetuneConfig
 from aekit.represent.semisup import Pseudo, embedding_graph, pseudo_labels
-
-HEADS = ("linear", "mlp")
-AUGMENTS = ("none", "shift", "shift+flip")
 
 
 def balanced_indices(y: torch.Tensor, n_labels: int, num_classes: int, seed: int = 0
@@ -56,67 +52,6 @@ def balanced_indices(y: torch.Tensor, n_labels: int, num_classes: int, seed: int
                               f"training split has {len(idx)}; use fewer labels")
         picked.append(idx[torch.randperm(len(idx), generator=gen)[:per]])
     return torch.cat(picked).sort().values
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """How the classifier is trained; saved with it."""
-
-    head: str = "linear"
-    hidden: int = 256  # units of the MLP head
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 1e-3  # the head's; the encoder gets lr * encoder_lr_scale
-    encoder_lr_scale: float = 0.1
-    weight_decay: float = 1e-4
-    augment: str = "shift"
-    shift: int = 2  # pixels of random translation
-    probe: bool = True  # start the head as logistic regression on frozen features
-    probe_c: float = 0.1  # its inverse L2 strength (0.1 beat 1.0 at 10 and 100 labels here)
-    freeze_encoder: bool = False  # True: a linear probe only
-    # Semi-supervised (tasks/semisup.py): pseudo-labels propagated over the unlabeled images.
-    semi: bool = False
-    lp_k: int = 50  # neighbours in the label-propagation graph
-    lp_alpha: float = 0.99  # label spreading's alpha
-    lp_iters: int = 40  # its iterations
-    lp_cmn: bool = False  # class mass normalisation of the propagated scores
-    pseudo_batch: int = 128  # pseudo-labelled images per step, next to batch_size labelled ones
-    rounds: int = 1  # propagate + fine-tune rounds (later rounds use the fine-tuned features)
-    soft: bool = False  # train on the propagated class scores instead of their argmax
-    pseudo_decay: bool = False  # the propagated-label term fades out (cosine) over the steps
-    # FixMatch-style consistency on unlabeled images (weak view -> teacher label -> strong view).
-    consistency: bool = False
-    threshold: float = 0.95  # teacher confidence needed to use its label
-    unlabeled_weight: float = 1.0  # weight of the unlabeled term
-    ema: float = 0.0  # teacher = exponential moving average of the weights (0: the model itself);
-    # with ema > 0 the final classifier is the averaged one
-    strength: float = 1.0  # scales the strong view's ranges (rotation, scale, shift, cut-out...)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ConfigError(f"--head {self.head!r}: use one of {', '.join(HEADS)}")
-        if self.augment not in AUGMENTS:
-            raise ConfigError(f"--augment {self.augment!r}: use one of {', '.join(AUGMENTS)}")
-        check_range("--steps", self.steps, 0, 1_000_000)
-        check_range("--batch-size", self.batch_size, 1, 1 << 16)
-        check_range("--lr", self.lr, 1e-8, 10.0)
-        check_range("--encoder-lr-scale", self.encoder_lr_scale, 0.0, 100.0)
-        check_range("--hidden", self.hidden, 1, 1 << 16)
-        check_range("--shift", self.shift, 0, 64)
-        check_range("probe_c", self.probe_c, 1e-6, 1e6)
-        check_range("--lp-k", self.lp_k, 1, 10_000)
-        check_range("--lp-alpha", self.lp_alpha, 0.0, 0.999999)
-        check_range("--lp-iters", self.lp_iters, 1, 100_000)
-        check_range("--pseudo-batch", self.pseudo_batch, 1, 1 << 16)
-        check_range("--rounds", self.rounds, 1, 100)
-        check_range("--threshold", self.threshold, 0.0, 1.0)
-        check_range("--unlabeled-weight", self.unlabeled_weight, 0.0, 100.0)
-        check_range("--ema", self.ema, 0.0, 0.999999)
-        check_range("--strength", self.strength, 0.0, 2.0)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 class Classifier(nn.Module):
