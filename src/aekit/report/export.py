@@ -21,7 +21,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from aekit.errors import ConfigError
+from aekit.io import atomic_path
 
 FORMATS = ("onnx", "torchscript")
 PARTS = ("encoder", "decoder", "model")
@@ -190,10 +190,7 @@ def export_model(model: nn.Module, part: str, fmt: str, out: str | os.PathLike,
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"aekit_part": part, "input": names[0], "output": names[1],
             "input_range": "[0, 1]" if part != "decoder" else "latent", **(meta or {})}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(out) as tmp:
         # Traced at batch 2 (batch 1 would let the exporter specialise the batch axis),
         # checked at batch 3: the dynamic axis must really be dynamic.
         x2, x3 = example_input(model, part, 2), example_input(model, part, 3, seed=1)
@@ -220,19 +217,10 @@ def export_model(model: nn.Module, part: str, fmt: str, out: str | os.PathLike,
                 f"model {name!r} cannot be exported to {fmt} faithfully (part {part}): the "
                 f"exported graph differs from PyTorch by {diff:.3g} (> {TOLERANCE}) on a new "
                 "batch, e.g. because its forward pass depends on the data or the batch size")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600; publish like open() would
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return {"path": str(out), "format": fmt, "part": part, "exporter": how,
             "input": names[0], "output": names[1], "input_shape": ["batch", *x2.shape[1:]],
             "max_abs_diff": diff}
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _add_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:

@@ -208,24 +208,20 @@ def latent_picture(run_dir: Path) -> tuple[bytes, str]:
     returns (PNG bytes, caption)."""
     import tempfile
 
-    import torch
-
     from aekit.core.io import load_model
     from aekit.data import load_dataset
-    from aekit.data.units import to_unit
     from aekit.eval.plots import plot_latent
+    from aekit.represent.embed import embed
 
     model, run = load_model(run_dir)
     cfg = run.model_cfg
     ds = load_dataset(run.train_cfg.dataset, image_size=(cfg.height, cfg.width))
     x = ds.test_x[:_LATENT_IMAGES]
-    with torch.inference_mode():
-        z = torch.cat([model.encode(to_unit(b, torch.device("cpu"))).flatten(1)
-                       for b in x.split(500)])  # (N, D)
+    z = embed(model, x)  # (N, D)
     labels = ds.test_y[:_LATENT_IMAGES].numpy() if ds.test_y is not None else None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "latent.png"
-        plot_latent(z.numpy(), labels, path, f"{cfg.name}: latent space ({z.shape[1]}-d)",
+        plot_latent(z, labels, path, f"{cfg.name}: latent space ({z.shape[1]}-d)",
                     class_names=ds.classes)
         by = " coloured by label" if labels is not None else ""
         return path.read_bytes(), f"codes of {len(x):,} test images of {ds.name}{by}"

@@ -7,8 +7,6 @@ so numbers are comparable across image sizes.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -107,7 +105,3 @@ def build_loss(name: str, model: nn.Module) -> nn.Module:
     if name == "vae":
         return LOSSES[name](float(options.get("beta", 1.0)))
     return LOSSES[name]()
-
-
-def psnr_from_mse(mse: float) -> float:
-    return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
