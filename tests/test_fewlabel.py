@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from aekit.config import ModelConfig
+from aekit.data.augment import shift_flip
 from aekit.errors import ConfigError, RunError
 from aekit.models import build_model
 from aekit.represent.fewlabel import (
     Classifier,
     FinetuneConfig,
     accuracy,
-    augment,
     balanced_indices,
     finetune,
     predict_proba,
@@ -58,10 +58,10 @@ def test_balanced_indices_short_class():
 def test_augment_shift_and_flip():
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(6, 1, 8, 8)
-    assert torch.equal(augment(x, "none", 2, gen), x)
-    y = augment(x, "shift+flip", 2, gen)
+    assert torch.equal(shift_flip(x, "none", 2, gen), x)
+    y = shift_flip(x, "shift+flip", 2, gen)
     assert y.shape == x.shape
-    assert torch.equal(augment(x, "shift", 0, gen), x)
+    assert torch.equal(shift_flip(x, "shift", 0, gen), x)
 
 
 def test_finetune_learns_and_round_trips(tmp_path):

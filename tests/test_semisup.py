@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from aekit.config import ModelConfig
+from aekit.data.augment import strong_augment
 from aekit.errors import ConfigError, DataError
 from aekit.models import build_model
 from aekit.represent.fewlabel import (
@@ -16,7 +17,6 @@ from aekit.represent.fewlabel import (
     finetune,
     predict_proba,
     propagate_to,
-    strong_augment,
 )
 from aekit.represent.semisup import knn_graph, propagate, pseudo_labels
 from tests.test_fewlabel import quadrant_blobs

@@ -1,24 +1,20 @@
-"""Training-time augmentation of clean batches (the target and, before corruption, the input).
+"""Augmentation: every random image transform that keeps what an image shows.
 
-Drawn from the epoch's generator like the shuffle and the corruption noise, so `--resume` stays
-exact. Only label-free, distribution-preserving transforms belong here: an autoencoder is scored
-on reconstructing the test images as they are.
+- `augment_batch` (`aekit train --augment`): label-free, distribution-preserving transforms of
+  clean training batches (the target and, before corruption, the input). An autoencoder is
+  scored on reconstructing the test images as they are, so only hflip belongs here.
+- `shift_flip` and `strong_augment`: the weak and strong views of few-label fine-tuning.
+- `warp`: the per-image affine warp they and the `affine` corruption share.
+
+Every draw comes from a caller's generator on the CPU, so runs are seeded and `--resume` exact.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
-
-from aekit.errors import ConfigError
-
-AUGMENTS = ("none", "hflip")
-
-
-def check_augment(kind: str) -> str:
-    """Validate an augmentation name ("" means none)."""
-    if (kind or "none") not in AUGMENTS:
-        raise ConfigError(f"augment={kind!r} is not allowed; use one of {', '.join(AUGMENTS)}")
-    return kind
+import torch.nn.functional as F
 
 
 def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
@@ -28,3 +24,64 @@ def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Ten
     flip = torch.rand(x.shape[0], generator=gen) < 0.5  # (B,) drawn on CPU: same on every device
     flip = flip.to(x.device).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(-1), x)
+
+
+def warp(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+         flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image affine warp of x (B, C, H, W), bilinear with zero fill: rotation `angle`
+    (radians, (B,)), zoom `scale` (B,), `shift` (B, 2) in grid units (2 = the whole side) and,
+    optionally, `flip` (B,) of +-1 (-1 mirrors horizontally)."""
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    mirror = flip if flip is not None else torch.ones_like(cos)
+    theta = torch.stack([torch.stack([cos * mirror, -sin, shift[:, 0]], 1),
+                         torch.stack([sin * mirror, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def shift_flip(x: torch.Tensor, kind: str, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to `shift` pixels (zero fill) and, for 'shift+flip', a random
+    horizontal flip per image; x is float (B, C, H, W)."""
+    if kind == "none":
+        return x
+    b, _, h, w = x.shape
+    if shift:
+        padded = F.pad(x, (shift, shift, shift, shift))  # (B, C, H+2s, W+2s)
+        dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+        dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+        rows = (dy.view(b, 1) + torch.arange(h)).to(x.device)  # (B, H)
+        cols = (dx.view(b, 1) + torch.arange(w)).to(x.device)  # (B, W)
+        bi = torch.arange(b, device=x.device).view(b, 1, 1)
+        x = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+        x = x.permute(0, 3, 1, 2).contiguous()
+    if kind == "shift+flip":
+        flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
+        x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+    return x
+
+
+def strong_augment(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0
+                   ) -> torch.Tensor:
+    """The strong view for consistency training, per image: a random affine map (rotation up to
+    15 degrees, scale 0.85-1.15, translation up to 1/7 of the side), a horizontal flip with
+    probability 1/2, contrast scaled by 0.5-1.5 around the image mean, and one cut-out square
+    (side 1/4-1/2 of the shorter side, centre anywhere, zero fill); `strength` scales every range
+    but the flip's (0: flips only). x is float (B, C, H, W) in [0, 1]; every draw comes from
+    `gen` (on the CPU), so the views are seeded."""
+    b, _, h, w = x.shape
+    m = float(strength)
+    u = torch.rand(b, 9, generator=gen)  # (B, 9) uniforms
+    angle = (u[:, 0] * 2 - 1) * math.radians(15) * m
+    scale = 1 + 0.15 * m * (u[:, 1] * 2 - 1)
+    flip = torch.where(u[:, 2] < 0.5, -1.0, 1.0)
+    tx, ty = (u[:, 3] * 2 - 1) * (2 / 7) * m, (u[:, 4] * 2 - 1) * (2 / 7) * m  # grid units
+    x = warp(x, angle, scale, torch.stack([tx, ty], 1), flip)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    contrast = 1 + 0.5 * m * (u[:, 5] * 2 - 1)
+    x = ((x - mean) * contrast.view(b, 1, 1, 1).to(x.device) + mean).clamp(0, 1)
+    half = (min(h, w) * m * (0.25 + 0.25 * u[:, 6]) / 2).view(b, 1, 1)  # (B, 1, 1)
+    cy, cx = (u[:, 7] * h).view(b, 1, 1), (u[:, 8] * w).view(b, 1, 1)
+    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1) + 0.5
+    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w) + 0.5
+    cut = ((ys - cy).abs() < half) & ((xs - cx).abs() < half)  # (B, H, W)
+    return x.masked_fill(cut.unsqueeze(1).to(x.device), 0.0)

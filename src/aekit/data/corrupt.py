@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from aekit.data.augment import warp
 from aekit.errors import ConfigError
 
 MASK_FILL = 0.0
@@ -133,19 +134,6 @@ def downscale(x: torch.Tensor, k: int) -> torch.Tensor:
         raise ConfigError(f"downscale:{k} is larger than the {h}x{w} images; use K <= {min(h, w)}")
     small = F.avg_pool2d(x, k, ceil_mode=True)
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp_(0, 1)
-
-
-def warp(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-         flip: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-image affine warp of x (B, C, H, W), bilinear with zero fill: rotation `angle`
-    (radians, (B,)), zoom `scale` (B,), `shift` (B, 2) in grid units (2 = the whole side) and,
-    optionally, `flip` (B,) of +-1 (-1 mirrors horizontally)."""
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    mirror = flip if flip is not None else torch.ones_like(cos)
-    theta = torch.stack([torch.stack([cos * mirror, -sin, shift[:, 0]], 1),
-                         torch.stack([sin * mirror, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def affine(x: torch.Tensor, gen: torch.Generator, strength: float) -> torch.Tensor:

@@ -18,14 +18,13 @@ label-propagation term on the weak view.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aekit.data.corrupt import warp
+from aekit.data.augment import shift_flip, strong_augment
 from aekit.data.units import to_unit
 from aekit.errors import ConfigError, DataError, check_range
 from aekit.represent.config import FinetuneConfig
@@ -99,54 +98,6 @@ class Classifier(nn.Module):
         return z
 
 
-def augment(x: torch.Tensor, kind: str, shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Random translation by up to `shift` pixels (zero fill) and, for 'shift+flip', a random
-    horizontal flip per image; x is float (B, C, H, W)."""
-    if kind == "none":
-        return x
-    b, _, h, w = x.shape
-    if shift:
-        padded = F.pad(x, (shift, shift, shift, shift))  # (B, C, H+2s, W+2s)
-        dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
-        dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
-        rows = (dy.view(b, 1) + torch.arange(h)).to(x.device)  # (B, H)
-        cols = (dx.view(b, 1) + torch.arange(w)).to(x.device)  # (B, W)
-        bi = torch.arange(b, device=x.device).view(b, 1, 1)
-        x = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-        x = x.permute(0, 3, 1, 2).contiguous()
-    if kind == "shift+flip":
-        flip = (torch.rand(b, generator=gen) < 0.5).to(x.device)
-        x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
-    return x
-
-
-def strong_augment(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0
-                   ) -> torch.Tensor:
-    """The strong view for consistency training, per image: a random affine map (rotation up to
-    15 degrees, scale 0.85-1.15, translation up to 1/7 of the side), a horizontal flip with
-    probability 1/2, contrast scaled by 0.5-1.5 around the image mean, and one cut-out square
-    (side 1/4-1/2 of the shorter side, centre anywhere, zero fill); `strength` scales every range
-    but the flip's (0: flips only). x is float (B, C, H, W) in [0, 1]; every draw comes from
-    `gen` (on the CPU), so the views are seeded."""
-    b, _, h, w = x.shape
-    m = float(strength)
-    u = torch.rand(b, 9, generator=gen)  # (B, 9) uniforms
-    angle = (u[:, 0] * 2 - 1) * math.radians(15) * m
-    scale = 1 + 0.15 * m * (u[:, 1] * 2 - 1)
-    flip = torch.where(u[:, 2] < 0.5, -1.0, 1.0)
-    tx, ty = (u[:, 3] * 2 - 1) * (2 / 7) * m, (u[:, 4] * 2 - 1) * (2 / 7) * m  # grid units
-    x = warp(x, angle, scale, torch.stack([tx, ty], 1), flip)
-    mean = x.mean((1, 2, 3), keepdim=True)
-    contrast = 1 + 0.5 * m * (u[:, 5] * 2 - 1)
-    x = ((x - mean) * contrast.view(b, 1, 1, 1).to(x.device) + mean).clamp(0, 1)
-    half = (min(h, w) * m * (0.25 + 0.25 * u[:, 6]) / 2).view(b, 1, 1)  # (B, 1, 1)
-    cy, cx = (u[:, 7] * h).view(b, 1, 1), (u[:, 8] * w).view(b, 1, 1)
-    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1) + 0.5
-    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w) + 0.5
-    cut = ((ys - cy).abs() < half) & ((xs - cx).abs() < half)  # (B, H, W)
-    return x.masked_fill(cut.unsqueeze(1).to(x.device), 0.0)
-
-
 def finetune(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig,
              unlabeled: torch.Tensor | None = None, pseudo: Pseudo | None = None,
              normalize: bool = True) -> list[dict]:
@@ -201,13 +152,13 @@ def _train(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfi
         for g, lr in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = lr * scale
         idx = torch.randint(0, len(x), (min(cfg.batch_size, len(x)),), generator=gen)
-        xb = augment(to_unit(x[idx], device), cfg.augment, cfg.shift, gen)
+        xb = shift_flip(to_unit(x[idx], device), cfg.augment, cfg.shift, gen)
         if unlabeled is None or (pseudo is None and teacher is None):
             loss = F.cross_entropy(clf(xb), y[idx].to(device))
         else:  # one forward pass over labelled + unlabeled images
             j = torch.randint(0, len(unlabeled), (cfg.pseudo_batch,), generator=gen)
             xu = to_unit(unlabeled[j], device)
-            xw = augment(xu, cfg.augment, cfg.shift, gen)  # the weak view
+            xw = shift_flip(xu, cfg.augment, cfg.shift, gen)  # the weak view
             views = [xb]
             if pseudo is not None:
                 views.append(xw)
