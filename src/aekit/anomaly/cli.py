@@ -217,18 +217,14 @@ def _score_dataset(det, args, threshold: float, heat_dir, run_info: dict):
 
 
 def _score_files(det, args, threshold: float, heat_dir):
-    from aekit.data.files import collect_paths, output_path
-    from aekit.data.images import probe_image, read_images
+    from aekit.data.files import collect_paths, output_path, probe_files
+    from aekit.data.images import read_images
 
     c, h, w = det.model_config_.shape
     paths = collect_paths(args.images)
-    good, bad = [], []
-    for p in paths:
-        try:
-            hw, colour = probe_image(p)
-        except DataError as e:
-            bad.append((str(p), str(e).removeprefix(f"{p}: ")))
-            continue
+    probed, bad = probe_files(paths)
+    good = []
+    for p, hw, colour in probed:
         if not args.resize and (tuple(hw) != (h, w) or (3 if colour else 1) != c):
             kind = "colour" if colour else "grey"
             raise DataError(f"{p} is a {hw[0]}x{hw[1]} {kind} image but the detector in "

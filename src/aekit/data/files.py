@@ -49,3 +49,18 @@ def output_path(out_dir: Path, src: Path, used: set[str], suffix: str = ".png") 
         name, k = f"{src.stem}-{k}{suffix}", k + 1
     used.add(name)
     return out_dir / name
+
+
+def probe_files(paths: Sequence[Path]) -> tuple[list[tuple[Path, tuple[int, int], bool]], list]:
+    """Read image headers only: ([(path, (H, W), is colour)], [(bad path, reason)])."""
+    from aekit.data.images import probe_image
+
+    probed, bad = [], []
+    for p in paths:
+        try:
+            hw, colour = probe_image(p)
+        except DataError as e:
+            bad.append((str(p), str(e).removeprefix(f"{p}: ")))
+            continue
+        probed.append((p, hw, colour))
+    return probed, bad

@@ -9,6 +9,7 @@ name (a dataset with silently missing images would be worse than an error).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,10 @@ def _fmt(hw: tuple[int, int]) -> str:
     return f"{hw[0]}x{hw[1]}"
 
 
-def _load_files(files: list[Path], root: Path, image_size: tuple[int, int] | None) -> torch.Tensor:
-    """Probe headers (size, colour), then decode into one preallocated uint8 (N, C, H, W)."""
+def common_shape(files: list[Path], root: Path, image_size: tuple[int, int] | None
+                 ) -> tuple[bool, tuple[int, int]]:
+    """(any colour image, the size every image has or is resized to), from headers only. Sizes
+    must agree unless `image_size` says what to resize them to."""
     sizes, colour = [], False
     for p in files:
         hw, c = probe_image(p)
@@ -78,6 +81,12 @@ def _load_files(files: list[Path], root: Path, image_size: tuple[int, int] | Non
                 f"(e.g. --image-size {_fmt(sizes[0])}) to resize them all"
             )
         image_size = sizes[0]
+    return colour, tuple(image_size)
+
+
+def _load_files(files: list[Path], root: Path, image_size: tuple[int, int] | None) -> torch.Tensor:
+    """Probe headers (size, colour), then decode into one preallocated uint8 (N, C, H, W)."""
+    colour, image_size = common_shape(files, root, image_size)
     mode, c = ("RGB", 3) if colour else ("L", 1)
     out = np.empty((len(files), c, *image_size), dtype=np.uint8)
     for i, p in enumerate(files):
@@ -86,15 +95,30 @@ def _load_files(files: list[Path], root: Path, image_size: tuple[int, int] | Non
     return torch.from_numpy(out)
 
 
-def load_image_folder(
-    folder: str | os.PathLike, image_size: tuple[int, int] | None = None
-) -> Dataset:
-    root = Path(folder)
+@dataclass(frozen=True)
+class FolderLayout:
+    """What a `folder:` dataset holds, from the file names alone: every image in order (train/
+    before test/ when pre-split), the class names and one label per file when sub-folders name
+    classes, and the train/test split (the same for in-memory and streamed loading)."""
+
+    files: list[Path]
+    classes: list[str] | None
+    labels: torch.Tensor | None
+    train_idx: torch.Tensor | slice
+    test_idx: torch.Tensor | slice
+
+
+def folder_parts(root: Path) -> tuple[list[Path], bool]:
+    """(the folders holding images, whether they are a train/ + test/ pair)."""
+    presplit = (root / "train").is_dir() and (root / "test").is_dir()
+    return ([root / "train", root / "test"] if presplit else [root]), presplit
+
+
+def scan_folder(root: Path) -> FolderLayout:
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "folder not found"
         raise DataError(f"folder:{root}: {what}")
-    presplit = (root / "train").is_dir() and (root / "test").is_dir()
-    parts = [root / "train", root / "test"] if presplit else [root]
+    parts, presplit = folder_parts(root)
     scans = [_scan(d) for d in parts]
     for d, (files, _) in zip(parts, scans, strict=True):
         if not files:
@@ -105,8 +129,7 @@ def load_image_folder(
             f"folder:{root}: train/ and test/ must both have class sub-folders or neither"
         )
     classes = sorted({n for _, names in scans for n in names}) if all(labelled) else None
-    all_files = [p for files, _ in scans for p in files]
-    x = _load_files(all_files, root, image_size)
+    files = [p for fs, _ in scans for p in fs]
     y = None
     if classes is not None:
         index = {n: i for i, n in enumerate(classes)}
@@ -115,16 +138,26 @@ def load_image_folder(
         n_train = len(scans[0][0])
         train_idx, test_idx = slice(0, n_train), slice(n_train, None)  # views, no copy
     else:
-        if len(all_files) < 2:
+        if len(files) < 2:
             raise DataError(f"folder:{root}: only one image; need at least 2 to carve a test split")
-        train_idx, test_idx = split_train_val(len(all_files), TEST_FRACTION, SPLIT_SEED)
+        train_idx, test_idx = split_train_val(len(files), TEST_FRACTION, SPLIT_SEED)
+    return FolderLayout(files, classes, y, train_idx, test_idx)
+
+
+def load_image_folder(
+    folder: str | os.PathLike, image_size: tuple[int, int] | None = None
+) -> Dataset:
+    root = Path(folder)
+    layout = scan_folder(root)
+    x = _load_files(layout.files, root, image_size)
+    y, train_idx, test_idx = layout.labels, layout.train_idx, layout.test_idx
     return Dataset(
         f"folder:{root}",
         x[train_idx],
         None if y is None else y[train_idx],
         x[test_idx],
         None if y is None else y[test_idx],
-        classes,
+        layout.classes,
     )
 
 

@@ -192,17 +192,12 @@ def in_memory(x, budget: int | None = None, max_images: int = 60000) -> torch.Te
 # --- opening a folder for streaming ---------------------------------------------------------------
 
 
-def _folder_parts(root: Path) -> tuple[list[Path], bool]:
-    presplit = (root / "train").is_dir() and (root / "test").is_dir()
-    return ([root / "train", root / "test"] if presplit else [root]), presplit
-
-
 def estimate_folder_bytes(root: Path, image_size: tuple[int, int] | None) -> int:
     """Decoded size of a folder dataset from the file count and the first image's header."""
-    from aekit.data.folder import _scan
+    from aekit.data.folder import _scan, folder_parts
     from aekit.data.images import probe_image
 
-    parts, _ = _folder_parts(root)
+    parts, _ = folder_parts(root)
     files = [p for d in parts for p in _scan(d)[0]]
     if not files:
         return 0
@@ -214,52 +209,21 @@ def estimate_folder_bytes(root: Path, image_size: tuple[int, int] | None) -> int
 def open_folder_stream(root: str | os.PathLike, image_size: tuple[int, int] | None = None):
     """A `folder:` Dataset whose train split streams (same files, order, labels and split as the
     in-memory loader); only image headers are read here, plus the test images."""
-    from aekit.data.dataset import Dataset, split_train_val
-    from aekit.data.folder import SPLIT_SEED, TEST_FRACTION, _fmt, _scan
-    from aekit.data.images import probe_image
+    from aekit.data.dataset import Dataset
+    from aekit.data.folder import common_shape, scan_folder
 
     root = Path(root)
-    if not root.is_dir():
-        what = "is a file, not a folder" if root.exists() else "folder not found"
-        raise DataError(f"folder:{root}: {what}")
-    parts, presplit = _folder_parts(root)
-    scans = [_scan(d) for d in parts]
-    for d, (files, _) in zip(parts, scans, strict=True):
-        if not files:
-            raise DataError(f"folder:{root}: no images found in {d}")
-    labelled = [names is not None for _, names in scans]
-    if any(labelled) and not all(labelled):
-        raise DataError(f"folder:{root}: train/ and test/ must both have class sub-folders "
-                        "or neither")
-    files = [p for fs, _ in scans for p in fs]
-    sizes, colour = [], False
-    for p in files:  # headers only: sizes must agree unless --image-size resizes them
-        hw, c = probe_image(p)
-        sizes.append(hw)
-        colour = colour or c
-    if image_size is None:
-        odd = next((i for i, hw in enumerate(sizes) if hw != sizes[0]), None)
-        if odd is not None:
-            raise DataError(f"folder:{root}: images differ in size: {files[0]} is "
-                            f"{_fmt(sizes[0])} but {files[odd]} is {_fmt(sizes[odd])} (HxW); "
-                            f"pass --image-size HxW to resize them all")
-        image_size = sizes[0]
-    images = StreamingImages(files, 3 if colour else 1, image_size)
-    classes = sorted({n for _, names in scans for n in names}) if all(labelled) else None
-    y = None
-    if classes is not None:
-        index = {n: i for i, n in enumerate(classes)}
-        y = torch.tensor([index[n] for _, names in scans for n in names], dtype=torch.int64)
-    if presplit:
-        n_train = len(scans[0][0])
+    layout = scan_folder(root)
+    colour, image_size = common_shape(layout.files, root, image_size)
+    images = StreamingImages(layout.files, 3 if colour else 1, image_size)
+    y = layout.labels
+    train_idx, test_idx = layout.train_idx, layout.test_idx
+    if isinstance(train_idx, slice):  # pre-split: the streamed images index with tensors
+        n_train = train_idx.stop
         train_idx = torch.arange(n_train)
-        test_idx = torch.arange(n_train, len(files))
-    else:
-        if len(files) < 2:
-            raise DataError(f"folder:{root}: only one image; need at least 2 to carve a test split")
-        train_idx, test_idx = split_train_val(len(files), TEST_FRACTION, SPLIT_SEED)
+        test_idx = torch.arange(n_train, len(layout.files))
     return Dataset(f"folder:{root}", images[train_idx], None if y is None else y[train_idx],
-                   images[test_idx].read(), None if y is None else y[test_idx], classes)
+                   images[test_idx].read(), None if y is None else y[test_idx], layout.classes)
 
 
 def load_training_dataset(name: str, image_size=None, stream: str = "auto",

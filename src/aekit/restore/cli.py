@@ -118,16 +118,12 @@ _PAST = {"denoise": "denoised", "inpaint": "inpainted", "colorize": "colorized"}
 def _probe(paths, restorer, task: str, run) -> tuple[list[str], list[tuple[int, int]], list]:
     """Read headers: (readable paths, their (H, W), [(bad path, reason)]); a channel mismatch is
     an error for the whole command (exit 2) since every output would be wrong."""
-    from aekit.data.images import probe_image
+    from aekit.data.files import probe_files
 
-    good, sizes, bad = [], [], []
+    good, sizes = [], []
     want = restorer.shape[0]
-    for p in paths:
-        try:
-            hw, colour = probe_image(p)
-        except DataError as e:
-            bad.append((str(p), str(e).removeprefix(f"{p}: ")))
-            continue
+    probed, bad = probe_files(paths)
+    for p, hw, colour in probed:
         if task != "colorize" and (3 if colour else 1) != want:
             have = "colour (3 channels)" if colour else "grey (1 channel)"
             need = "grey (1-channel)" if want == 1 else "colour (3-channel)"
