@@ -9,12 +9,16 @@ learned shared unit-CDF network (Ballé et al. 2018, appendix 6.1) scaled by a l
 s_kd. Training uses additive uniform noise for the rate and straight-through rounding for the
 decoder. `finalize()` freezes the entropy model into integer tables (64 log-spaced scale levels x
 symbols, 16-bit frequencies) saved with the weights, so entropy decoding is bit-exact anywhere;
-at inference each image also picks a shift of its coefficients' table levels (codec_steps.py);
+at inference each image also picks a shift of its coefficients' table levels (steps.py);
 the inference synthesis is an order-independent exact float64 matmul, so pixels are too.
+The tensor-level coding steps live in steps.py.
 
 Why not a conv stack: on a 2-core CPU a conv codec trained for minutes stays far from converged;
 the mixture starts from per-cluster PCA (`init_from_data`, closed form) and fine-tunes with the
 rate-distortion loss, and one image costs ~2 x D x C*H*W multiply-adds to encode or decode.
+
+This file is a little over 400 lines on purpose: it is one module whose transforms, entropy model
+and their caches share state (frozen tables invalidate the cached float64 synthesis, and so on).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class CodecAE(CodecSteps, AutoencoderModule):
     weight of the "rd" loss), clusters (K transforms, each image uses the rate-distortion-best
     one), max_symbols (support cap of the frozen tables), rdoq (rate-distortion optimized
     rounding in the encoder), fast_select (bfloat16 cluster search in the encoder), shifts
-    (m: per-image scale shift in [-m, m] of the frozen tables, 0 = off; see codec_steps).
+    (m: per-image scale shift in [-m, m] of the frozen tables, 0 = off; see steps.py).
     """
 
     default_loss = "rd"
