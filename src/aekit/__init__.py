@@ -5,6 +5,19 @@ type. Each capability has its own face (`aekit.core`, `aekit.restore`, `aekit.an
 `aekit.codec`, `aekit.represent`, `aekit.report`); see docs/LAYOUT.md. Names are imported on
 first use, so `import aekit` (and the command line's `--version`, `--help`) does not pay for
 importing torch.
+
+Layout, in dependency order (a module imports only from its own package and the rows above):
+
+    ground        errors, config, registry, io, device, lazy, args
+    data, models  datasets, image files, corruptions; AutoencoderModule and the model families
+    train, eval   the one training loop, losses, checkpoints; metrics, baselines, plots
+    core          train a run folder, evaluate it, reconstruct images
+    capabilities  restore, anomaly, codec, represent, report; like core, each has __init__.py
+                  (its Python API), algorithm module(s), io.py (its files), cli.py (its commands)
+    top           api.py (aekit.Autoencoder), cli.py (the one command registry)
+
+A new model registers in a module listed in `registry.MODEL_MODULES`; a new command goes into
+a capability's cli.py (`add_parsers`), whose module aekit/cli.py lists once.
 """
 
 from __future__ import annotations

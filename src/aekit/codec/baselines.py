@@ -6,7 +6,8 @@
   coefficient quantized with one step size, coded with aekit's own range coder and per-component
   integer tables fitted on the training set, inside the same `.aez` container (same header cost).
 
-Every point reports bpp = file bytes * 8 / pixels, PSNR over the whole set (DESIGN.md) and SSIM.
+Every point reports bpp = file bytes * 8 / pixels, PSNR over the whole set (docs/DESIGN.md)
+and SSIM.
 """
 
 from __future__ import annotations

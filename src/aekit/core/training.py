@@ -1,4 +1,4 @@
-"""Train a model on a named dataset and write a complete run folder (DESIGN.md's contract)."""
+"""Train a model on a named dataset and write a complete run folder (docs/DESIGN.md's contract)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ class ExactSum:
 
 
 class QualitySums:
-    """mse / psnr / ssim of a set fed batch by batch. PSNR is of the pooled MSE (DESIGN.md);
+    """mse / psnr / ssim of a set fed batch by batch. PSNR is of the pooled MSE (docs/DESIGN.md);
     SSIM is the mean of the per-image SSIMs."""
 
     def __init__(self) -> None:

@@ -1,6 +1,6 @@
 """Image-quality and detection metrics on [0, 1] images.
 
-PSNR follows DESIGN.md: 10*log10(1/MSE) with the MSE averaged over the whole set (not a mean of
+PSNR follows docs/DESIGN.md: 10*log10(1/MSE) with the MSE averaged over the whole set (not a mean of
 per-image PSNRs). SSIM matches scikit-image's `structural_similarity` defaults (7x7 uniform window,
 K1=0.01, K2=0.03, sample covariance, data_range=1) but runs batched in torch, ~100x faster.
 """
