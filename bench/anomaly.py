@@ -1,4 +1,4 @@
-"""One-class anomaly detection benchmark (Ruff et al. 2018; DESIGN.md's protocol).
+"""One-class anomaly detection benchmark (Ruff et al. 2018; docs/DESIGN.md's protocol).
 
 For each class K of a labelled dataset: fit on the training images of class K only, score the
 whole test split, AUROC with the other classes as anomalies; the mean over classes is the
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--params", default="{}", help="JSON of Detector settings to override")
     p.add_argument("--name", default="anomaly", help="result file name (bench/results/NAME.json)")
     p.add_argument("--protocol", choices=("test", "val"), default="test",
-                   help="test: DESIGN.md's protocol; val: train split only, for model selection")
+                   help="test: the one-class protocol; val: train split only, for model selection")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     params = {"seed": 0, **json.loads(args.params)}

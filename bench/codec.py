@@ -1,4 +1,4 @@
-"""Learned compression (issue 4): aekit's `.aez` codec vs WebP, JPEG, PNG and PCA+quantization.
+"""Learned compression: aekit's `.aez` codec vs WebP, JPEG, PNG and PCA+quantization.
 
 Protocol: Fashion-MNIST, the first 1,000 test images. One `codec` model per rate point (lambda),
 each started from the closed-form mixture of PCAs (computed once, it does not depend on lambda)

@@ -1,4 +1,4 @@
-"""Denoising benchmark (DESIGN.md's seed protocol) for restoration runs vs classical baselines.
+"""Denoising benchmark (docs/DESIGN.md seed protocol) for restoration runs vs classical baselines.
 
 Protocol: Fashion-MNIST test set (10,000 images); noisy = clip(x + 0.5 * N(0, 1), 0, 1) drawn
 once with a fixed seed, the same noisy images for every method; PSNR (10 log10(1 / MSE), MSE over

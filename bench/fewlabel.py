@@ -1,4 +1,4 @@
-"""Few labels (DESIGN.md protocol): 10 / 100 / 1000 balanced labels x 3 seeds from Fashion-MNIST
+"""Few labels (docs/DESIGN.md): 10 / 100 / 1000 balanced labels x 3 seeds from Fashion-MNIST
 train; test accuracy of (a) logistic regression on PCA-32, (b) the same network (encoder + head)
 trained from scratch, (c) the autoencoder-pretrained encoder fine-tuned; mean ± std.
 

@@ -1,4 +1,4 @@
-"""Ordered latents and the VAE (issue 6).
+"""Ordered latents and the VAE.
 
 nested: test PSNR vs k on Fashion-MNIST for one model trained with nested dropout (decoded from its
 first k units), separately trained models of latent size k, PCA-k, and the plain largest model

@@ -1,11 +1,11 @@
-"""Reconstruction protocol (DESIGN.md): Fashion-MNIST train 60k / test 10k; `conv` at several latent
+"""Reconstruction (docs/DESIGN.md): Fashion-MNIST train 60k / test 10k; `conv` at several latent
 sizes vs PCA at the same size; test MSE, PSNR, SSIM. Each model is a real run folder under
 runs/bench/ (so `aekit eval` / `aekit report` work on it afterwards).
 
     python -m bench.reconstruction --latents 2 8 16 32 64 --epochs 12 --long-latent 32 \
         --long-epochs 30
 
-`make bench` runs the recorded recipes: the sweep at 6 epochs and the convergence run of issue 2
+`make bench` runs the recorded recipes: the sweep at 6 epochs and the convergence run
 (`--long-epochs 100 --long-hidden 512 --long-augment hflip`, ~55 minutes on 2 cores).
 """
 

@@ -1,4 +1,4 @@
-"""Feasibility pilot for issue 4: a *convolutional* analysis/synthesis codec on this machine.
+"""Feasibility pilot: a *convolutional* analysis/synthesis codec on this machine.
 
 Ballé-style transform (analysis conv5x5/2 - GDN - conv3x3/2 - GDN - conv3x3 -> 32 x 7 x 7 latent;
 synthesis mirror with inverse GDN and 4x4/2 transposed convs), factorized prior: the codec's
@@ -9,7 +9,7 @@ decoder, D + lambda * R, Adam with a cosine schedule. After each epoch it report
 model (no file is written; add 16 bytes for a one-image `.aez`) and the pooled PSNR.
 
 It is not a shipped model: it answers "would a conv transform beat the mixture codec at the
-compute available here?" (docs/BENCHMARKS.md, issue 4).
+compute available here?" (docs/BENCHMARKS.md, learned compression).
 
     python -m bench.pilots.codec_conv_pilot --lmbda 0.003 --epochs 6 --width 64 --threads 1
     python -m bench.pilots.codec_conv_pilot --summary   # BD-rate vs WebP of every saved lambda

@@ -3,7 +3,7 @@
     aekit export RUN --format onnx --part encoder -o encoder.onnx
 
 Parts (all with a dynamic batch axis; images are float32 (B, C, H, W) in [0, 1]):
-  encoder  image -> z           the latent code (as `Autoencoder.encode`)
+  encoder  image -> z           the latent code (as `AutoencoderModule.encode`)
   decoder  z -> image           sigmoid(decode(z)): an image in [0, 1], not logits
   model    image -> image       the reconstruction (forward's x_hat in eval mode)
 
