@@ -116,3 +116,15 @@ def test_summary_of_a_run(trained_run, capsys):
 def test_help_and_usage_errors_do_not_raise(capsys):
     assert main(["--help"]) == 0
     assert main(["train", "--epochs", "many"]) == 2
+
+
+def test_closed_pipe_exits_quietly(tmp_path):
+    """`aekit models | head -1`: the reader closes the pipe early; no error, no traceback."""
+    import subprocess
+    import sys
+
+    for _ in range(5):
+        proc = subprocess.run(f"{sys.executable} -m aekit models | head -1", shell=True,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.stderr == "", proc.stderr
+        assert len(proc.stdout.splitlines()) == 1

@@ -38,8 +38,9 @@ def _onnx_run(path, x: torch.Tensor) -> np.ndarray:
 
 def test_onnx_encoder_decoder_model_match_pytorch(conv_run, tmp_path, capsys):
     model, _ = load_model(conv_run)
+    out_dir = tmp_path / "exports"
     for part in ("encoder", "decoder", "model"):
-        out = tmp_path / f"{part}.onnx"
+        out = out_dir / f"{part}.onnx"
         assert main(["export", str(conv_run), "--format", "onnx", "--part", part,
                      "-o", str(out)]) == 0
         assert "max |diff|" in capsys.readouterr().out
@@ -50,7 +51,9 @@ def test_onnx_encoder_decoder_model_match_pytorch(conv_run, tmp_path, capsys):
             got = _onnx_run(out, x)
             assert got.shape == expected.shape
             assert np.abs(got - expected).max() <= 1e-4, part
-    assert not list(tmp_path.glob("*.tmp"))
+    # Nothing beside the outputs: no temp file, no external-weights side file (hidden or not).
+    assert sorted(p.name for p in out_dir.iterdir()) == ["decoder.onnx", "encoder.onnx",
+                                                         "model.onnx"]
 
 
 def test_unet_every_part_exports_with_a_dynamic_batch(tmp_path, capsys):
@@ -122,7 +125,7 @@ def test_unexportable_model_is_a_clear_error(tmp_path, capsys, unexportable_regi
         err = capsys.readouterr().err
         assert "cannot be exported" in err and "test-unexportable" in err, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-        assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+        assert not out.exists() and not list(tmp_path.glob(".*"))
 
 
 def test_export_bad_inputs(tmp_path, conv_run, capsys):

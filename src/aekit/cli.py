@@ -10,6 +10,7 @@ exits 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -55,10 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         setup_threads(getattr(args, "threads", None))
         code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
         return int(code or 0)
     except AekitError as e:
         print(f"aekit: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`aekit models | head -2`): not an error of ours. Point stdout at
+        # devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("aekit: interrupted (the last completed checkpoint is kept)", file=sys.stderr)
         return 130

@@ -190,7 +190,8 @@ def export_model(model: nn.Module, part: str, fmt: str, out: str | os.PathLike,
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"aekit_part": part, "input": names[0], "output": names[1],
             "input_range": "[0, 1]" if part != "decoder" else "latent", **(meta or {})}
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, contextlib.ExitStack() as cleanup:
+        cleanup.callback(lambda: _side_file(tmp).unlink(missing_ok=True))  # failed exports too
         # Traced at batch 2 (batch 1 would let the exporter specialise the batch axis),
         # checked at batch 3: the dynamic axis must really be dynamic.
         x2, x3 = example_input(model, part, 2), example_input(model, part, 3, seed=1)
@@ -224,13 +225,22 @@ def export_model(model: nn.Module, part: str, fmt: str, out: str | os.PathLike,
 
 
 def _add_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
+    """Add `meta` to the model's metadata and save it as one self-contained file: the
+    torch.export-based exporter writes the weights to a side file `<path>.data`, which would be
+    left behind next to the output (and would not follow the renamed file)."""
     import onnx
 
-    m = onnx.load(str(path))
+    m = onnx.load(str(path))  # also reads the side file's weights into the model
     for key, value in meta.items():
         entry = m.metadata_props.add()
         entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
-    onnx.save(m, str(path))
+    onnx.save(m, str(path), save_as_external_data=False)
+    _side_file(path).unlink(missing_ok=True)
+
+
+def _side_file(path: Path) -> Path:
+    """Where torch.onnx.export puts external weights for `path`."""
+    return path.with_name(path.name + ".data")
 
 
 def export_run(run_dir: str | os.PathLike, fmt: str, part: str, out: str | os.PathLike
