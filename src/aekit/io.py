@@ -6,6 +6,7 @@ A reader (or a kill at any moment) therefore sees either the old complete file o
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -36,6 +37,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise RunError(f"disk full at {path}: nothing was replaced (the previous file, if "
+                           "any, is intact); free some space and run the command again"
+                           ) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

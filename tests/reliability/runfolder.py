@@ -35,6 +35,9 @@ def _safetensors_meta(raw: bytes) -> dict:
 def check_bytes(rel: str, raw: bytes) -> tuple[str | None, dict]:
     """(None or the reason `raw` is not a complete `rel`, facts such as the checkpoint epoch)."""
     try:
+        if rel == ".lock":  # the writer's lock; a killed writer leaves it for the next to take
+            doc = json.loads(raw.decode("utf-8"))
+            return (None if {"pid", "host"} <= set(doc) else "lock without pid/host"), {}
         if rel.endswith(".json"):
             doc = json.loads(raw.decode("utf-8"))
             need = {"config.json": ("model", "train"), "metrics.json": ("test", "history")}

@@ -10,9 +10,13 @@ Loading never unpickles anything; every failure is a RunError that names the fil
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,3 +142,64 @@ def write_history_csv(run_dir: str | Path, history: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(history)
     atomic_write_text(Path(run_dir) / "history.csv", buf.getvalue())
+
+
+# --- one writer per run folder ------------------------------------------------------------------
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold RUN/.lock (the writer's pid and host) while training writes the folder. A second
+    writer is refused with one line; a lock left by a process that no longer runs on this host
+    (killed, machine rebooted) is taken over."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is not None and _alive(holder):
+                raise RunError(f"{run_dir} is being written by process {holder['pid']} on "
+                               f"{holder['host']}; wait for it to finish or stop it first"
+                               ) from None
+            path.unlink(missing_ok=True)  # stale: its writer is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    else:
+        raise RunError(f"{path}: could not take the run folder's lock; remove it if no aekit "
+                       "process is writing this folder")
+    try:
+        yield
+    finally:
+        if _lock_holder(path) == me:
+            path.unlink(missing_ok=True)
+
+
+def _lock_holder(path: Path) -> dict | None:
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable or half-written: treated as stale
+    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
+        return None
+    return holder
+
+
+def _alive(holder: dict) -> bool:
+    """Whether the lock's writer still runs. A process on another host (a shared file system)
+    cannot be checked from here, so its lock is respected."""
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True

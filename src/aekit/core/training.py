@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from collections.abc import Callable
@@ -53,33 +54,39 @@ def train_run(
 
     For a new run `model_cfg`'s in_channels/height/width are replaced by the dataset's shape.
     """
-    from aekit.core.io import read_config, write_config
+    from aekit.core.io import read_config, run_lock, write_config
+    from aekit.device import resolve_device
     from aekit.models import build_model, resolve_options
     from aekit.train import distributed
-    from aekit.train.logging import RunLogger
-    from aekit.train.loop import fit
+    from aekit.train.losses import build_loss
 
     out = Path(out)
     world = distributed.init_from_env()  # None unless torchrun started several processes
     try:
         if world is not None and not world.is_main:
             log, progress = (lambda s: None), False
+        main = world is None or world.is_main
         problem = None
         try:
             if resume:
                 run = read_config(out)
-                if world is None or world.is_main:
-                    _remove_stale_temps(out)
                 model_cfg, train_cfg = run.model_cfg, run.train_cfg
                 ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
             else:
-                if (out / "config.json").exists():
+                if (out / "config.json").exists() and not _stopped_before_first_checkpoint(out):
                     raise RunError(f"{out} already holds a run; use --resume {out} or another "
                                    "--out")
                 ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
                 c, h, w = ds.shape
                 model_cfg = resolve_options(ModelConfig(**{
                     **model_cfg.to_dict(), "in_channels": c, "height": h, "width": w}))
+            # Everything that can be wrong with the settings fails here, before anything is
+            # written: a failed start leaves no folder in the way of the corrected command.
+            torch.manual_seed(train_cfg.seed)
+            model = build_model(model_cfg)
+            corrupt = build_corruption(train_cfg.corrupt)
+            build_loss(train_cfg.loss, model)
+            resolve_device(train_cfg.device)
         except AekitError as e:
             if world is None:
                 raise
@@ -92,44 +99,56 @@ def train_run(
                                         train_cfg.batch_size if train_cfg else None)
             log(f"data-parallel training on {world.size} processes "
                 f"({train_cfg.batch_size // world.size} images each per global batch)")
-        torch.manual_seed(train_cfg.seed)
-        model = build_model(model_cfg)
-        main = world is None or world.is_main
-        if not resume and main:
-            write_config(out, model_cfg, train_cfg)
-        if not resume and hasattr(model, "init_from_data"):
-            # A model with a closed-form start (the codec's mixture of PCAs) begins from it;
-            # a resumed run gets its weights from the checkpoint instead.
-            log(f"{model_cfg.name}: closed-form start from the training images")
-            model.init_from_data(train_x, seed=train_cfg.seed)
-        log(f"training {model_cfg.name} ({model.num_parameters():,} parameters) on {ds.name} "
-            f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation images")
-        corrupt = build_corruption(train_cfg.corrupt)
-        run_log = RunLogger(out, log_to, train_cfg.batch_size, note=log) if main else None
-        try:
-            def on_epoch(row: dict) -> None:
-                log(_epoch_line(row, train_cfg.epochs))
-                if run_log is not None:
-                    run_log.epoch(row)
-
+        with run_lock(out) if main else contextlib.nullcontext():
+            if resume and main:
+                _remove_stale_temps(out)
             if resume and _stopped_before_first_checkpoint(out):
-                # config.json is written before epoch 1 ends; such a run could otherwise be
-                # neither resumed nor restarted with --out (the folder already holds a run).
+                # config.json is written before epoch 1 ends; such a run restarts from the
+                # beginning (data-dependent starts included).
                 log(f"{out}: no checkpoint yet (stopped during epoch 1); training from the start")
                 resume = False
-            result = fit(model, train_x, train_cfg, val_x=val_x, run_dir=out, resume=resume,
-                         corrupt=corrupt, progress=progress, on_epoch=on_epoch,
-                         on_step=run_log.step if run_log is not None else None)
-            if not main:
-                return {}
-            metrics = finish_run(out, model, model_cfg, train_cfg, ds, result, corrupt)
-            run_log.finish(metrics)
-            return metrics
-        finally:
-            if run_log is not None:
-                run_log.close()
+            elif not resume and (out / "config.json").exists():
+                log(f"{out}: replacing an unfinished run that never reached a checkpoint")
+            if not resume and main:
+                write_config(out, model_cfg, train_cfg)
+            return _train(out, model, model_cfg, train_cfg, ds, train_x, val_x, corrupt,
+                          resume, main, progress, log, log_to)
     finally:
         distributed.shutdown(world)
+
+
+def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds, train_x, val_x,
+           corrupt, resume: bool, main: bool, progress: bool, log: Log,
+           log_to: tuple[str, ...]) -> dict[str, Any]:
+    """The training part of `train_run`, once the settings are known to be good."""
+    from aekit.train.logging import RunLogger
+    from aekit.train.loop import fit
+
+    if not resume and hasattr(model, "init_from_data"):
+        # A model with a closed-form start (the codec's mixture of PCAs) begins from it;
+        # a resumed run gets its weights from the checkpoint instead.
+        log(f"{model_cfg.name}: closed-form start from the training images")
+        model.init_from_data(train_x, seed=train_cfg.seed)
+    log(f"training {model_cfg.name} ({model.num_parameters():,} parameters) on {ds.name} "
+        f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation images")
+    run_log = RunLogger(out, log_to, train_cfg.batch_size, note=log) if main else None
+    try:
+        def on_epoch(row: dict) -> None:
+            log(_epoch_line(row, train_cfg.epochs))
+            if run_log is not None:
+                run_log.epoch(row)
+
+        result = fit(model, train_x, train_cfg, val_x=val_x, run_dir=out, resume=resume,
+                     corrupt=corrupt, progress=progress, on_epoch=on_epoch,
+                     on_step=run_log.step if run_log is not None else None)
+        if not main:
+            return {}
+        metrics = finish_run(out, model, model_cfg, train_cfg, ds, result, corrupt)
+        run_log.finish(metrics)
+        return metrics
+    finally:
+        if run_log is not None:
+            run_log.close()
 
 
 def _remove_stale_temps(out: Path) -> None:
@@ -186,6 +205,7 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
                                           train_cfg.seed, corrupt=corrupt,
                                           batch_size=eval_batch_size(tuple(ds.test_x.shape[1:])))},
         "history": result.history,
+        "warnings": result.warnings,  # e.g. a collapsed run (aekit.train.health)
         "environment": {"device": str(_device_of(model)), "threads": torch.get_num_threads(),
                         "torch": torch.__version__, "machine": platform.machine(),
                         "cpus": os.cpu_count()},

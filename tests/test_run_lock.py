@@ -1,0 +1,79 @@
+"""One writer per run folder: a live writer's lock refuses a second one; a dead one's is taken."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from aekit.cli import main
+from aekit.core.io import LOCK, run_lock
+from aekit.errors import RunError
+
+
+def test_second_writer_is_refused_and_lock_released(tmp_path):
+    with run_lock(tmp_path):
+        lock = json.loads((tmp_path / LOCK).read_text())
+        assert lock["host"] == socket.gethostname()
+        with pytest.raises(RunError, match="being written by process"):
+            with run_lock(tmp_path):
+                pass
+    assert not (tmp_path / LOCK).exists()
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / LOCK).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    with run_lock(tmp_path):
+        assert json.loads((tmp_path / LOCK).read_text())["pid"] != dead.pid
+    (tmp_path / LOCK).write_text("half a lo")  # a writer killed while writing the lock
+    with run_lock(tmp_path):
+        pass
+
+
+def test_train_refuses_a_folder_another_process_writes(tmp_path, capsys):
+    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK).write_text(json.dumps({"pid": 1, "host": socket.gethostname()}))  # init: alive
+    argv = ["train", "--model", "dense", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--epochs",
+            "1", "--out", str(run), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "being written by process 1" in err and len(err.strip().splitlines()) == 1
+    assert not (run / "config.json").exists()
+
+
+@pytest.mark.parametrize("bad", [["--corrupt", "gauss:0.5"], ["--loss", "foo"],
+                                 ["--device", "cuda:7"]])
+def test_bad_settings_write_nothing_and_the_retry_works(tmp_path, capsys, bad):
+    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
+    run = tmp_path / "run"
+    argv = ["train", "--model", "dense", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--epochs",
+            "1", "--out", str(run), "--quiet"]
+    assert main(argv + bad) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (run / "config.json").exists()
+    assert main(argv) == 0  # the corrected command just works
+
+
+def test_a_run_that_never_reached_a_checkpoint_is_replaced(tmp_path, capsys):
+    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
+    run = tmp_path / "run"
+    argv = ["train", "--model", "dense", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--epochs",
+            "1", "--out", str(run), "--quiet"]
+    assert main(argv) == 0
+    (run / "model.safetensors").unlink()  # as if killed in epoch 1: config, no checkpoint
+    for p in (run / "checkpoint").glob("*"):
+        p.unlink()
+    assert main(argv) == 0
+    assert main(argv) == 2  # a finished run is never replaced
+    assert "already holds a run" in capsys.readouterr().err
