@@ -115,3 +115,22 @@ def test_cosine_schedule_warms_up_and_decays():
     assert lrs[0] < lrs[49] <= 1e-2 + 1e-12
     assert lrs[-1] < 0.05 * 1e-2
     assert max(lrs) == pytest.approx(1e-2, rel=1e-3)
+
+
+def test_baseline_none_skips_pca(tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from aekit.cli import main
+
+    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
+    base = ["train", "--model", "dense", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--epochs",
+            "1", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "a"), "--baseline", "none"]) == 0
+    assert "PCA-" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["baselines"] == {}
+    assert main(base + ["--out", str(tmp_path / "b")]) == 0
+    assert "PCA-" in capsys.readouterr().out
+    assert "pca" in json.loads((tmp_path / "b" / "metrics.json").read_text())["baselines"]

@@ -41,6 +41,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--stream", default="auto", choices=["auto", "always", "never"],
                    help="folder: datasets: decode training images from disk in worker processes "
                         "(auto: when they exceed the memory budget)")
+    p.add_argument("--baseline", default="pca", choices=["pca", "none"],
+                   help="pca: measure PCA at the same code size next to the model (default); "
+                        "none: skip it")
     p.add_argument("--memory-budget", default=None, metavar="SIZE",
                    help="e.g. 2G (default: $AEKIT_MEMORY_BUDGET or half the available memory)")
     p.set_defaults(func=cmd_train)
@@ -109,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     extra = {"log_to": ("csv", *args.log), "stream": args.stream,
-             "memory_budget": args.memory_budget}
+             "memory_budget": args.memory_budget, "baseline": args.baseline}
     if args.resume:
         metrics = train_run(args.resume, resume=True, progress=not args.quiet, log=log, **extra)
         out = args.resume
@@ -128,8 +131,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_quality_table(metrics: dict) -> None:
-    pca = metrics["baselines"]["pca"]
-    rows = [(f"aekit {metrics['model']}", metrics["test"]), (f"PCA-{pca['k']}", pca)]
+    rows = [(f"aekit {metrics['model']}", metrics["test"])]
+    pca = metrics["baselines"].get("pca")
+    if pca is not None:
+        rows.append((f"PCA-{pca['k']}", pca))
     if "corrupted_input" in metrics:
         rows.append(("corrupted input", metrics["corrupted_input"]))
     print(f"{'':<22}{'MSE':>10}{'PSNR dB':>10}{'SSIM':>8}")

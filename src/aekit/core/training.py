@@ -48,9 +48,11 @@ def train_run(
     log_to: tuple[str, ...] = ("csv",),
     stream: str = "auto",
     memory_budget: str | int | None = None,
+    baseline: str = "pca",
 ) -> dict[str, Any]:
     """Train (or resume) a run in `out`; returns metrics.json's content ({} on ranks other than
-    0 of a torchrun launch, which write nothing).
+    0 of a torchrun launch, which write nothing). `baseline`: "pca" measures PCA at the same
+    code size on the test split next to the model, "none" skips it.
 
     For a new run `model_cfg`'s in_channels/height/width are replaced by the dataset's shape.
     """
@@ -112,14 +114,14 @@ def train_run(
             if not resume and main:
                 write_config(out, model_cfg, train_cfg)
             return _train(out, model, model_cfg, train_cfg, ds, train_x, val_x, corrupt,
-                          resume, main, progress, log, log_to)
+                          resume, main, progress, log, log_to, baseline)
     finally:
         distributed.shutdown(world)
 
 
 def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds, train_x, val_x,
            corrupt, resume: bool, main: bool, progress: bool, log: Log,
-           log_to: tuple[str, ...]) -> dict[str, Any]:
+           log_to: tuple[str, ...], baseline: str) -> dict[str, Any]:
     """The training part of `train_run`, once the settings are known to be good."""
     from aekit.train.logging import RunLogger
     from aekit.train.loop import fit
@@ -143,7 +145,8 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
                      on_step=run_log.step if run_log is not None else None)
         if not main:
             return {}
-        metrics = finish_run(out, model, model_cfg, train_cfg, ds, result, corrupt)
+        metrics = finish_run(out, model, model_cfg, train_cfg, ds, result, corrupt,
+                             baseline=baseline, log=log)
         run_log.finish(metrics)
         return metrics
     finally:
@@ -175,7 +178,7 @@ def _epoch_line(row: dict, epochs: int) -> str:
 
 
 def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds, result,
-               corrupt=None) -> dict[str, Any]:
+               corrupt=None, baseline: str = "pca", log: Log = lambda s: None) -> dict[str, Any]:
     """Save weights, evaluate on the test split, write metrics, history and pictures."""
     from aekit.core.io import save_weights, write_history_csv, write_metrics
     from aekit.data.stream import in_memory
@@ -201,15 +204,18 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
         "train_seconds": round(result.train_seconds, 2),
         "train_images_per_second": round(result.images_per_second, 1),
         "test": ev.test,
-        "baselines": {"pca": pca_baseline(in_memory(ds.train_x), ds.test_x, code_size,
-                                          train_cfg.seed, corrupt=corrupt,
-                                          batch_size=eval_batch_size(tuple(ds.test_x.shape[1:])))},
+        "baselines": {},
         "history": result.history,
         "warnings": result.warnings,  # e.g. a collapsed run (aekit.train.health)
         "environment": {"device": str(_device_of(model)), "threads": torch.get_num_threads(),
                         "torch": torch.__version__, "machine": platform.machine(),
                         "cpus": os.cpu_count()},
     }
+    if baseline == "pca":
+        log(f"baseline: PCA with {code_size} components (skip with --baseline none)")
+        metrics["baselines"]["pca"] = pca_baseline(
+            in_memory(ds.train_x), ds.test_x, code_size, train_cfg.seed, corrupt=corrupt,
+            batch_size=eval_batch_size(tuple(ds.test_x.shape[1:])))
     if corrupt is not None:
         metrics["corrupt"] = train_cfg.corrupt
         metrics["corrupted_input"] = ev.corrupted_input

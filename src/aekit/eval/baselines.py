@@ -15,7 +15,11 @@ def fit_pca(train_x_uint8: torch.Tensor, k: int, seed: int = 0, max_fit: int = 6
     x = train_x_uint8[:max_fit].reshape(min(len(train_x_uint8), max_fit), -1)  # (N, C*H*W)
     x = x.numpy().astype(np.float32) / 255.0
     k = max(1, min(k, x.shape[0], x.shape[1]))
-    return PCA(n_components=k, svd_solver="randomized", random_state=seed).fit(x)
+    # Randomized SVD costs several passes over the data per component block: fine for a small
+    # code, but ~90 s for a 784-component code (a unet's). There the exact eigendecomposition of
+    # the D x D covariance is one pass and takes seconds.
+    solver = "covariance_eigh" if 4 * k >= x.shape[1] else "randomized"
+    return PCA(n_components=k, svd_solver=solver, random_state=seed).fit(x)
 
 
 def pca_reconstruct(pca, x_uint8: torch.Tensor, keep: int | None = None) -> torch.Tensor:
