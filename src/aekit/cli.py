@@ -44,6 +44,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _commands(parser: argparse.ArgumentParser, prefix: str = "aekit"):
+    """(name, parser, one-line help) of every leaf command, in --help order."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                leaves = list(_commands(sub, f"{prefix} {name}"))
+                yield from leaves or [(f"{prefix} {name}", sub, helps.get(name) or "")]
+
+
+def reference() -> tuple[str, str]:
+    """(README's command table, docs/CLI.md's full --help texts), generated from the parser so
+    the documentation lists exactly the flags the command line has."""
+    table = ["| command | what it does | flags |", "| --- | --- | --- |"]
+    pages = ["# Command reference", "", "Every `aekit` command's `--help`, generated from the "
+             "command line itself.", ""]
+    for name, sub, help_ in _commands(build_parser()):
+        flags = sorted({o for a in sub._actions for o in a.option_strings} - {"-h", "--help"},
+                       key=lambda f: f.lstrip("-"))
+        table.append(f"| `{name}` | {help_} | {' '.join(f'`{f}`' for f in flags)} |")
+        # argparse wraps help to the terminal's width: fix it so the text is reproducible.
+        saved = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = "100"
+        try:
+            usage = sub.format_help().rstrip()
+        finally:
+            os.environ.pop("COLUMNS") if saved is None else os.environ.update(COLUMNS=saved)
+        pages += [f"## {name}", "", "```", usage, "```", ""]
+    return "\n".join(table) + "\n", "\n".join(pages)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
