@@ -159,3 +159,27 @@ def test_train_nested_and_beta_flags(data, tmp_path, capsys):
     assert main([*args, "--nested-p", "0.1", "--option", "nested_p=0.3",
                  "--out", str(tmp_path / "d")]) == 2
     one_line_error(capsys, "disagree")
+
+
+def test_embed_and_classify_use_every_readable_file_and_list_the_rest(runs, data, tmp_path,
+                                                                      capsys):
+    """One rule for batch inputs: process what can be read, list each unreadable file, exit 1;
+    exit 2 only when nothing could be read."""
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "notes.png").write_bytes(b"")
+    files = [str(data / "im0.png"), str(tmp_path / "broken.png"), str(data / "im1.png"),
+             str(tmp_path / "notes.png")]
+    assert main(["embed", str(runs["conv"]), *files, "-o", str(tmp_path / "z.npy")]) == 1
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "notes.png" in err and "Traceback" not in err
+    assert np.load(tmp_path / "z.npy").shape[0] == 2
+    clf = tmp_path / "clf"
+    assert main(["finetune", str(runs["conv"]), "--labels", "8", "--steps", "2",
+                 "--out", str(clf)]) == 0
+    capsys.readouterr()
+    assert main(["classify", str(clf), *files]) == 1
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 3 and "broken.png" in err  # header + 2 rows
+    assert main(["embed", str(runs["conv"]), str(tmp_path / "broken.png"),
+                 "-o", str(tmp_path / "z2.npy")]) == 2
+    one_line_error(capsys, "broken.png")

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from aekit.args import report_bad
 from aekit.errors import ConfigError, DataError
 
 
@@ -83,16 +84,23 @@ def _save_npy(path: Path, array) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _read_files(paths: list[str], cfg) -> tuple:
-    """All images of `paths` (files/folders) at the run's size; any bad file is an error."""
+def _read_files(paths: list[str], cfg, partial: bool = False) -> tuple:
+    """Images of `paths` (files/folders) at the run's size: (x, good paths, bad [(path, why)]).
+
+    partial=True (embed, classify): every readable file is used and the unreadable ones are
+    returned for the caller to list (exit 1); nothing readable at all is an error (exit 2).
+    partial=False (interpolate, traverse: each named image is needed): any bad file is an error.
+    """
     from aekit.data.files import collect_paths
     from aekit.data.images import read_images
 
     files = collect_paths(paths)
     x, good, bad = read_images(files, channels=cfg.in_channels, size=(cfg.height, cfg.width))
-    if bad:
-        raise DataError(f"{bad[0][0]}: {bad[0][1]}")
-    return x, good
+    if bad and not (partial and good):
+        listed = "; ".join(f"{p}: {why}" for p, why in bad[:3])
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise DataError(f"{listed}{more}")
+    return x, good, bad
 
 
 def _load_dataset_for(name: str, cfg):
@@ -119,14 +127,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.keep is not None and not 1 <= args.keep <= dim:
         raise ConfigError(f"--keep {args.keep}: the code has {dim} units; use 1..{dim}")
     out = Path(args.out)
-    labels, names = None, None
+    labels, names, bad = None, None, []
     if args.dataset:
         ds = _load_dataset_for(args.dataset, cfg)
         x, labels = dataset_split(ds, args.split)
         names = ds.classes
         source = f"{ds.name} ({args.split}, {len(x)} images)"
     else:
-        x, good = _read_files(args.images, cfg)
+        x, good, bad = _read_files(args.images, cfg, partial=True)
         source = f"{len(good)} image file(s)"
     z = embed(model, x, keep=args.keep)
     _save_npy(out, z)
@@ -147,7 +155,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         plot_latent(z, None if labels is None else labels.numpy(), args.plot,
                     f"{cfg.name} latent ({z.shape[1]}-d) of {source}", names)
         print(f"latent picture -> {args.plot}")
-    return 0
+    return report_bad(bad, len(z))
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -219,7 +227,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         acc = accuracy(clf, ds.test_x, ds.test_y)
         print(f"test accuracy {acc * 100:.2f}% on {len(ds.test_y)} {ds.name} test images")
         return 0
-    x, good = _read_files(args.images, cfg)
+    x, good, bad = _read_files(args.images, cfg, partial=True)
     probs = predict_proba(clf, x)
     names = info.get("classes") or [str(i) for i in range(probs.shape[1])]
     rows = [(path, int(p.argmax()), names[int(p.argmax())], float(p.max()))
@@ -233,7 +241,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         from aekit.io import atomic_write_text
 
         atomic_write_text(args.csv, buf.getvalue())
-    return 0
+    return report_bad(bad, len(good))
 
 
 def _load_variational(run_dir: str, what: str):
@@ -262,7 +270,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from aekit.represent.generate import interpolate
 
     model, run = load_model(args.run)
-    x, _ = _read_files([args.a, args.b], run.model_cfg)
+    x, _, _ = _read_files([args.a, args.b], run.model_cfg)
     if len(x) != 2:
         raise DataError("interpolate needs two image files, A and B")
     frames = interpolate(model, x[0], x[1], args.steps)
