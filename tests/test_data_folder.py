@@ -104,8 +104,13 @@ def test_corrupt_image_names_the_file(tmp_path, damage):
     bad = tmp_path / "1.png"
     data = bad.read_bytes()
     bad.write_bytes(b"not a png at all" if damage == "garbage" else data[: len(data) // 2])
-    with pytest.raises(DataError, match="1.png"):
-        load_dataset(f"folder:{tmp_path}")
+    if damage == "garbage":  # unreadable header: left out and listed, the rest loads
+        ds = load_dataset(f"folder:{tmp_path}")
+        assert len(ds.train_x) + len(ds.test_x) == 2
+        assert [p for p, _ in ds.skipped] == [str(bad)]
+    else:  # the header reads, the pixels do not: an error that names the file
+        with pytest.raises(DataError, match="1.png"):
+            load_dataset(f"folder:{tmp_path}")
 
 
 def test_top_level_images_beside_class_folders(tmp_path):
@@ -113,3 +118,20 @@ def test_top_level_images_beside_class_folders(tmp_path):
     _save(tmp_path / "cls" / "x.png")
     with pytest.raises(DataError, match="loose.png"):
         load_dataset(f"folder:{tmp_path}")
+
+
+def test_train_on_a_folder_with_unreadable_files_lists_them_and_exits_1(tmp_path, capsys):
+    from aekit.cli import main
+
+    data = tmp_path / "imgs"
+    for i in range(12):
+        _save(data / f"{i}.png", size=(8, 8), seed=i)
+    (data / "5.png").write_bytes(b"garbage")
+    (data / "9.png").write_bytes(b"")
+    run = tmp_path / "run"
+    code = main(["train", "--model", "dense", "--dataset", f"folder:{data}", "--epochs", "1",
+                 "--out", str(run), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "5.png" in err and "9.png" in err and "10 file(s) done, 2 skipped" in err
+    assert (run / "model.safetensors").is_file()

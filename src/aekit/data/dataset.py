@@ -22,6 +22,8 @@ class Dataset:
     test_x: torch.Tensor
     test_y: torch.Tensor | None
     classes: list[str] | None = field(default=None)
+    # [(path, reason)] of files a folder loader could not read and left out.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for split, x, y in (

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from aekit.data.dataset import Dataset, dataset_loader, split_train_val
-from aekit.data.images import IMAGE_EXTENSIONS, is_image_file, load_uint8, probe_image
+from aekit.data.files import probe_files
+from aekit.data.images import IMAGE_EXTENSIONS, is_image_file, load_uint8
 from aekit.errors import DataError
 
 TEST_FRACTION = 0.1
@@ -63,15 +64,13 @@ def _fmt(hw: tuple[int, int]) -> str:
     return f"{hw[0]}x{hw[1]}"
 
 
-def common_shape(files: list[Path], root: Path, image_size: tuple[int, int] | None
+def common_shape(layout: FolderLayout, root: Path, image_size: tuple[int, int] | None
                  ) -> tuple[bool, tuple[int, int]]:
-    """(any colour image, the size every image has or is resized to), from headers only. Sizes
+    """(any colour image, the size every image has or is resized to), from the headers. Sizes
     must agree unless `image_size` says what to resize them to."""
-    sizes, colour = [], False
-    for p in files:
-        hw, c = probe_image(p)
-        sizes.append(hw)
-        colour = colour or c
+    files = layout.files
+    sizes = [layout.headers[p][0] for p in files]
+    colour = any(layout.headers[p][1] for p in files)
     if image_size is None:
         odd = next((i for i, hw in enumerate(sizes) if hw != sizes[0]), None)
         if odd is not None:
@@ -84,9 +83,11 @@ def common_shape(files: list[Path], root: Path, image_size: tuple[int, int] | No
     return colour, tuple(image_size)
 
 
-def _load_files(files: list[Path], root: Path, image_size: tuple[int, int] | None) -> torch.Tensor:
-    """Probe headers (size, colour), then decode into one preallocated uint8 (N, C, H, W)."""
-    colour, image_size = common_shape(files, root, image_size)
+def _load_files(layout: FolderLayout, root: Path, image_size: tuple[int, int] | None
+                ) -> torch.Tensor:
+    """Decode every file into one preallocated uint8 (N, C, H, W), at the common size."""
+    colour, image_size = common_shape(layout, root, image_size)
+    files = layout.files
     mode, c = ("RGB", 3) if colour else ("L", 1)
     out = np.empty((len(files), c, *image_size), dtype=np.uint8)
     for i, p in enumerate(files):
@@ -106,6 +107,9 @@ class FolderLayout:
     labels: torch.Tensor | None
     train_idx: torch.Tensor | slice
     test_idx: torch.Tensor | slice
+    # Files whose header cannot be read: left out of `files`, listed for the user.
+    skipped: list[tuple[str, str]]
+    headers: dict[Path, tuple[tuple[int, int], bool]]  # file -> ((H, W), is colour)
 
 
 def folder_parts(root: Path) -> tuple[list[Path], bool]:
@@ -123,6 +127,17 @@ def scan_folder(root: Path) -> FolderLayout:
     for d, (files, _) in zip(parts, scans, strict=True):
         if not files:
             raise DataError(f"folder:{root}: no images ({_KINDS}) found in {d}")
+    # One unreadable file must not stop a whole folder: drop it, list it, go on with the rest.
+    probed, skipped = probe_files([f for fs, _ in scans for f in fs])
+    if skipped:
+        bad = {Path(p) for p, _ in skipped}
+        scans = [([f for f in fs if f not in bad],
+                  None if names is None else [n for f, n in zip(fs, names, strict=True)
+                                              if f not in bad]) for fs, names in scans]
+        for d, (files, _) in zip(parts, scans, strict=True):
+            if not files:
+                shown = "; ".join(f"{p}: {why}" for p, why in skipped[:3])
+                raise DataError(f"folder:{root}: no readable image in {d} ({shown})")
     labelled = [names is not None for _, names in scans]
     if any(labelled) and not all(labelled):
         raise DataError(
@@ -141,7 +156,8 @@ def scan_folder(root: Path) -> FolderLayout:
         if len(files) < 2:
             raise DataError(f"folder:{root}: only one image; need at least 2 to carve a test split")
         train_idx, test_idx = split_train_val(len(files), TEST_FRACTION, SPLIT_SEED)
-    return FolderLayout(files, classes, y, train_idx, test_idx)
+    headers = {f: (hw, colour) for f, hw, colour in probed}
+    return FolderLayout(files, classes, y, train_idx, test_idx, skipped, headers)
 
 
 def load_image_folder(
@@ -149,7 +165,7 @@ def load_image_folder(
 ) -> Dataset:
     root = Path(folder)
     layout = scan_folder(root)
-    x = _load_files(layout.files, root, image_size)
+    x = _load_files(layout, root, image_size)
     y, train_idx, test_idx = layout.labels, layout.train_idx, layout.test_idx
     return Dataset(
         f"folder:{root}",
@@ -158,6 +174,7 @@ def load_image_folder(
         x[test_idx],
         None if y is None else y[test_idx],
         layout.classes,
+        layout.skipped,
     )
 
 

@@ -214,7 +214,7 @@ def open_folder_stream(root: str | os.PathLike, image_size: tuple[int, int] | No
 
     root = Path(root)
     layout = scan_folder(root)
-    colour, image_size = common_shape(layout.files, root, image_size)
+    colour, image_size = common_shape(layout, root, image_size)
     images = StreamingImages(layout.files, 3 if colour else 1, image_size)
     y = layout.labels
     train_idx, test_idx = layout.train_idx, layout.test_idx
@@ -223,7 +223,8 @@ def open_folder_stream(root: str | os.PathLike, image_size: tuple[int, int] | No
         train_idx = torch.arange(n_train)
         test_idx = torch.arange(n_train, len(layout.files))
     return Dataset(f"folder:{root}", images[train_idx], None if y is None else y[train_idx],
-                   images[test_idx].read(), None if y is None else y[test_idx], layout.classes)
+                   images[test_idx].read(), None if y is None else y[test_idx], layout.classes,
+                   layout.skipped)
 
 
 def load_training_dataset(name: str, image_size=None, stream: str = "auto",
