@@ -29,7 +29,7 @@ def test_numpy_in_numpy_out_torch_in_torch_out(fitted):
     z = ae.transform(x[:5])
     assert isinstance(z, np.ndarray) and z.shape == (5, 6)
     rec = ae.inverse_transform(z)
-    assert isinstance(rec, np.ndarray) and rec.shape == (5, 1, 12, 12)
+    assert isinstance(rec, np.ndarray) and rec.shape == (5, 12, 12)  # (N, H, W) as fitted
     assert rec.min() >= 0 and rec.max() <= 1
     zt = ae.transform(torch.from_numpy(x[:5]).float() / 255)
     assert isinstance(zt, torch.Tensor)
@@ -56,3 +56,19 @@ def test_validation_names_the_problem(fitted):
         aekit.Autoencoder().transform(np.zeros((1, 12, 12), np.uint8))
     with pytest.raises(AekitError, match="epochs"):
         aekit.Autoencoder(epochs=0).fit(np.zeros((4, 12, 12), np.uint8))
+
+
+def test_load_reads_the_old_seed_name(fitted, tmp_path):
+    import json
+
+    ae, x = fitted
+    cfg = ae.save(tmp_path / "ae") / "config.json"
+    doc = json.loads(cfg.read_text())
+    doc["api"]["seed"] = doc["api"].pop("random_state")  # as aekit wrote it before
+    for key in ("pixel_max_", "input_layout_"):
+        del doc["api"][key]
+    cfg.write_text(json.dumps(doc))
+    again = aekit.load(tmp_path / "ae")
+    assert again.random_state == 0 and again.pixel_max_ == 1.0
+    assert again.reconstruct(x[:2]).shape == (2, 12, 12)  # (N, H, W) in, (N, H, W) out
+    assert again.inverse_transform(again.transform(x[:2])).shape == (2, 1, 12, 12)  # unknown

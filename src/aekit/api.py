@@ -1,34 +1,92 @@
-"""The scikit-learn-style facade.
+"""The scikit-learn estimator facade.
 
     ae = aekit.Autoencoder(model="conv", latent_dim=32, epochs=10).fit(X)
     Z = ae.transform(X); X_hat = ae.inverse_transform(Z); ae.save("my-ae"); aekit.load("my-ae")
 
-`__init__` only stores settings; `fit` validates, trains and sets the learned attributes (ending in
-`_`). Inputs may be numpy or torch, uint8 in [0, 255] or float in [0, 1], shaped (N, H, W),
-(N, C, H, W) or channels-last (N, H, W, C); outputs follow the input's library
-(numpy in, numpy out).
+`Autoencoder` is a scikit-learn transformer (`BaseEstimator` + `TransformerMixin`): `__init__`
+only stores settings, `get_params`/`set_params`/`clone`/`repr` come from scikit-learn, `fit`
+validates every parameter (`_param_table`) and the data, trains and sets the learned attributes
+(ending in `_`). It works in `Pipeline`, `GridSearchCV` and `cross_val_score`.
+
+Inputs (numpy, torch or array-likes such as nested lists) are images (N, H, W), (N, C, H, W) or
+channels-last (N, H, W, C), or rows (N, C*H*W) that `image_shape` unflattens (without it a row
+of D values is a 1 x D image, which suits the `dense` model and tabular data). Pixel units:
+integer images are 0..255 (white = 255); float images are 0..1, or, when the training images are
+floats above 1 (e.g. `load_digits().images`, 0..16), 0..their maximum (`pixel_max_`);
+`pixel_max` sets white for every input instead. Values outside the range are an error, never
+clipped. Outputs follow the input: numpy in, numpy out (float64 in, float64 out); torch in, torch
+out; `reconstruct` and `inverse_transform` return images in the layout the input had (for
+`inverse_transform`: the layout of the training images) and in float units with white =
+`pixel_max_` (1.0 unless the training images were floats above 1 or `pixel_max` was set).
+
+Pickling (and so joblib, `cross_val_score(n_jobs=2)`, ...) serialises the estimator object, torch
+networks included, as any scikit-learn estimator; only load pickles you trust. The folders that
+`save()` writes are never pickles: JSON and safetensors, safe to load from anywhere.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from aekit.config import ModelConfig, TrainConfig
-from aekit.data.units import as_image_tensor, like_input
-from aekit.errors import ConfigError, DataError
+from aekit.data.units import (
+    as_images,
+    check_feature_names,
+    float_white_of,
+    like_input,
+    read_array,
+    to_layout,
+)
+from aekit.errors import DataError, Param, check_params, seed_of
 
 
-class Autoencoder:
-    """An autoencoder you can fit like a scikit-learn transformer."""
+class Autoencoder(TransformerMixin, BaseEstimator):
+    """An autoencoder you can fit like a scikit-learn transformer.
+
+    Parameters: `model` (a registered model name, `aekit models`), `latent_dim`, `epochs`,
+    `batch_size`, `lr`, `loss` (empty: the model's), `widths`, `options` (model options),
+    `corrupt` (train to undo a corruption, e.g. "gaussian:0.5"), `val_fraction`, `image_shape`
+    ((H, W) or (C, H, W) for 2-D input rows), `pixel_max` (the value of white; None: 255 for
+    integer images, 1.0 or the training maximum for float images), `random_state` (int; None
+    draws a new seed each fit), `device`, `verbose`.
+
+    Learned attributes: `module_` (the torch network), `model_config_`, `train_config_`,
+    `history_`, `n_features_in_` (C*H*W), `pixel_max_`, `input_layout_`.
+
+    Pickling serialises the whole estimator object (as for every scikit-learn estimator); the
+    folders written by `save()` are JSON + safetensors and never pickles.
+    """
+
+    _param_table = {
+        "model": Param("str"),
+        "latent_dim": Param("int", 1, 1 << 20),
+        "epochs": Param("int", 1, 100_000),
+        "batch_size": Param("int", 1, 1 << 16),
+        "lr": Param("float", 0.0, 10.0, low_open=True),
+        "loss": Param("str"),
+        "widths": Param("ints"),
+        "options": Param("dict", none=True),
+        "corrupt": Param("str"),
+        "val_fraction": Param("float", 0.0, 0.5),
+        "image_shape": Param("shape", none=True),
+        "pixel_max": Param("float", 0.0, None, low_open=True, none=True),
+        "random_state": Param("seed", none=True),
+        "device": Param("str"),
+        "verbose": Param("bool"),
+    }
 
     def __init__(self, model: str = "conv", latent_dim: int = 32, epochs: int = 10,
                  batch_size: int = 128, lr: float = 2e-3, loss: str = "", widths: tuple = (),
                  options: dict | None = None, corrupt: str = "", val_fraction: float = 0.0,
-                 seed: int = 0, device: str = "auto", verbose: bool = False) -> None:
+                 image_shape: tuple | None = None, pixel_max: float | None = None,
+                 random_state: int | None = 0, device: str = "auto",
+                 verbose: bool = False) -> None:
         self.model = model
         self.latent_dim = latent_dim
         self.epochs = epochs
@@ -39,38 +97,84 @@ class Autoencoder:
         self.options = options
         self.corrupt = corrupt
         self.val_fraction = val_fraction
-        self.seed = seed
+        self.image_shape = image_shape
+        self.pixel_max = pixel_max
+        self.random_state = random_state
         self.device = device
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # (N, H, W) and (N, C, H, W) images
+        tags.input_tags.positive_only = True  # pixels
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "module_")
+
     def fit(self, X: Any, y: Any = None) -> Autoencoder:
+        """Train on images X (y is ignored); returns self."""
         from aekit.core.training import build_corruption
         from aekit.models import build_model, resolve_options
         from aekit.train.loop import fit
 
-        x = as_image_tensor(X)
+        check_params(type(self).__name__, self.get_params(deep=False), self._param_table)
+        raw = read_array(X)
+        pixel_max = float_white_of(raw, self.pixel_max)
+        x, layout = as_images(raw, shape=self.image_shape, owner=type(self).__name__,
+                              int_white=self._int_white(), float_white=pixel_max)
+        check_feature_names(self, X, reset=True)
+        seed = seed_of(self.random_state)
+        n_val = int(round(len(x) * self.val_fraction))
+        if n_val >= len(x):
+            raise DataError(f"X: {len(x)} image(s) leave none to train on with val_fraction="
+                            f"{self.val_fraction}")
         c, h, w = x.shape[1:]
         self.model_config_ = resolve_options(ModelConfig(
             name=self.model, in_channels=c, height=h, width=w, latent_dim=self.latent_dim,
             widths=tuple(self.widths), options=dict(self.options or {})))
         self.train_config_ = TrainConfig(
             dataset="array", epochs=self.epochs, batch_size=min(self.batch_size, len(x)),
-            lr=self.lr, loss=self.loss, seed=self.seed, val_fraction=self.val_fraction,
+            lr=self.lr, loss=self.loss, seed=seed, val_fraction=self.val_fraction,
             corrupt=self.corrupt, device=self.device)
-        torch.manual_seed(self.seed)
-        self.module_ = build_model(self.model_config_)
-        n_val = int(round(len(x) * self.val_fraction))
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
+        torch.manual_seed(seed)
+        module = build_model(self.model_config_)
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         val_x = x[order[:n_val]] if n_val else None
-        result = fit(self.module_, x[order[n_val:]], self.train_config_, val_x=val_x,
+        result = fit(module, x[order[n_val:]], self.train_config_, val_x=val_x,
                      corrupt=build_corruption(self.corrupt), progress=self.verbose)
+        self.module_ = module.to("cpu").eval()
         self.history_ = result.history
-        self.module_.to("cpu").eval()
+        self.n_features_in_ = int(c * h * w)
+        self.pixel_max_ = pixel_max
+        self.input_layout_ = layout
         return self
 
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _int_white(self) -> float:
+        return 255.0 if self.pixel_max is None else float(self.pixel_max)
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "module_"):
-            raise ConfigError("this Autoencoder is not fitted yet; call fit(X) or aekit.load(dir)")
+        from sklearn.exceptions import NotFittedError as SklearnNotFitted
+        from sklearn.utils.validation import check_is_fitted
+
+        from aekit.errors import NotFittedError
+
+        try:
+            check_is_fitted(self)
+        except SklearnNotFitted:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) or "
+                                 "aekit.load(dir)") from None
+
+    def _input(self, X: Any) -> tuple[torch.Tensor, str]:
+        """Validate X against the fitted model: ((N, C, H, W) uint8 or [0, 1] float, layout)."""
+        self._check_fitted()
+        x, layout = as_images(X, shape=self.model_config_.shape, owner=type(self).__name__,
+                              int_white=self._int_white(), float_white=self.pixel_max_)
+        check_feature_names(self, X, reset=False)
+        return x, layout
 
     def _batches(self, t: torch.Tensor, fn, images: bool = True, batch_size: int = 1024
                  ) -> torch.Tensor:
@@ -83,52 +187,80 @@ class Autoencoder:
                     for b in t.split(batch_size)]
         return torch.cat(outs).cpu()
 
+    def _images_out(self, out: torch.Tensor, layout: str, reference: Any) -> Any:
+        """[0, 1] images (N, C, H, W) -> the caller's layout, units (white = pixel_max_), type."""
+        if self.pixel_max_ != 1.0:
+            out = out * self.pixel_max_
+        return like_input(to_layout(out, layout), reference)
+
+    # --- the transformer --------------------------------------------------------------------
+
     def transform(self, X: Any) -> Any:
-        """Encode images to latent codes (N, latent...)."""
-        self._check_fitted()
-        x = as_image_tensor(X, shape=self.model_config_.shape)
+        """Encode images to latent codes (N, latent...): (N, latent_dim) for most models."""
+        x, _ = self._input(X)
         return like_input(self._batches(x, self.module_.encode), X)
 
     def inverse_transform(self, Z: Any) -> Any:
-        """Decode latent codes back to images (N, C, H, W) in [0, 1]."""
+        """Decode latent codes to images, in the training images' layout; white = pixel_max_."""
         self._check_fitted()
-        z = torch.from_numpy(np.asarray(Z, dtype=np.float32)) if not isinstance(Z, torch.Tensor) \
-            else Z.float()
+        z = read_array(Z, "Z")
+        if not z.is_floating_point():
+            z = z.double()
+        if z.ndim < 2 or len(z) == 0:
+            raise DataError(f"Z: expected a non-empty batch of codes (N, ...), got shape "
+                            f"{tuple(z.shape)}")
         if not torch.isfinite(z).all():
             raise DataError("Z: contains NaN or infinite values")
+        latent = tuple(getattr(self.module_, "latent_shape", ()) or ())
+        if latent and tuple(z.shape[1:]) != latent:
+            if math.prod(z.shape[1:]) != math.prod(latent):
+                raise DataError(f"Z: codes are {tuple(z.shape[1:])} but the model's are "
+                                f"{latent}")
+            z = z.reshape(len(z), *latent)
         decode = self.module_.decode
-        return like_input(self._batches(z, lambda b: torch.sigmoid(decode(b)), images=False), Z)
+        try:
+            out = self._batches(z, lambda b: torch.sigmoid(decode(b)), images=False)
+        except RuntimeError as e:  # a model without latent_shape given codes of another shape
+            raise DataError(f"Z: the model cannot decode codes of shape {tuple(z.shape[1:])} "
+                            f"({str(e)[:120]})") from None
+        return self._images_out(out, self.input_layout_, Z)
 
     def reconstruct(self, X: Any) -> Any:
-        """Encode and decode: images (N, C, H, W) in [0, 1]."""
-        self._check_fitted()
-        x = as_image_tensor(X, shape=self.model_config_.shape)
-        return like_input(self._batches(x, lambda b: self.module_(b)["x_hat"]), X)
+        """Encode and decode: images in X's layout, white = pixel_max_."""
+        x, layout = self._input(X)
+        out = self._batches(x, lambda b: self.module_(b)["x_hat"])
+        return self._images_out(out, layout, X)
 
     def score(self, X: Any, y: Any = None) -> float:
         """PSNR (dB) of the reconstructions: higher is better, as scikit-learn expects."""
         from aekit.data.units import to_unit
         from aekit.eval.metrics import mse, psnr
 
-        x = to_unit(as_image_tensor(X, shape=self.model_config_.shape), torch.device("cpu"))
-        return psnr(mse(torch.as_tensor(self.reconstruct(x)), x))
+        x, _ = self._input(X)
+        rec = self._batches(x, lambda b: self.module_(b)["x_hat"])
+        return float(psnr(mse(rec, to_unit(x, torch.device("cpu")))))
+
+    # --- files ------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write a run-folder-compatible directory (config.json + model.safetensors)."""
+        """Write a run-folder-compatible directory (config.json + model.safetensors); no
+        pickle. config.json's "api" holds the parameters and the learned input conventions."""
         from aekit.core.io import save_weights, write_config
 
         self._check_fitted()
         path = Path(path)
+        params = self.get_params(deep=False)
+        params["random_state"] = self.train_config_.seed  # the seed used, JSON-friendly
+        params.update(pixel_max_=self.pixel_max_, input_layout_=self.input_layout_)
         write_config(path, self.model_config_, self.train_config_,
-                     {"api": self.get_params()})
+                     {"api": {k: (list(v) if isinstance(v, tuple) else v)
+                              for k, v in params.items()}})
         save_weights(path, self.module_)
         return path
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        keys = ("model", "latent_dim", "epochs", "batch_size", "lr", "loss", "widths", "options",
-                "corrupt", "val_fraction", "seed", "device", "verbose")
-        return {k: (list(v) if isinstance(v, tuple) else v)
-                for k in keys for v in [getattr(self, k)]}
+
+# Parameter names of earlier aekit versions, as saved in their config.json "api" dicts.
+LEGACY_NAMES = {"seed": "random_state"}
 
 
 def load(path: str | Path) -> Autoencoder:
@@ -136,9 +268,18 @@ def load(path: str | Path) -> Autoencoder:
     from aekit.core.io import load_model
 
     module, run = load_model(path)
-    params = run.extra.get("api") or {}
-    ae = Autoencoder(**{k: v for k, v in params.items() if k in Autoencoder().get_params()})
+    saved = run.extra.get("api") or {}
+    saved = {LEGACY_NAMES.get(k, k): v for k, v in saved.items()} if isinstance(saved, dict) \
+        else {}
+    names = Autoencoder().get_params(deep=False)
+    ae = Autoencoder(**{k: v for k, v in saved.items() if k in names})
     ae.model, ae.latent_dim = run.model_cfg.name, run.model_cfg.latent_dim
     ae.module_, ae.model_config_, ae.train_config_ = module, run.model_cfg, run.train_cfg
     ae.history_ = []
+    ae.n_features_in_ = int(np.prod(run.model_cfg.shape))
+    pixel_max = saved.get("pixel_max_", 1.0)
+    ae.pixel_max_ = float(pixel_max) if isinstance(pixel_max, int | float) and pixel_max > 0 \
+        else 1.0
+    layout = saved.get("input_layout_")
+    ae.input_layout_ = layout if layout in ("flat", "nhw", "nchw", "nhwc") else "nchw"
     return ae

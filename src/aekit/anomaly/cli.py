@@ -27,10 +27,12 @@ if TYPE_CHECKING:  # annotations only: the command line must start without impor
 
 
 def add_parsers(sub) -> None:
-    from aekit.anomaly.detector import COMPONENTS, DEFAULT_SCORE, Detector
+    from types import SimpleNamespace
+
+    from aekit.anomaly.defaults import COMPONENTS, DEFAULT_SCORE, DEFAULTS
     from aekit.args import parse_size
 
-    d = Detector()
+    d = SimpleNamespace(**DEFAULTS)  # Detector()'s settings, without importing torch
     top = sub.add_parser("anomaly", help="one-class anomaly detection (fit / score)")
     verbs = top.add_subparsers(dest="anomaly_command", metavar="fit|score", required=True)
 
@@ -99,6 +101,7 @@ def add_parsers(sub) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from aekit.anomaly.defaults import DEFAULTS
     from aekit.anomaly.detector import Detector
     from aekit.anomaly.evaluate import fit_metrics, normal_set, write_pictures
 
@@ -108,13 +111,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     x, ds, k, what = normal_set(args.dataset, args.normal_class, args.normal_dir,
                                 args.image_size)
     widths = tuple(int(w) for w in str(args.widths).split(",") if w.strip())
-    det = Detector(score=args.score, model=args.model, latent_dim=args.latent_dim, widths=widths,
+    det = Detector(scores=args.score, model=args.model, latent_dim=args.latent_dim, widths=widths,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    restore=args.restore, n_models=args.models, k=args.k,
                    pca_k=args.pca_k, latent_epochs=args.latent_epochs,
                    latent_restore=None if args.latent_restore == "same" else args.latent_restore,
-                   fpr=args.fpr if args.fpr is not None else Detector().fpr,
-                   contamination=args.contamination, holdout=args.holdout, seed=args.seed,
+                   fpr=args.fpr if args.fpr is not None else DEFAULTS["fpr"],
+                   contamination=args.contamination, holdout=args.holdout, random_state=args.seed,
                    device=args.device, precision=args.precision, verbose=not args.quiet)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     log(f"fitting an anomaly detector on {what}: {len(x):,} normal images")
@@ -140,8 +143,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from aekit.anomaly.calibrate import calibrate_threshold
     from aekit.anomaly.detector import load_detector
     from aekit.core.io import read_config
 
@@ -156,7 +158,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     elif args.fpr is not None:
         if not 0.0 <= args.fpr <= 1.0:
             raise ConfigError(f"--fpr {args.fpr}: must lie in [0, 1]")
-        threshold = float(np.quantile(det.heldout_scores_, 1.0 - args.fpr, method="higher"))
+        threshold, _ = calibrate_threshold(det.heldout_scores_, args.fpr)
     heat_dir = Path(args.heatmaps) if args.heatmaps else None
     if heat_dir is not None:
         heat_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@
 The autoencoder is trained as a *restoration* network (ARNet, Fei et al. 2020): its input is the
 normal image rotated by a random multiple of 90 degrees, its target the upright image. Undoing the
 rotation forces it to learn what normal images look like (orientation, shape), not just to copy
-pixels, so anomalies are restored badly. The score (`score=`, parts joined by '+') combines parts
+pixels, so anomalies are restored badly. The score (`scores=`, parts joined by '+') combines parts
 listed in aekit.anomaly.scores: mse, ssim, knn, gauss (from the networks) and pca, pixknn
 (from the normal pixels). The latent parts (knn, gauss) come from networks trained with
 `latent_restore` (default: a plain autoencoder): on a train-split validation the restoration
@@ -16,9 +16,12 @@ network's pixel errors and the plain network's codes were each the better of the
 A combination adds each part's z-score (relative to held-out normal images); model parts are
 averaged over the ensemble members first; a single part is reported raw (e.g. the MSE itself).
 The threshold is the (1 - fpr) quantile of held-out normal scores, so about `fpr` of normal
-images are flagged. Sign convention: unlike scikit-learn's outlier detectors (where a low
-`score_samples` means abnormal), higher is more anomalous here, as for a reconstruction error,
-and `predict` returns 1 for an anomaly.
+images are flagged (`contamination`, as in PyOD, the expected share of anomalies in X, takes the
+same rule); a hold-out too small for that quantile uses a Gaussian fit instead (calibrate.py).
+Conventions are PyOD's (pyod.models.base.BaseDetector): `decision_function` and `score_samples`
+are raw scores, higher = more anomalous (unlike scikit-learn's outlier detectors), `predict`
+returns 1 for an anomaly and 0 for normal, and `decision_scores_`, `labels_`, `threshold_`,
+`fit_predict`, `predict_proba` and `predict_confidence` behave as there.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, OutlierMixin
 
+from aekit.anomaly.calibrate import Decisions, calibrate_threshold
+from aekit.anomaly.defaults import DEFAULT_SCORE
 from aekit.anomaly.io import FORMAT_TAG, read_detector, save_detector
 from aekit.anomaly.scores import (
     COMPONENTS,
@@ -44,10 +50,20 @@ from aekit.anomaly.scores import (
     pixel_state,
 )
 from aekit.config import ModelConfig, TrainConfig
-from aekit.data.units import as_image_tensor, to_unit
-from aekit.errors import ConfigError, DataError, check_range
+from aekit.data.units import (
+    as_images,
+    check_feature_names,
+    float_white_of,
+    read_array,
+    to_layout,
+    to_unit,
+)
+from aekit.errors import DataError, Param, check_params, seed_of
 
-DEFAULT_SCORE = "ssim+knn+gauss"  # best on the train-split validation (docs/bench/anomaly.md)
+# Longer than ~400 lines because the Detector's parameter table, fit (networks, score state,
+# calibration) and scoring internals share its state; PyOD's decision methods and the threshold
+# rule live in calibrate.py, the files in io.py.
+
 # Automatic training length (epochs=None): at least MIN_STEPS steps and MIN_EPOCHS epochs;
 # the latent-part networks (latent_epochs=None) train shorter: their codes were as good.
 MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 1800, 30, 400
@@ -88,23 +104,64 @@ class RestoreCorruption:
         return out
 
 
-class Detector:
-    """Autoencoder anomaly detector with a calibrated threshold (scikit-learn style).
+class Detector(Decisions, OutlierMixin, BaseEstimator):
+    """Autoencoder anomaly detector with a calibrated threshold (scikit-learn and PyOD style).
 
     `__init__` stores settings only; `fit(X)` trains on normal images and sets the learned
-    attributes (ending in `_`). X: numpy or torch, uint8 [0, 255] or float [0, 1], shaped
-    (N, H, W), (N, C, H, W) or (N, H, W, C).
+    attributes (ending in `_`). X: numpy, torch or array-likes; uint8/integer [0, 255] or float
+    [0, 1] (or floats above 1: their training maximum is white, see aekit.api), shaped (N, H, W),
+    (N, C, H, W), (N, H, W, C) or rows (N, C*H*W) with `image_shape`.
+
+    Parameters: `scores` (the score parts joined by '+', see aekit.anomaly.scores), the networks
+    (`model`, `latent_dim`, `widths`, `epochs`, `batch_size`, `lr`, `restore`,
+    `latent_restore`, `latent_epochs`, `n_models`), the parts' `k` and `pca_k`, the flag rate
+    (`fpr`, or `contamination`, the expected share of anomalies in X as in PyOD, which wins when
+    set), `holdout` (share of X kept out of training to calibrate the threshold), `image_shape`,
+    `pixel_max`, `random_state`, `device`, `precision`, `verbose`.
+
+    PyOD attributes: `decision_scores_` (scores of the fit images, in X's order; images that
+    were trained on score lower than new ones, which is why the threshold comes from the
+    held-out part), `threshold_` (`predict(X) == decision_function(X) > threshold_`),
+    `labels_` (`decision_scores_ > threshold_`), `threshold_method_` (see calibrate.py).
+
+    Pickling serialises the whole estimator object; `save()` folders are never pickles.
     """
 
-    def __init__(self, score: str = DEFAULT_SCORE, model: str = "conv", latent_dim: int = 32,
+    _param_table = {
+        "scores": Param("str"),
+        "model": Param("str"),
+        "latent_dim": Param("int", 1, 1 << 20),
+        "widths": Param("ints"),
+        "epochs": Param("int", 1, 100_000, none=True),
+        "batch_size": Param("int", 1, 1 << 16),
+        "lr": Param("float", 0.0, 10.0, low_open=True),
+        "restore": Param("str"),
+        "latent_restore": Param("str", none=True),
+        "latent_epochs": Param("int", 1, 100_000, none=True),
+        "n_models": Param("int", 1, 64),
+        "k": Param("int", 1, 10_000),
+        "pca_k": Param("int", 1, 10_000),
+        "fpr": Param("float", 0.0, 1.0),
+        "contamination": Param("float", 0.0, 0.5, low_open=True, none=True),
+        "holdout": Param("float", 0.01, 0.9),
+        "image_shape": Param("shape", none=True),
+        "pixel_max": Param("float", 0.0, None, low_open=True, none=True),
+        "random_state": Param("seed", none=True),
+        "device": Param("str"),
+        "precision": Param("str", choices=("auto", "fp32", "bf16")),
+        "verbose": Param("bool"),
+    }
+
+    def __init__(self, scores: str = DEFAULT_SCORE, model: str = "conv", latent_dim: int = 32,
                  widths: tuple = (32, 64), epochs: int | None = None, batch_size: int = 64,
                  lr: float = 2e-3, restore: str = "rot", latent_restore: str | None = "none",
                  latent_epochs: int | None = None,
                  n_models: int = 1, k: int = 5, pca_k: int = 32,
                  fpr: float = 0.05, contamination: float | None = None, holdout: float = 0.1,
-                 seed: int = 0, device: str = "auto", precision: str = "auto",
+                 image_shape: tuple | None = None, pixel_max: float | None = None,
+                 random_state: int | None = 0, device: str = "auto", precision: str = "auto",
                  verbose: bool = False) -> None:
-        self.score = score
+        self.scores = scores
         self.model = model
         self.latent_dim = latent_dim
         self.widths = widths
@@ -120,24 +177,34 @@ class Detector:
         self.fpr = fpr
         self.contamination = contamination
         self.holdout = holdout
-        self.seed = seed
+        self.image_shape = image_shape
+        self.pixel_max = pixel_max
+        self.random_state = random_state
         self.device = device
         self.precision = precision
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # (N, H, W) and (N, C, H, W) images
+        tags.input_tags.positive_only = True  # pixels
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "threshold_")
+
     # --- fitting ------------------------------------------------------------------------------
 
-    def _check_params(self) -> float:
-        parse_score(self.score)
-        check_range("n_models", self.n_models, 1, 64)
-        check_range("k", self.k, 1, 10_000)
-        check_range("pca_k", self.pca_k, 1, 10_000)
-        check_range("holdout", self.holdout, 0.01, 0.9)
-        if self.contamination is not None:
-            check_range("contamination", self.contamination, 0.0, 0.5)
-            return float(self.contamination)
-        check_range("fpr", self.fpr, 0.0, 1.0)
-        return float(self.fpr)
+    def _rate(self) -> float:
+        """The share of normal images to flag: `contamination` when set, else `fpr`."""
+        return float(self.contamination if self.contamination is not None else self.fpr)
+
+    def _check_params(self) -> None:
+        check_params(type(self).__name__, self.get_params(deep=False), self._param_table)
+        parse_score(self.scores)
+        RestoreCorruption(self.restore)
+        if self.latent_restore is not None:
+            RestoreCorruption(self.latent_restore)
 
     def _separate_latent(self) -> bool:
         """True when the latent parts (knn, gauss) get their own networks (another restore)."""
@@ -160,14 +227,17 @@ class Detector:
         return min(MAX_EPOCHS, max(min_epochs, math.ceil(min_steps / steps)))
 
     def fit(self, X: Any, y: Any = None) -> Detector:
-        """Train on normal images X, then calibrate the threshold on a held-out part of X."""
+        """Train on normal images X (y is ignored), then calibrate the threshold on a held-out
+        part of X and score X (`decision_scores_`, `labels_`)."""
         from aekit.models import build_model
         from aekit.train.loop import fit
 
-        rate = self._check_params()
-        x = _as_normal_set(X)
+        self._check_params()
+        x, pixel_max = self._normal_set(X)
+        check_feature_names(self, X, reset=True)
+        seed = seed_of(self.random_state)
         n_hold = min(len(x) - 1, max(1, int(round(len(x) * self.holdout))))
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         train_x, held_x = x[order[n_hold:]], x[order[:n_hold]]
         c, h, w = x.shape[1:]
         self.model_config_ = ModelConfig(name=self.model, in_channels=c, height=h, width=w,
@@ -175,9 +245,9 @@ class Detector:
         self.train_config_ = TrainConfig(
             dataset="array", epochs=self._epochs(len(train_x)),
             batch_size=min(self.batch_size, len(train_x)),
-            lr=self.lr, loss="mse", seed=self.seed, val_fraction=0.0, device=self.device,
+            lr=self.lr, loss="mse", seed=seed, val_fraction=0.0, device=self.device,
             precision=self.precision)
-        parts = parse_score(self.score)
+        parts = parse_score(self.scores)
         self.history_ = []
         t0 = time.perf_counter()
 
@@ -185,7 +255,7 @@ class Detector:
             corrupt = RestoreCorruption(spec)
             out = []
             for m in range(self.n_models):
-                cfg = dataclasses.replace(self.train_config_, seed=self.seed + m, epochs=epochs)
+                cfg = dataclasses.replace(self.train_config_, seed=seed + m, epochs=epochs)
                 torch.manual_seed(cfg.seed)
                 module = build_model(self.model_config_)
                 result = fit(module, train_x, cfg, corrupt=corrupt if corrupt.active else None,
@@ -210,47 +280,68 @@ class Detector:
         self.stats_ = {key: (float(v.mean()), float(v.std()) or 1.0) for key, v in raw.items()}
         self.heldout_parts_ = raw
         self.heldout_scores_ = self._combine(raw)
-        # At most `rate` of the held-out scores lie strictly above this (flagged means `>`).
-        self.threshold_ = float(np.quantile(self.heldout_scores_, 1.0 - rate, method="higher"))
+        # At most `rate_` of the held-out scores lie strictly above this (flagged means `>`),
+        # or a Gaussian fit when the hold-out is too small for that (calibrate.py).
+        self.threshold_, self.threshold_method_ = calibrate_threshold(self.heldout_scores_,
+                                                                      self._rate())
         self.pixel_scale_ = float(torch.quantile(self._pixel_errors(held_x).flatten()[:2_000_000],
                                                  0.999)) or 1.0
         self.n_train_, self.heldout_indices_ = len(train_x), order[:n_hold].numpy()
+        scores = np.empty(len(x), dtype=np.float64)  # PyOD: the scores of the fit images
+        scores[order[:n_hold].numpy()] = self.heldout_scores_
+        scores[order[n_hold:].numpy()] = self._combine(self._raw_scores(train_x))
+        self.decision_scores_ = scores
+        self.labels_ = (scores > self.threshold_).astype(np.int64)
+        self.n_features_in_, self.pixel_max_ = int(math.prod(x.shape[1:])), pixel_max
         return self
+
+    def _normal_set(self, X: Any) -> tuple[torch.Tensor, float]:
+        """(normal images (N, C, H, W) uint8 or [0, 1] float, white of float input)."""
+        raw = read_array(X, "normal set")
+        if raw.ndim >= 1 and len(raw) == 0:
+            raise DataError("the normal set is empty: fit needs at least 2 normal images")
+        pixel_max = float_white_of(raw, self.pixel_max)
+        x, _ = as_images(raw, "normal set", shape=self.image_shape, owner=type(self).__name__,
+                         int_white=self._int_white(), float_white=pixel_max)
+        if len(x) < 2:
+            raise DataError(f"the normal set has {len(x)} sample (image); fit needs at least 2 "
+                            "(one is held out to calibrate the threshold)")
+        return x, pixel_max
+
+    def _int_white(self) -> float:
+        return 255.0 if self.pixel_max is None else float(self.pixel_max)
 
     # --- scoring ------------------------------------------------------------------------------
 
     def score_samples(self, X: Any) -> np.ndarray:
-        """Anomaly score per image (N,): higher = more anomalous."""
-        self._check_fitted()
+        """Anomaly score per image (N,): higher = more anomalous (the same as
+        decision_function; scikit-learn's own detectors use the opposite sign here)."""
         return self._combine(self._raw_scores(self._input(X)))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw anomaly scores (N,), higher = more anomalous, as in PyOD: an image is flagged
+        when its score is above `threshold_`."""
+        return self.score_samples(X)
 
     def score_parts(self, X: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(score_samples(X), each part of the score raw and averaged over members) in one pass:
         the parts are what the score combines, e.g. {'mse': (N,), 'ssim': (N,)}; `stats_[part]`
         holds each part's (mean, std) on held-out normal images."""
-        self._check_fitted()
         raw = self._raw_scores(self._input(X))
         return self._combine(raw), raw
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """score - threshold: positive for images flagged as anomalies."""
-        return self.score_samples(X) - self.threshold_
-
-    def predict(self, X: Any) -> np.ndarray:
-        """1 for an anomaly (score above the calibrated threshold), 0 for normal."""
-        return (self.decision_function(X) > 0).astype(np.int64)
-
-    def reconstruct(self, X: Any) -> np.ndarray:
-        """The first member's reconstructions (N, C, H, W) in [0, 1]."""
-        self._check_fitted()
-        x = self._input(X)
+    def reconstruct(self, X: Any) -> Any:
+        """The first member's reconstructions, in X's layout and white = pixel_max_ (numpy)."""
+        x, layout = self._input(X, with_layout=True)
         with torch.inference_mode():
-            return torch.cat([self.members_[0](to_unit(b))["x_hat"] for b in x.split(512)]).numpy()
+            out = torch.cat([self.members_[0](to_unit(b))["x_hat"] for b in x.split(512)])
+        if self.pixel_max_ != 1.0:
+            out = out * self.pixel_max_
+        return to_layout(out, layout).numpy()
 
     def error_maps(self, X: Any) -> np.ndarray:
         """Per-pixel squared error (N, H, W), mean over channels and members; divide by
         `pixel_scale_` (the held-out 99.9th percentile) for a comparable 0..1 heat map."""
-        self._check_fitted()
         return self._pixel_errors(self._input(X)).numpy()
 
     def heatmaps(self, X: Any) -> torch.Tensor:
@@ -266,11 +357,24 @@ class Detector:
     # --- internals ----------------------------------------------------------------------------
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "threshold_"):
-            raise ConfigError("this Detector is not fitted yet; call fit(X) or load_detector(dir)")
+        from sklearn.exceptions import NotFittedError as SklearnNotFitted
+        from sklearn.utils.validation import check_is_fitted
 
-    def _input(self, X: Any) -> torch.Tensor:
-        return as_image_tensor(X, shape=self.model_config_.shape)
+        from aekit.errors import NotFittedError
+
+        try:
+            check_is_fitted(self)
+        except SklearnNotFitted:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) or "
+                                 "load_detector(dir)") from None
+
+    def _input(self, X: Any, with_layout: bool = False) -> Any:
+        """X validated against the fitted detector: (N, C, H, W) uint8 or [0, 1] float."""
+        self._check_fitted()
+        x, layout = as_images(X, shape=self.model_config_.shape, owner=type(self).__name__,
+                              int_white=self._int_white(), float_white=self.pixel_max_)
+        check_feature_names(self, X, reset=False)
+        return (x, layout) if with_layout else x
 
     @torch.inference_mode()
     def _codes(self, module, x: torch.Tensor) -> torch.Tensor:
@@ -278,7 +382,7 @@ class Detector:
 
     def _raw_scores(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         """{part: raw scores (N,)}, model parts averaged over the members."""
-        parts = parse_score(self.score)
+        parts = parse_score(self.scores)
         sums: dict[str, torch.Tensor] = {}
         recon = tuple(p for p in parts if p in RECON_PARTS)
         latent = tuple(p for p in parts if p in LATENT_PARTS)
@@ -310,24 +414,19 @@ class Detector:
 
     # --- persistence --------------------------------------------------------------------------
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        keys = ("score", "model", "latent_dim", "widths", "epochs", "batch_size", "lr",
-                "restore", "latent_restore", "latent_epochs", "n_models", "k", "pca_k", "fpr",
-                "contamination", "holdout", "seed", "device", "precision", "verbose")
-        return {k: (list(v) if isinstance(v, tuple) else v) for k in keys
-                for v in [getattr(self, k)]}
-
     def detector_state(self) -> dict[str, Any]:
         """What detector.json holds: settings, threshold and held-out score statistics."""
         self._check_fitted()
         held = self.heldout_scores_
         return {
             "format": FORMAT_TAG,
-            "params": self.get_params(),
-            "score": self.score,
+            "params": self.saved_params(),
+            "score": self.scores,
             "threshold": self.threshold_,
-            "fpr_target": self.contamination if self.contamination is not None else self.fpr,
+            "threshold_method": self.threshold_method_,
+            "fpr_target": self._rate(),
             "heldout_fpr": float((held > self.threshold_).mean()),
+            "pixel_max": self.pixel_max_,
             "components": {k: {"mean": m, "std": s} for k, (m, s) in self.stats_.items()},
             "heldout": {"n": int(len(held)), "mean": float(held.mean()), "std": float(held.std()),
                         "quantiles": {str(q): float(np.quantile(held, q))
@@ -339,6 +438,12 @@ class Detector:
             else len(self.latent_members_),
             "train_seconds": round(self.train_seconds_, 2),
         }
+
+    def saved_params(self) -> dict[str, Any]:
+        """get_params() as JSON: lists for tuples, the seed used for random_state."""
+        params = self.get_params(deep=False)
+        params["random_state"] = self.train_config_.seed
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
 
     def save(self, path: str | Path, metrics: dict[str, Any] | None = None,
              extra: dict[str, Any] | None = None) -> Path:
@@ -359,20 +464,6 @@ class Detector:
 def load_detector(path: str | Path) -> Detector:
     """A fitted Detector from a run folder written by Detector.save / `aekit anomaly fit`."""
     return read_detector(path, Detector)
-
-
-def _as_normal_set(X: Any) -> torch.Tensor:
-    try:
-        n = len(X)
-    except TypeError:
-        n = None
-    if n == 0:
-        raise DataError("the normal set is empty: fit needs at least 2 normal images")
-    x = as_image_tensor(X, name="normal set")
-    if len(x) < 2:
-        raise DataError(f"the normal set has {len(x)} image; fit needs at least 2 (one is held "
-                        "out to calibrate the threshold)")
-    return x
 
 
 __all__ = ["COMPONENTS", "DEFAULT_SCORE", "Detector", "load_detector", "parse_score"]

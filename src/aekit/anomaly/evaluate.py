@@ -72,9 +72,10 @@ def fit_metrics(det, x: torch.Tensor, ds, k: int | None) -> dict:
     if len(normal_test):
         x_hat = torch.as_tensor(det.reconstruct(normal_test))
         metrics["test"] = measure(x_hat, to_unit(normal_test))
-        metrics["baselines"] = {"pca": pca_baseline(x, normal_test, det.latent_dim, det.seed)}
+        seed = det.train_config_.seed
+        metrics["baselines"] = {"pca": pca_baseline(x, normal_test, det.latent_dim, seed)}
     state = det.detector_state()
-    anomaly = {"score": det.score, "threshold": det.threshold_,
+    anomaly = {"score": det.scores, "threshold": det.threshold_,
                "fpr_target": state["fpr_target"], "heldout_fpr": state["heldout_fpr"]}
     if ds is not None and k is not None and ds.test_y is not None:
         s = det.score_samples(ds.test_x)
@@ -95,4 +96,4 @@ def write_pictures(out: Path, det, x: torch.Tensor, metrics: dict) -> None:
     write_reconstructions(out / "reconstructions.png", sample,
                           torch.as_tensor(det.reconstruct(sample)), sample, False)
     if metrics.get("history"):
-        plot_loss(metrics["history"], out / "loss.png", f"anomaly detector ({det.score})")
+        plot_loss(metrics["history"], out / "loss.png", f"anomaly detector ({det.scores})")

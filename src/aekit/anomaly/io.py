@@ -3,7 +3,8 @@
     RUN/config.json, model.safetensors, history.csv, metrics.json   as a training run folder
     RUN/model-<i>.safetensors, latent-<i>.safetensors   further ensemble members (same format)
     RUN/detector.json          the detector's parameters, calibration and threshold
-    RUN/detector.safetensors   codes bank, Gaussian fits, pixel statistics, held-out scores
+    RUN/detector.safetensors   codes bank, Gaussian fits, pixel statistics, held-out scores and
+                               the scores of the fit images (decision_scores)
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from aekit.errors import RunError
 DETECTOR_FILE = "detector.json"
 CODES_FILE = "detector.safetensors"
 FORMAT_TAG = "aekit-anomaly/2"
+# Detector parameters renamed since files were first written: old name -> new name.
+LEGACY_NAMES = {"score": "scores", "seed": "random_state"}
 
 
 def save_detector(det, path: str | Path, metrics: dict[str, Any] | None = None,
@@ -46,6 +49,7 @@ def save_detector(det, path: str | Path, metrics: dict[str, Any] | None = None,
     for name, t in det.pixel_state_.items():
         tensors[f"pixel/{name}"] = t
     tensors["heldout_scores"] = torch.from_numpy(det.heldout_scores_.astype(np.float64))
+    tensors["decision_scores"] = torch.from_numpy(det.decision_scores_.astype(np.float64))
     write_safetensors(path / CODES_FILE, tensors, {"format": FORMAT_TAG})
     atomic_write_text(path / DETECTOR_FILE, json.dumps(det.detector_state(), indent=2) + "\n")
     write_history_csv(path, det.history_[0])
@@ -69,10 +73,14 @@ def read_detector(path: str | Path, detector_cls: type):
     if not isinstance(state, dict) or state.get("format") != FORMAT_TAG:
         raise RunError(f"{path}/{DETECTOR_FILE}: not an aekit detector file")
     try:
-        params = dict(state["params"])
-        det = detector_cls(**{k: v for k, v in params.items()
-                              if k in detector_cls().get_params()})
+        params = {LEGACY_NAMES.get(k, k): v for k, v in dict(state["params"]).items()}
+        names = detector_cls().get_params(deep=False)
+        det = detector_cls(**{k: v for k, v in params.items() if k in names})
         det.threshold_ = float(state["threshold"])
+        det.threshold_method_ = str(state.get("threshold_method", "quantile"))
+        det.pixel_max_ = float(state.get("pixel_max", 1.0))
+        if not det.pixel_max_ > 0:
+            raise ValueError(f"pixel_max {det.pixel_max_} is not positive")
         det.stats_ = {k: (float(v["mean"]), float(v["std"]))
                       for k, v in state["components"].items()}
         det.pixel_scale_ = float(state["pixel_scale"])
@@ -95,7 +103,7 @@ def read_detector(path: str | Path, detector_cls: type):
     n_members = len(det.latent_members_)
     t, _ = read_safetensors(path / CODES_FILE, "detector state",
                             missing=f"{path}/{CODES_FILE}: missing or corrupt detector state")
-    parts = parse_score(det.score)
+    parts = parse_score(det.scores)
     try:
         det.codes_ = [t[f"codes/{i}"] for i in range(n_members)] \
             if {"knn", "gauss"} & set(parts) else []
@@ -106,5 +114,12 @@ def read_detector(path: str | Path, detector_cls: type):
         det.heldout_scores_ = t["heldout_scores"].numpy()
     except KeyError as e:
         raise RunError(f"{path}/{CODES_FILE}: missing tensor {e}") from None
+    # Detectors saved before decision_scores existed: the held-out scores stand in for them.
+    scores = t.get("decision_scores", t["heldout_scores"])
+    if scores.ndim != 1 or len(scores) == 0 or not torch.isfinite(scores).all():
+        raise RunError(f"{path}/{CODES_FILE}: decision scores are not a finite 1-D tensor")
+    det.decision_scores_ = scores.double().numpy()
+    det.labels_ = (det.decision_scores_ > det.threshold_).astype(np.int64)
+    det.n_features_in_ = int(np.prod(run.model_cfg.shape))
     det.history_ = [[]]
     return det

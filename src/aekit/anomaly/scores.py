@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import torch
 
+from aekit.anomaly.defaults import (  # noqa: F401 (re-exported)
+    COMPONENTS,
+    LATENT_PARTS,
+    MODEL_PARTS,
+    PIXEL_PARTS,
+    RECON_PARTS,
+)
 from aekit.data.units import to_unit
 from aekit.errors import ConfigError
-
-RECON_PARTS = ("mse", "ssim")
-LATENT_PARTS = ("knn", "gauss")
-MODEL_PARTS = RECON_PARTS + LATENT_PARTS
-PIXEL_PARTS = ("pca", "pixknn")
-COMPONENTS = MODEL_PARTS + PIXEL_PARTS
 
 
 def parse_score(spec: str) -> tuple[str, ...]:
@@ -32,7 +33,7 @@ def parse_score(spec: str) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in str(spec).split("+") if p.strip())
     bad = [p for p in parts if p not in COMPONENTS]
     if not parts or bad or len(set(parts)) != len(parts):
-        raise ConfigError(f"score={spec!r}: use one or more of {', '.join(COMPONENTS)} joined "
+        raise ConfigError(f"scores={spec!r}: use one or more of {', '.join(COMPONENTS)} joined "
                           "by '+', each at most once (e.g. mse+ssim+knn)")
     return parts
 

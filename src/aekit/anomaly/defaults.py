@@ -1,0 +1,19 @@
+"""The Detector's default settings and the score parts' names, importable without torch or
+scikit-learn: the command line's parser reads them (`aekit --help` must start fast), and
+tests/test_anomaly.py checks that they equal `Detector()`'s constructor defaults."""
+
+RECON_PARTS = ("mse", "ssim")
+LATENT_PARTS = ("knn", "gauss")
+MODEL_PARTS = RECON_PARTS + LATENT_PARTS
+PIXEL_PARTS = ("pca", "pixknn")
+COMPONENTS = MODEL_PARTS + PIXEL_PARTS
+
+DEFAULT_SCORE = "ssim+knn+gauss"  # best on the train-split validation (docs/bench/anomaly.md)
+
+DEFAULTS = {
+    "scores": DEFAULT_SCORE, "model": "conv", "latent_dim": 32, "widths": (32, 64),
+    "epochs": None, "batch_size": 64, "lr": 2e-3, "restore": "rot", "latent_restore": "none",
+    "latent_epochs": None, "n_models": 1, "k": 5, "pca_k": 32, "fpr": 0.05,
+    "contamination": None, "holdout": 0.1, "random_state": 0, "device": "auto",
+    "precision": "auto",
+}
