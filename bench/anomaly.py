@@ -114,8 +114,8 @@ def run_dataset(name: str, classes: list[int] | None, params: dict, threads: int
 
     ds = load_dataset(name)
     classes = classes if classes is not None else list(range(len(ds.classes)))
-    default = "+".join(parse_score(params.get("score", DEFAULT_SCORE)))
-    fit_params = {**params, "score": "+".join(COMPONENTS)}
+    default = "+".join(parse_score(params.get("scores", DEFAULT_SCORE)))
+    fit_params = {**params, "scores": "+".join(COMPONENTS)}
     rows, t_all, c_all = [], *_clock()
     for k in classes:
         if protocol == "val":
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="test: the one-class protocol; val: train split only, for model selection")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    params = {"seed": 0, **json.loads(args.params)}
+    params = {"random_state": 0, **json.loads(args.params)}
     classes = [int(c) for c in args.classes.split(",")] if args.classes else None
     load_before = os.getloadavg()
     results, skipped = [], {}

@@ -24,9 +24,10 @@ OWN = ["dense", "deep", "conv", *(n for n in ALL if n.startswith("seed-"))]
 
 def make(name: str, shape: tuple[int, int, int] | None = None, **kw) -> torch.nn.Module:
     cfg = default_config(name)
-    if shape is not None:
-        c, h, w = shape
-        cfg = dataclasses.replace(cfg, in_channels=c, height=h, width=w)
+    c, h, w = shape if shape is not None else cfg.shape
+    # A two-domain model (swap) takes an image of each domain stacked on the channel axis.
+    c *= len(getattr(MODELS[name], "domains", ())) or 1
+    cfg = dataclasses.replace(cfg, in_channels=c, height=h, width=w)
     torch.manual_seed(0)
     return build_model(dataclasses.replace(cfg, **kw))
 
@@ -67,7 +68,8 @@ def test_default_shape_roundtrip(name: str) -> None:
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("name", FREE)
 def test_any_shape_roundtrip(name: str, shape: tuple[int, int, int]) -> None:
-    check_roundtrip(make(name, shape, latent_dim=8), shape)
+    model = make(name, shape, latent_dim=8)
+    check_roundtrip(model, model.cfg.shape)
 
 
 @pytest.mark.parametrize("shape", ODD)

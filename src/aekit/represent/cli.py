@@ -117,7 +117,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from aekit.core.io import load_model
-    from aekit.represent.embed import dataset_split, embed
+    from aekit.represent.embedding import dataset_split, embed
 
     if bool(args.images) == bool(args.dataset):
         raise ConfigError("embed needs either image files/folders or --dataset D (not both)")

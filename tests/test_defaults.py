@@ -1,0 +1,143 @@
+"""The defaults on sparse images: the default `conv` must learn white strokes on black (it used to
+collapse to an all-black output), and a collapsed run must say so (train/health.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+import aekit.train.loop as loop
+from aekit.config import ModelConfig, TrainConfig
+from aekit.core.io import read_metrics
+from aekit.core.training import train_run
+from aekit.models import build_model
+from aekit.train.loop import fit
+
+# The CI layout: the shared data folder sits next to the repository (absent in a user's clone).
+MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+STROKE_SIZE = 16
+
+
+def make_strokes(n: int, size: int = STROKE_SIZE, seed: int = 0) -> torch.Tensor:
+    """Sparse images: 1-3 random white line segments on black (~10% lit pixels), uint8."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 1, size, size), np.uint8)
+    for i in range(n):
+        im = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(im)
+        for _ in range(int(rng.integers(1, 4))):
+            draw.line(rng.integers(3, size - 3, 4).tolist(), fill=int(rng.integers(160, 256)),
+                      width=int(rng.integers(1, 4)))
+        out[i, 0] = np.asarray(im)
+    return torch.from_numpy(out)
+
+
+def gain_over_mean_db(model, train_x: torch.Tensor, test_x: torch.Tensor) -> float:
+    """Test PSNR of the model minus that of predicting the training images' mean image."""
+    target = test_x.float() / 255
+    with torch.inference_mode():
+        mse = float((model(target)["x_hat"] - target).pow(2).mean())
+    mean_mse = float((target - (train_x.float() / 255).mean(0)).pow(2).mean())
+    return 10 * math.log10(mean_mse / mse)
+
+
+def train_conv(train_x: torch.Tensor, epochs: int, start_from_data: bool = True):
+    """The default `conv` (default options, latent and learning rate), batch 32 for speed."""
+    torch.manual_seed(0)
+    c, h, w = train_x.shape[1:]
+    model = build_model(ModelConfig(name="conv", in_channels=c, height=h, width=w))
+    if not start_from_data:
+        model.output_init_pending = False  # the old start: sigmoid(0) = 0.5 grey
+    cfg = TrainConfig(dataset="array", epochs=epochs, batch_size=32, seed=0)
+    return model, fit(model, train_x, cfg, progress=False)
+
+
+@pytest.fixture(scope="module")
+def strokes() -> tuple[torch.Tensor, torch.Tensor]:
+    x = make_strokes(1024 + 256)
+    return x[:1024], x[1024:]
+
+
+@pytest.fixture(scope="module")
+def healthy_strokes_run(strokes):
+    return train_conv(strokes[0], epochs=6)
+
+
+def test_default_conv_learns_sparse_strokes(strokes, healthy_strokes_run):
+    """128 steps: ~4.3 dB above the mean image (bf16 or fp32, any seed tried); the old grey
+    start collapsed here to a constant output, 0.2 dB *below* the mean image."""
+    model, _ = healthy_strokes_run
+    assert gain_over_mean_db(model, *strokes) >= 3.0
+
+
+def test_default_conv_learns_mnist():
+    """2,000 MNIST digits, 2 epochs: ~3.7 dB above the mean image (the old start: -2.2 dB, an
+    all-black output)."""
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST not found at {MNIST_DIR} (the CI layout's ../shared/data/mnist)")
+    from aekit.data import load_dataset
+
+    ds = load_dataset(f"idx:{MNIST_DIR}")
+    train_x, test_x = ds.train_x[:2000], ds.test_x[:500]
+    model, result = train_conv(train_x, epochs=2)
+    assert gain_over_mean_db(model, train_x, test_x) >= 3.0
+    assert result.warnings == []
+
+
+def test_collapse_warning_fires_only_on_a_collapsed_run(strokes, healthy_strokes_run, capsys):
+    _, healthy = healthy_strokes_run
+    assert healthy.warnings == []
+
+    model, collapsed = train_conv(strokes[0], epochs=6, start_from_data=False)
+    assert gain_over_mean_db(model, *strokes) < 0.5  # collapsed indeed
+    assert len(collapsed.warnings) == 1
+    assert "collapsed" in collapsed.warnings[0] and "near-constant" in collapsed.warnings[0]
+    lines = [s for s in capsys.readouterr().err.splitlines() if s.startswith("warning:")]
+    assert lines == [f"warning: {collapsed.warnings[0]}"]
+
+
+def test_warnings_list_in_metrics_json(tmp_path, tiny_npz, monkeypatch):
+    """metrics.json always has "warnings": empty for a healthy run, the message otherwise."""
+    cfg = TrainConfig(dataset=tiny_npz, epochs=1, batch_size=32)
+    metrics = train_run(tmp_path / "ok", ModelConfig(name="dense", latent_dim=4), cfg,
+                        progress=False, log=lambda s: None)
+    assert metrics["warnings"] == [] and read_metrics(tmp_path / "ok")["warnings"] == []
+
+    class AlwaysCollapsed:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __call__(self, *args, **kwargs) -> str:
+            return "training collapsed (test)"
+
+    monkeypatch.setattr(loop, "CollapseCheck", AlwaysCollapsed)
+    train_run(tmp_path / "bad", ModelConfig(name="dense", latent_dim=4), cfg, progress=False,
+              log=lambda s: None)
+    assert read_metrics(tmp_path / "bad")["warnings"] == ["training collapsed (test)"]
+
+
+def test_output_bias_starts_at_the_data_mean():
+    """Per pixel where the bias has one value per pixel (dense), per channel for a conv; nothing
+    for a residual U-Net or for a model whose weights were loaded."""
+    mean = torch.rand(3, 8, 8) * 0.5 + 0.25
+    logit = torch.log(mean / (1 - mean))
+    dense = build_model(ModelConfig(name="dense", in_channels=3, height=8, width=8))
+    assert dense.init_output_bias(mean)
+    assert torch.allclose(dense.output_bias(), logit.flatten(), atol=1e-5)
+    conv = build_model(ModelConfig(name="conv", in_channels=3, height=8, width=8))
+    assert conv.init_output_bias(mean)
+    channel = mean.mean((1, 2))
+    assert torch.allclose(conv.output_bias(), torch.log(channel / (1 - channel)), atol=1e-5)
+    unet = build_model(ModelConfig(name="unet", in_channels=3, height=8, width=8,
+                                   options={"residual": True}))
+    assert unet.output_bias() is None and not unet.init_output_bias(mean)
+
+    fresh = build_model(ModelConfig(name="conv", in_channels=3, height=8, width=8))
+    assert fresh.output_init_pending
+    fresh.load_state_dict(conv.state_dict())
+    assert not fresh.output_init_pending  # fit() leaves loaded weights alone
