@@ -98,9 +98,12 @@ def test_models_datasets_summary(capsys):
     for name in ("dense", "deep", "conv", "seed-dense", "seed-deep", "seed-keras-conv",
                  "seed-torch-conv", "seed-tf-conv"):
         assert name in listing
-    # every model gets a one-line description after its name
-    for line in listing.splitlines():
+    # every model: a description line after its name, then its loss and options with defaults
+    lines = listing.splitlines()
+    for line, facts in zip(lines[::2], lines[1::2], strict=True):
         assert len(line.split(maxsplit=1)) == 2, f"no description: {line!r}"
+        assert facts.startswith(" ") and "options:" in facts, facts
+    assert "lambda=0.002" in listing and 'activation="relu"' in listing
     assert main(["datasets"]) == 0
     assert "digits" in capsys.readouterr().out
     assert main(["summary", "seed-keras-conv"]) == 0

@@ -141,3 +141,51 @@ def test_output_bias_starts_at_the_data_mean():
     assert fresh.output_init_pending
     fresh.load_state_dict(conv.state_dict())
     assert not fresh.output_init_pending  # fit() leaves loaded weights alone
+
+
+def test_collapse_check_rules(strokes):
+    """Near-constant output: any epoch after MIN_STEPS; no better than the mean image: only at
+    the end (a healthy start may sit there for a while); a good reconstruction: never."""
+    from aekit.train.health import MIN_STEPS, CollapseCheck
+
+    images = strokes[1]
+    check = CollapseCheck(images)
+    mean = (images.float() / 255).mean(0)
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, fn) -> None:
+            super().__init__()
+            self.fn = fn
+
+        def forward(self, x):
+            return {"x_hat": self.fn(x)}
+
+    cpu = torch.device("cpu")
+    constant = Fixed(lambda x: mean.expand_as(x))
+    assert check(constant, cpu, MIN_STEPS - 1) is None  # too early to judge
+    assert "near-constant" in check(constant, cpu, MIN_STEPS)
+    # Varies with the input but is no better than the mean image.
+    mean_ish = Fixed(lambda x: 0.8 * mean + 0.2 * x.flip(0))
+    assert check(mean_ish, cpu, MIN_STEPS) is None
+    assert "mean image" in check(mean_ish, cpu, MIN_STEPS, final=True)
+    good = Fixed(lambda x: 0.9 * x + 0.1 * mean)
+    assert check(good, cpu, MIN_STEPS, final=True) is None
+
+
+def test_an_early_flat_phase_the_run_grows_out_of_is_not_recorded(tmp_path, tiny_npz,
+                                                                   monkeypatch):
+    """Slow starters pass through a near-constant phase; the recorded verdict is the final
+    model's, so a run that recovers ends with no warning."""
+
+    class FlatThenHealthy:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __call__(self, model, device, step, final=False) -> str | None:
+            return None if final else "training collapsed (early flat phase)"
+
+    monkeypatch.setattr(loop, "CollapseCheck", FlatThenHealthy)
+    cfg = TrainConfig(dataset=tiny_npz, epochs=4, batch_size=8)
+    metrics = train_run(tmp_path / "r", ModelConfig(name="dense", latent_dim=4), cfg,
+                        progress=False, log=lambda s: None)
+    assert metrics["warnings"] == []

@@ -15,6 +15,7 @@ import torch
 from aekit.codec.entropy import TableCoder
 from aekit.codec.io import FINGERPRINT_BYTES, AezFile, pack, unpack
 from aekit.errors import DataError, FormatError, RunError
+from aekit.models.base import AutoencoderModule
 
 DEFAULT_BATCH = 1024
 _coders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -43,8 +44,8 @@ def fingerprint(model: torch.nn.Module) -> bytes:
 
 
 def _check_codec(model: torch.nn.Module) -> None:
-    if not hasattr(model, "symbols") or not hasattr(model, "coding_plan"):
-        name = getattr(model, "registry_name", type(model).__name__)
+    if not (isinstance(model, AutoencoderModule) and model.entropy_coded):
+        name = model.cfg.name if isinstance(model, AutoencoderModule) else type(model).__name__
         raise RunError(f"model {name!r} is not a codec; compression needs a run trained with "
                        "--model codec")
     model._require_frozen()

@@ -56,7 +56,7 @@ def load_codec(run_dir: str):
     from aekit.core.io import load_model
 
     model, _ = load_model(run_dir)
-    if not (hasattr(model, "symbols") and hasattr(model, "coding_plan")):
+    if not model.entropy_coded:
         raise RunError(f"{run_dir}: holds a {model.cfg.name!r} model; compress/decompress need a "
                        "run trained with --model codec")
     if not model.frozen:

@@ -58,10 +58,12 @@ class CodecAE(CodecSteps, AutoencoderModule):
     """
 
     default_loss = "rd"
+    entropy_coded = True
     default_options = DEFAULT_OPTIONS
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
+        self.latent_shape = (1 + cfg.latent_dim,)  # the cluster index, then D coefficients
         if cfg.options.get("nested"):
             raise ConfigError("codec: nested dropout is not supported (options.nested)")
         opts = model_options("codec", self.own_options(), DEFAULT_OPTIONS)
@@ -115,10 +117,6 @@ class CodecAE(CodecSteps, AutoencoderModule):
     def synthesis(self) -> torch.Tensor:
         """(K, P, D) synthesis transforms (after the inverse gains)."""
         return self.synthesis_p * TRANSFORM_LR
-
-    @property
-    def latent_shape(self) -> tuple[int]:
-        return (1 + self.cfg.latent_dim,)
 
     @property
     def frozen(self) -> bool:
@@ -353,8 +351,8 @@ class CodecAE(CodecSteps, AutoencoderModule):
     # --- data-dependent start, freezing -----------------------------------------------------------
 
     @torch.no_grad()
-    def init_from_data(self, x: torch.Tensor, max_images: int = 20000, seed: int = 0,
-                       mixture: Mixture | None = None) -> None:
+    def init_from_data(self, x: torch.Tensor, seed: int = 0, max_images: int = 20000,
+                       mixture: Mixture | None = None) -> str:
         """Closed-form start: k-means clusters, then per-cluster PCA as each transform and the
         PCA standard deviations as scales (training then refines everything). `mixture` reuses
         a `fit_mixture` result (it does not depend on lambda)."""
@@ -370,6 +368,10 @@ class CodecAE(CodecSteps, AutoencoderModule):
         self.synthesis_p.copy_(mixture.vectors / TRANSFORM_LR)
         self.log_scale.copy_(torch.log(mixture.stds.clamp_min(1e-3) * g0))
         self.cluster_logits.copy_(torch.log(mixture.weights.clamp_min(1e-6)))
+        return "codec: closed-form start (a mixture of PCAs) from the training images"
+
+    def loss_options(self, loss: str) -> dict:
+        return {"lmbda": self.lmbda} if loss == "rd" else {}
 
     def unfreeze(self) -> None:
         """Drop the frozen tables (before further training; finalize() makes new ones)."""

@@ -100,10 +100,8 @@ def train_configs_from_args(args: argparse.Namespace):
 
 def preset_defaults(cls) -> dict:
     """A seed preset's own recipe (latent size, epochs, batch size, lr) as flag defaults."""
-    found = {"latent_dim": getattr(cls, "fixed_latent_dim", None),
-             "epochs": getattr(cls, "seed_epochs", None),
-             "batch_size": getattr(cls, "seed_batch_size", None),
-             "lr": getattr(cls, "seed_lr", None)}
+    found = {"latent_dim": cls.fixed_latent_dim, "epochs": cls.seed_epochs,
+             "batch_size": cls.seed_batch_size, "lr": cls.seed_lr}
     return {k: v for k, v in found.items() if v}
 
 
@@ -127,7 +125,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     _print_quality_table(metrics)
     print(f"run folder: {out}")
-    return 0
+    from aekit.args import report_bad
+
+    skipped = [(f["path"], f["reason"]) for f in metrics.get("skipped_files", [])]
+    return report_bad(skipped, metrics.get("images_read", 0))
 
 
 def _print_quality_table(metrics: dict) -> None:
@@ -144,14 +145,16 @@ def _print_quality_table(metrics: dict) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from aekit.core.io import load_model
-    from aekit.core.training import build_corruption
+    from aekit.core.training import build_corruption, run_dataset
     from aekit.data import load_dataset
     from aekit.eval.evaluate import evaluate_set
     from aekit.io import atomic_write_text
 
     model, run = load_model(args.run)
     name = args.dataset or run.train_cfg.dataset
-    ds = load_dataset(name, image_size=(run.model_cfg.height, run.model_cfg.width))
+    size = (run.model_cfg.height, run.model_cfg.width)
+    # A two-domain run's own data is its (A, B) pairs.
+    ds = load_dataset(name, image_size=size) if args.dataset else run_dataset(run.train_cfg, size)
     if tuple(ds.shape) != run.model_cfg.shape:
         raise ConfigError(f"dataset {name} has images {tuple(ds.shape)} but the model in "
                           f"{args.run} expects {run.model_cfg.shape}")
@@ -178,6 +181,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     model, run = load_model(args.run)
     cfg = run.model_cfg
+    if getattr(model, "domains", None):
+        raise ConfigError(f"{args.run} is a two-domain model; reconstruct domain D's images "
+                          "with `aekit swap RUN IMAGES --to D -o DIR`")
     paths = collect_paths(args.images)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -201,8 +207,18 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     models = all_models()
     for name in sorted(models):
-        doc = (models[name].__doc__ or "").strip().splitlines()
-        print(f"{name:<18} {doc[0] if doc else ''}")
+        cls = models[name]
+        # The class docstring's first paragraph, whole (not cut mid-sentence).
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        print(f"{name:<18} {doc}")
+        facts = [f"loss {cls.default_loss}"]
+        if cls.fixed_shape is not None:
+            facts.append("input {}x{}x{} (fixed)".format(*cls.fixed_shape))
+        if cls.fixed_latent_dim:
+            facts.append(f"latent {cls.fixed_latent_dim} (fixed)")
+        options = {**dict.fromkeys(cls.common_options), **cls.default_options}
+        shown = ", ".join(k if v is None else f"{k}={json.dumps(v)}" for k, v in options.items())
+        print(f"{'':<18} {'; '.join(facts)}; options: {shown}")
     return 0
 
 

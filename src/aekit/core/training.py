@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,22 +13,53 @@ from typing import Any
 import torch
 
 from aekit.config import ModelConfig, TrainConfig
-from aekit.errors import AekitError, RunError
+from aekit.errors import AekitError, ConfigError, RunError
 
 Log = Callable[[str], None]
 
 
 def prepare_data(train_cfg: TrainConfig, stream: str = "auto", memory_budget=None, log=None):
     """(dataset, train uint8, val uint8) with the validation split carved by a fixed seed; a
-    `folder:` dataset over the memory budget is streamed from disk (aekit.data.stream)."""
+    `folder:` dataset over the memory budget is streamed from disk (aekit.data.stream). With
+    `dataset_b` the items are A-B pairs (aekit.data.load_pair), always in memory."""
     from aekit.data import split_train_val
     from aekit.data.stream import load_training_dataset
 
-    ds = load_training_dataset(train_cfg.dataset, train_cfg.image_size, stream, memory_budget,
-                               log)
+    if train_cfg.dataset_b:
+        if stream == "always":
+            raise ConfigError("--stream always: paired datasets (--dataset-b) are loaded into "
+                              "memory; use --stream auto")
+        ds = run_dataset(train_cfg)
+    else:
+        ds = load_training_dataset(train_cfg.dataset, train_cfg.image_size, stream,
+                                   memory_budget, log)
     x = ds.train_x[: train_cfg.limit] if train_cfg.limit else ds.train_x
     train_idx, val_idx = split_train_val(len(x), train_cfg.val_fraction, train_cfg.seed)
     return ds, x[train_idx], x[val_idx]
+
+
+def run_dataset(train_cfg: TrainConfig, image_size=None):
+    """The dataset a run trains on, in memory: `dataset`, or the (A, B) pairs of `dataset` and
+    `dataset_b`. `image_size` (default: the run's --image-size) resizes it."""
+    from aekit.data import load_dataset, load_pair
+
+    size = image_size if image_size is not None else train_cfg.image_size
+    if train_cfg.dataset_b:
+        return load_pair(train_cfg.dataset, train_cfg.dataset_b, size)
+    return load_dataset(train_cfg.dataset, size)
+
+
+def check_pairing(model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+    """A two-domain model (one with `domains`) needs --dataset-b, and only it takes one."""
+    from aekit.registry import get_model_class
+
+    paired = bool(getattr(get_model_class(model_cfg.name), "domains", ()))
+    if train_cfg.dataset_b and not paired:
+        raise ConfigError(f"--dataset-b is for two-domain models (--model swap); model "
+                          f"{model_cfg.name!r} trains on one dataset")
+    if paired and not train_cfg.dataset_b:
+        raise ConfigError(f"model {model_cfg.name!r} translates between two domains: give "
+                          "--dataset A and --dataset-b B")
 
 
 def build_corruption(spec: str):
@@ -78,6 +110,7 @@ def train_run(
                 if (out / "config.json").exists() and not _stopped_before_first_checkpoint(out):
                     raise RunError(f"{out} already holds a run; use --resume {out} or another "
                                    "--out")
+                check_pairing(model_cfg, train_cfg)
                 ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
                 c, h, w = ds.shape
                 model_cfg = resolve_options(ModelConfig(**{
@@ -126,11 +159,14 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
     from aekit.train.logging import RunLogger
     from aekit.train.loop import fit
 
-    if not resume and hasattr(model, "init_from_data"):
-        # A model with a closed-form start (the codec's mixture of PCAs) begins from it;
-        # a resumed run gets its weights from the checkpoint instead.
-        log(f"{model_cfg.name}: closed-form start from the training images")
-        model.init_from_data(train_x, seed=train_cfg.seed)
+    if not resume:
+        # A model with a data-dependent start (the codec's mixture of PCAs) begins from it; a
+        # resumed run gets its weights from the checkpoint instead, and a run stopped before
+        # its first checkpoint is not resumed but restarted, so the start always runs.
+        t0 = time.perf_counter()
+        note = model.init_from_data(train_x, seed=train_cfg.seed)
+        if note:
+            log(f"{note} ({time.perf_counter() - t0:.1f}s)")
     log(f"training {model_cfg.name} ({model.num_parameters():,} parameters) on {ds.name} "
         f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation images")
     run_log = RunLogger(out, log_to, train_cfg.batch_size, note=log) if main else None
@@ -216,21 +252,41 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
         metrics["baselines"]["pca"] = pca_baseline(
             in_memory(ds.train_x), ds.test_x, code_size, train_cfg.seed, corrupt=corrupt,
             batch_size=eval_batch_size(tuple(ds.test_x.shape[1:])))
+    extra = model.extra_metrics(in_memory(ds.test_x))  # e.g. a VAE's likelihood bounds
+    if extra:
+        log(f"model metrics: {', '.join(extra)}")
+        metrics.update(extra)
+    if ds.skipped:  # unreadable files the folder loader left out
+        metrics["images_read"] = len(ds.train_x) + len(ds.test_x)
+        metrics["skipped_files"] = [{"path": p, "reason": why} for p, why in ds.skipped]
     if corrupt is not None:
         metrics["corrupt"] = train_cfg.corrupt
         metrics["corrupted_input"] = ev.corrupted_input
     write_metrics(out, metrics)
     write_history_csv(out, result.history)
     plot_loss(result.history, out / "loss.png", f"{model_cfg.name} on {ds.name}")
-    write_reconstructions(out / "reconstructions.png", x_in, x_hat, clean, corrupt is not None)
+    # A two-domain model shows each domain on its own rows, and its translations in swaps.png.
+    split = getattr(model, "split_domains", None)
+    write_reconstructions(out / "reconstructions.png", x_in, x_hat, clean, corrupt is not None,
+                          split=split)
+    if hasattr(model, "swap_preview"):
+        from aekit.data.images import save_grid
+
+        save_grid(out / "swaps.png", model.swap_preview(clean[:10]))
     return metrics
 
 
-def write_reconstructions(path: Path, x_in, x_hat, clean, restoration: bool, n: int = 10):
-    """Originals over reconstructions (restoration: corrupted / output / clean), as in the seeds."""
+def write_reconstructions(path: Path, x_in, x_hat, clean, restoration: bool, n: int = 10,
+                          split=None):
+    """Originals over reconstructions (restoration: corrupted / output / clean), as in the seeds.
+    `split` (a two-domain model's `split_domains`) turns each row of stacked pairs into one row
+    per domain: A's rows, then B's."""
     from aekit.data.images import save_grid
 
     rows = [x_in[:n], x_hat[:n], clean[:n]] if restoration else [clean[:n], x_hat[:n]]
+    if split is not None:
+        halves = [split(r) for r in rows]
+        rows = [h[d] for d in range(len(halves[0])) for h in halves]
     save_grid(path, rows)
 
 

@@ -31,7 +31,7 @@ def default_config(name: str) -> ModelConfig:
     if cls.fixed_shape is not None:
         c, h, w = cls.fixed_shape
         cfg = dataclasses.replace(cfg, in_channels=c, height=h, width=w)
-    fixed_latent = getattr(cls, "fixed_latent_dim", None)
+    fixed_latent = cls.fixed_latent_dim
     if fixed_latent is not None:
         cfg = dataclasses.replace(cfg, latent_dim=fixed_latent)
     return cfg
@@ -56,7 +56,7 @@ def build_model(cfg: ModelConfig) -> AutoencoderModule:
             f"(the seed's exact architecture); got {tuple(cfg.shape)}. Resize the data "
             f"(e.g. --image-size) or use 'conv', which takes any shape"
         )
-    fixed_latent = getattr(cls, "fixed_latent_dim", None)
+    fixed_latent = cls.fixed_latent_dim
     if fixed_latent is not None and cfg.latent_dim != fixed_latent:
         raise ConfigError(
             f"model {cfg.name!r} has a fixed latent size {fixed_latent} (the seed's exact "

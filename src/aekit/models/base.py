@@ -13,20 +13,39 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.errors import check_range
+from aekit.errors import ConfigError, check_range
 
 # Layers `output_bias` looks for at the end of a decoder.
 OUTPUT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
-# The mean pixel is clipped to [this, 1 - this] before the logit (|logit| <= 4.6): an all-black
-# or all-white channel must not start the sigmoid saturated.
+# The mean is clipped to [this, 1 - this] before the logit (|logit| <= 4.6): an always-black
+# pixel or channel must not start the sigmoid saturated.
 OUTPUT_MEAN_MIN = 0.01
 
 
 class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
+    """The model contract. Required: `encode`, `decode`. Everything else a task may use is
+    declared here with a neutral default, so callers never probe with hasattr:
+
+    capability flags  `can_sample` (a prior to sample from: VAEs), `entropy_coded` (codes images
+                      to bits: the codec), `domains` (two-domain translation models)
+    fixed recipe      `fixed_shape`, `fixed_latent_dim`, `seed_epochs`, `seed_batch_size`,
+                      `seed_lr` (the seed presets' exact architecture and training recipe)
+    hooks             `init_from_data` (a data-dependent start before training), `finalize`
+                      (after training), `extra_metrics` (model-specific test metrics),
+                      `loss_options` (the arguments of the model's losses), `sample`
+    """
+
     registry_name: str = ""
     default_loss: str = "mse"
     # Models whose spatial layout is fixed (e.g. the seeds' exact 28x28 stacks) override this.
     fixed_shape: tuple[int, int, int] | None = None
+    fixed_latent_dim: int | None = None
+    seed_epochs: int | None = None
+    seed_batch_size: int | None = None
+    seed_lr: float | None = None
+    can_sample: bool = False
+    entropy_coded: bool = False
+    domains: tuple[str, ...] = ()
 
     # Options every model accepts because the base class implements them.
     common_options = ("nested", "nested_p", "nested_draws")
@@ -37,6 +56,8 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        # The code's shape per image; models whose code is not a flat vector override it.
+        self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)
         # (p, draws) of nested dropout, validated once: a bad value fails here, not mid-run.
         self.nested = nested_settings(cfg.options) if cfg.options.get("nested") else None
         # True until the output bias has been started from data (`init_output_bias`) or weights
@@ -81,31 +102,64 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
         return layers[-1].bias if layers and layers[-1].bias is not None else None
 
     @torch.no_grad()
-    def init_output_bias(self, channel_mean: torch.Tensor) -> bool:
-        """Data-dependent start: the output bias becomes logit(mean pixel) of each channel, so the
-        untrained model outputs the data's mean intensity instead of sigmoid(0) = 0.5 grey.
+    def init_output_bias(self, mean_image: torch.Tensor) -> bool:
+        """Data-dependent start: the output bias becomes the logit of the training images' mean,
+        so the untrained model outputs the data's mean instead of sigmoid(0) = 0.5 grey. A bias
+        with one value per output pixel (a dense decoder's last Linear) gets the mean image; a
+        bias per channel (a conv) gets each channel's mean pixel. `mean_image` is (C, H, W) in
+        [0, 1]. Returns whether a bias was set (False for models without a plain output bias).
 
-        Why: on sparse images (MNIST, strokes: ~87-93% black pixels) a grey start makes the first
+        Why: on sparse images (MNIST, strokes: most pixels black) a grey start makes the first
         gradients one coherent "darken everything" push; Adam moves every decoder weight the same
         way at once, the logits overshoot the mean into sigmoid saturation (-180 within 20 steps),
         the MSE gradient vanishes and the model is stuck at an all-black output. Started at the
-        mean, the constant part of the gradient is ~0 from the first step. Returns whether a bias
-        was set (False for models without a plain output bias)."""
+        mean, the constant part of the gradient is ~0 from the first step."""
         self.output_init_pending = False
         bias = self.output_bias()
-        c = int(channel_mean.numel())
-        if bias is None or c == 0 or bias.numel() % c:
+        if bias is None or mean_image.dim() != 3:
             return False
-        p = channel_mean.detach().double().flatten().clamp(OUTPUT_MEAN_MIN, 1 - OUTPUT_MEAN_MIN)
-        logit = torch.log(p / (1 - p)).to(bias.dtype).to(bias.device)
-        # Channel-major layouts: (C,) for a conv, (C*H*W,) for a dense layer before Unflatten,
-        # (C*s*s,) before a pixel shuffle; each channel's block gets that channel's logit.
-        bias.copy_(logit.unsqueeze(1).expand(c, bias.numel() // c).reshape(bias.shape))
+        c = mean_image.shape[0]
+        if bias.numel() == mean_image.numel():
+            target = mean_image.detach().double().reshape(-1)  # (C*H*W,), Unflatten's layout
+        elif bias.numel() % c == 0:
+            # (C,) for a conv, (C*s*s,) before a pixel shuffle: channel-major blocks.
+            per_channel = mean_image.detach().double().mean(dim=(1, 2))
+            target = per_channel.repeat_interleave(bias.numel() // c)
+        else:
+            return False
+        p = target.clamp(OUTPUT_MEAN_MIN, 1 - OUTPUT_MEAN_MIN)
+        bias.copy_(torch.log(p / (1 - p)).reshape(bias.shape).to(bias))
         return True
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         self.output_init_pending = False  # loaded weights are never restarted from data
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # --- optional hooks: neutral defaults ---------------------------------------------------------
+
+    def init_from_data(self, x: torch.Tensor, seed: int = 0) -> str | None:
+        """A data-dependent start of a freshly built model from its training images (uint8
+        (N, C, H, W)), run before the first step and never on resume. Returns a line saying
+        what it did, or None when the model has no such start."""
+        return None
+
+    def finalize(self) -> None:
+        """Called once after training (e.g. the codec freezes its entropy tables)."""
+
+    def extra_metrics(self, test_x: torch.Tensor) -> dict:
+        """Model-specific test metrics added to metrics.json (e.g. a VAE's likelihood bounds)."""
+        return {}
+
+    def loss_options(self, loss: str) -> dict:
+        """Keyword arguments of the loss named `loss` from the model's settings (e.g. a VAE's
+        beta for "vae"); the losses never read model options themselves."""
+        return {}
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """n new images from the prior; only models with `can_sample`."""
+        raise ConfigError(f"model {self.registry_name or type(self).__name__!r} has no prior to "
+                          "sample from; train a variational model (e.g. --model vae)")
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

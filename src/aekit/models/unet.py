@@ -144,6 +144,11 @@ class UNet(AutoencoderModule):
         # (saved weights are made contiguous, so files stay in the standard layout).
         self.to(memory_format=torch.channels_last)
 
+    def output_bias(self) -> nn.Parameter | None:
+        """The head's bias (data-dependent start, base.py); none with `residual`, whose logits
+        start from the input's own and must not be shifted by the data's mean."""
+        return None if self.residual else self.head.bias
+
     def _layers(self) -> tuple[nn.ModuleList, nn.ModuleList]:
         """(down, up) blocks; in eval mode without autograd (inference), copies with BN folded
         into the convs (~10% faster on CPU), rebuilt whenever a parameter or buffer changed or

@@ -48,6 +48,7 @@ class VAE(AutoencoderModule):
     """Variational autoencoder: dense or conv backbone (option backbone), beta-VAE via beta."""
 
     default_loss = "vae"
+    can_sample = True
     default_options = DEFAULT_OPTIONS
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -114,6 +115,9 @@ class VAE(AutoencoderModule):
         device = next(self.parameters()).device
         z = torch.randn(n, self.cfg.latent_dim, generator=generator) * temperature
         return torch.sigmoid(self.decode(z.to(device))).cpu()
+
+    def loss_options(self, loss: str) -> dict:
+        return {"beta": float(self.cfg.options.get("beta", 1.0))} if loss == "vae" else {}
 
     def extra_metrics(self, test_x: torch.Tensor) -> dict:
         """{"vae": test ELBO and IWAE NLL bound (nats/image) on the binarized test images}; the

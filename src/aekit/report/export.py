@@ -185,7 +185,7 @@ def export_model(model: nn.Module, part: str, fmt: str, out: str | os.PathLike,
     model = model.to("cpu").eval()
     module = part_module(model, part)
     names = _NAMES[part]
-    name = getattr(model.cfg, "name", type(model).__name__)
+    name = model.cfg.name
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"aekit_part": part, "input": names[0], "output": names[1],

@@ -123,7 +123,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         raise ConfigError("embed needs either image files/folders or --dataset D (not both)")
     model, run = load_model(args.run)
     cfg = run.model_cfg
-    dim = int(np.prod(getattr(model, "latent_shape", (cfg.latent_dim,))))
+    dim = int(np.prod(model.latent_shape))
     if args.keep is not None and not 1 <= args.keep <= dim:
         raise ConfigError(f"--keep {args.keep}: the code has {dim} units; use 1..{dim}")
     out = Path(args.out)

@@ -11,8 +11,8 @@ from aekit.errors import ConfigError, RunError, check_range
 
 def require_variational(model: nn.Module, run: str = "the run", what: str = "sample") -> None:
     """RunError unless `model` has a prior to sample from (a VAE)."""
-    if not callable(getattr(model, "sample", None)):
-        name = getattr(getattr(model, "cfg", None), "name", type(model).__name__)
+    if not model.can_sample:
+        name = model.cfg.name
         raise RunError(f"{run} holds a {name!r} model, which has no prior to {what} from; train "
                        "a variational one, e.g. aekit train --model vae --out RUN")
 

@@ -96,12 +96,7 @@ class ELBOLoss(nn.Module):
 
 def build_loss(name: str, model: nn.Module) -> nn.Module:
     """The loss `name` (or the model's default when empty), configured from the model's options."""
-    name = name or getattr(model, "default_loss", "mse")
+    name = name or model.default_loss
     if name not in LOSSES:
         raise ConfigError(f"unknown loss {name!r}; available: {', '.join(sorted(LOSSES))}")
-    options = getattr(getattr(model, "cfg", None), "options", {}) or {}
-    if name == "rd":
-        return LOSSES[name](float(options.get("lambda", 0.01)))
-    if name == "vae":
-        return LOSSES[name](float(options.get("beta", 1.0)))
-    return LOSSES[name]()
+    return LOSSES[name](**model.loss_options(name))
