@@ -12,6 +12,7 @@ CUDA tensors (one process per GPU). docs/DISTRIBUTED.md has the multi-node recip
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
 import os
 from dataclasses import dataclass
@@ -91,6 +92,12 @@ def init_from_env() -> World | None:
         backend = "cpu:gloo,cuda:nccl"
     else:
         backend = "gloo"
+    # Why first: imported after the group exists (DDP does), torch._dynamo pins it, so shutdown
+    # leaves gloo threads alive and one freeing tensors at exit aborts the rank (SIGABRT).
+    try:
+        importlib.import_module("torch._dynamo")
+    except ImportError:  # then DDP cannot import it either
+        pass
     try:
         torch.distributed.init_process_group(backend, timeout=TIMEOUT)
     except (RuntimeError, ValueError) as e:  # rendezvous failure: wrong address/port, timeout
@@ -102,6 +109,8 @@ def init_from_env() -> World | None:
 
 
 def shutdown(world: World | None) -> None:
+    """Destroy the process group; with `init_from_env`'s import order this also joins gloo's
+    worker threads, so none is left running when the interpreter shuts down."""
     if world is not None and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
