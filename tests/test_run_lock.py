@@ -77,3 +77,27 @@ def test_a_run_that_never_reached_a_checkpoint_is_replaced(tmp_path, capsys):
     assert main(argv) == 0
     assert main(argv) == 2  # a finished run is never replaced
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_a_data_dependent_start_runs_again_when_resumed_before_the_first_checkpoint(tmp_path):
+    """The codec starts from a closed-form fit to the training images. A run killed before its
+    first checkpoint restarts from the beginning on --resume, and the start runs again."""
+    from aekit.config import ModelConfig, TrainConfig
+    from aekit.core.training import train_run
+
+    x = np.random.default_rng(0).integers(0, 256, (64, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:16])
+    cfg = TrainConfig(dataset=f"npz:{tmp_path / 'd.npz'}", epochs=1, batch_size=16)
+    run = tmp_path / "run"
+    lines: list[str] = []
+    first = train_run(run, ModelConfig(name="codec", latent_dim=8,
+                                       options={"clusters": 2}), cfg, progress=False,
+                      log=lines.append)
+    assert any("closed-form start" in s for s in lines)
+    (run / "model.safetensors").unlink()  # as if killed in epoch 1: config only
+    for p in (run / "checkpoint").glob("*"):
+        p.unlink()
+    lines.clear()
+    again = train_run(run, resume=True, progress=False, log=lines.append)
+    assert any("closed-form start" in s for s in lines), lines
+    assert again["test"]["psnr"] == pytest.approx(first["test"]["psnr"], abs=1e-6)
