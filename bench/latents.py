@@ -157,7 +157,7 @@ def vae_part(args) -> dict:
     from aekit.data.images import save_grid
     from aekit.eval.plots import plot_latent
     from aekit.models.variational import log_likelihood_bounds
-    from aekit.represent.embed import embed
+    from aekit.represent.embedding import embed
     from aekit.represent.generate import (
         grid_rows,
         interpolate,
@@ -215,7 +215,7 @@ def latent2d_part(args) -> dict:
     from aekit.core.io import load_model
     from aekit.data import load_dataset
     from aekit.eval.plots import plot_latent
-    from aekit.represent.embed import embed
+    from aekit.represent.embedding import embed
 
     cfg = ModelConfig("vae", latent_dim=2, widths=tuple(args.vae_widths),
                       options={"backbone": "dense"})

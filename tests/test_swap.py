@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -76,6 +77,8 @@ def test_training_writes_a_complete_swap_run(swap_run):
     assert cfg["train"]["dataset_b"].startswith("npz:")
     m = read_metrics(swap_run)
     assert m["code_size"] == 16 and np.isfinite(m["test"]["psnr"])  # two 8-unit codes
+    per_domain = [m["domains"][d]["mse"] for d in "ab"]  # each domain's own reconstruction
+    assert np.isclose(np.mean(per_domain), m["test"]["mse"], rtol=1e-3)
     for name in ("swaps.png", "reconstructions.png", "loss.png", "model.safetensors"):
         assert (swap_run / name).is_file(), name
     with Image.open(swap_run / "swaps.png") as im:  # four rows: A, A->B, B, B->A
@@ -215,3 +218,24 @@ def test_model_options_and_each_decoder_starts_at_its_domain_mean():
     for domain, value in zip("ab", logit, strict=True):
         m._bias_domain = domain
         assert torch.allclose(m.output_bias(), value.expand(1), atol=1e-5)
+
+
+def test_confusion_term_adds_its_gradient_to_the_loss():
+    from aekit.models.swap import confusion_penalty
+
+    cfg = ModelConfig(name="swap", in_channels=2, height=12, width=12, latent_dim=4,
+                      widths=(4, 8), options={"confusion": 0.5})
+    torch.manual_seed(0)
+    m = build_model(cfg).train()
+    plain = build_model(dataclasses.replace(cfg, options={"confusion": 0.0})).train()
+    plain.load_state_dict(m.state_dict())
+    x = torch.rand(6, 2, 12, 12)
+    ((m(x)["x_hat"] - x) ** 2).mean().backward()
+    out = plain(x)
+    (((out["x_hat"] - x) ** 2).mean() + 0.5 * confusion_penalty(out["z"])).backward()
+    for (name, p), q in zip(m.named_parameters(), plain.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+    assert build_model(dataclasses.replace(cfg, options={})).confusion == 0.1  # the default
+    z = torch.randn(64, 2, 4)
+    assert confusion_penalty(z) < confusion_penalty(torch.stack([z[:, 0], z[:, 1] + 2], 1))
+    assert torch.isclose(confusion_penalty(z), confusion_penalty(z * 0.01), atol=1e-5)

@@ -22,12 +22,14 @@ from aekit.errors import AekitError
 from aekit.report import cli as report_cli
 from aekit.represent import cli as represent_cli
 from aekit.restore import cli as restore_cli
+from aekit.swap import cli as swap_cli
 
 # The registry: each module's add_parsers(sub) adds its subcommands.
 COMMANDS = (
     core_cli,  # train, eval, reconstruct, models, datasets, summary
     codec_cli,  # compress, decompress, codec-info
     restore_cli,  # denoise, inpaint, colorize
+    swap_cli,  # swap (domain translation)
     anomaly_cli,  # anomaly fit / score
     represent_cli,  # embed, finetune, classify, sample, interpolate, traverse
     report_cli,  # report, export

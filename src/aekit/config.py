@@ -26,7 +26,8 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_range("in_channels", self.in_channels, 1, 4)
+        # Up to 8: the `swap` model takes two RGBA domains stacked on the channel axis.
+        check_range("in_channels", self.in_channels, 1, 8)
         check_range("height", self.height, 1, 4096)
         check_range("width", self.width, 1, 4096)
         check_range("latent_dim", self.latent_dim, 1, 1 << 20)
@@ -62,6 +63,8 @@ class TrainConfig:
     """How a model is trained; every field is a flag of `aekit train` (help and default here)."""
 
     dataset: str = _flag("fashion-mnist", "dataset (see `aekit datasets`)")
+    dataset_b: str = _flag("", "second domain's dataset, for --model swap (domain translation): "
+                               "each training item pairs a --dataset image with one of these")
     epochs: int = _flag(10, "passes over the training images")
     batch_size: int = _flag(128, "images per optimizer step")
     lr: float = _flag(2e-3, "peak learning rate (Adam)")

@@ -181,7 +181,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     model, run = load_model(args.run)
     cfg = run.model_cfg
-    if getattr(model, "domains", None):
+    if model.domains:
         raise ConfigError(f"{args.run} is a two-domain model; reconstruct domain D's images "
                           "with `aekit swap RUN IMAGES --to D -o DIR`")
     paths = collect_paths(args.images)

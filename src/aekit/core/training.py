@@ -53,7 +53,7 @@ def check_pairing(model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
     """A two-domain model (one with `domains`) needs --dataset-b, and only it takes one."""
     from aekit.registry import get_model_class
 
-    paired = bool(getattr(get_model_class(model_cfg.name), "domains", ()))
+    paired = bool(get_model_class(model_cfg.name).domains)
     if train_cfg.dataset_b and not paired:
         raise ConfigError(f"--dataset-b is for two-domain models (--model swap); model "
                           f"{model_cfg.name!r} trains on one dataset")
@@ -266,10 +266,9 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
     write_history_csv(out, result.history)
     plot_loss(result.history, out / "loss.png", f"{model_cfg.name} on {ds.name}")
     # A two-domain model shows each domain on its own rows, and its translations in swaps.png.
-    split = getattr(model, "split_domains", None)
     write_reconstructions(out / "reconstructions.png", x_in, x_hat, clean, corrupt is not None,
-                          split=split)
-    if hasattr(model, "swap_preview"):
+                          split=model.split_domains if model.domains else None)
+    if model.domains:
         from aekit.data.images import save_grid
 
         save_grid(out / "swaps.png", model.swap_preview(clean[:10]))

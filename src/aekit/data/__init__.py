@@ -27,6 +27,7 @@ __all__ = [
     "Dataset",
     "dataset_loader",
     "load_dataset",
+    "load_pair",
     "list_datasets",
     "parse_image_size",
     "resize_images",
@@ -99,3 +100,4 @@ def _unknown_message(name: str) -> str:
 
 # Importing the loaders fills the registry (they import Dataset/dataset_loader from above).
 from aekit.data import arrays, digits, folder, idx  # noqa: E402, F401  (loaders register themselves)
+from aekit.data.pair import load_pair  # noqa: E402  (two domains as one paired dataset)

@@ -209,13 +209,13 @@ def latent_picture(run_dir: Path) -> tuple[bytes, str]:
     import tempfile
 
     from aekit.core.io import load_model
-    from aekit.data import load_dataset
+    from aekit.core.training import run_dataset
     from aekit.eval.plots import plot_latent
-    from aekit.represent.embed import embed
+    from aekit.represent.embedding import embed
 
     model, run = load_model(run_dir)
     cfg = run.model_cfg
-    ds = load_dataset(run.train_cfg.dataset, image_size=(cfg.height, cfg.width))
+    ds = run_dataset(run.train_cfg, image_size=(cfg.height, cfg.width))
     x = ds.test_x[:_LATENT_IMAGES]
     z = embed(model, x)  # (N, D)
     labels = ds.test_y[:_LATENT_IMAGES].numpy() if ds.test_y is not None else None
@@ -288,8 +288,12 @@ def run_card(r: dict, latent: bool, notes: list[str]) -> str:
     if "reconstructions.png" in images:
         cap = "rows: test images, reconstructions" if "corrupted_input" not in m else \
             "rows: corrupted input, output, clean"
+        cap += " (domain A's rows, then B's)" if "swaps.png" in images else ""
         out.append("<h4>reconstructions</h4>"
                    + figure(images.pop("reconstructions.png").read_bytes(), cap, notes))
+    if "swaps.png" in images:  # a two-domain (swap) run's translations
+        out.append("<h4>domain translation</h4>" + figure(images.pop("swaps.png").read_bytes(),
+                   "rows: A test images, A→B, B test images, B→A", notes))
     images.pop("loss.png", None)  # all runs' curves are on the shared plot
     own_latent = [n for n in images if "latent" in n.lower()]
     if own_latent:

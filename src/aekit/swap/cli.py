@@ -1,0 +1,43 @@
+"""`aekit swap RUN IMAGES... --to a|b -o DIR`: translate images with a two-domain run.
+
+A run that is not a two-domain model, a `--to` domain the run does not have, or images of another
+channel count than the model's end with one line and exit 2, before anything is written.
+Unreadable image files are skipped and listed (exit 1), like every batch command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parsers(sub) -> None:
+    text = "draw images of one domain in the other's look with a --model swap run"
+    p = sub.add_parser("swap", help=text, description=text)
+    p.add_argument("run", help="run folder of a swap model")
+    p.add_argument("images", nargs="+", help="image files or folders of the other domain")
+    p.add_argument("--to", required=True, metavar="DOMAIN",
+                   help="the domain to draw them in: a (the run's --dataset) or b (--dataset-b)")
+    p.add_argument("-o", "--out", required=True, help="output folder for PNGs")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.set_defaults(func=cmd_swap)
+
+
+def cmd_swap(args: argparse.Namespace) -> int:
+    from aekit.args import report_bad
+    from aekit.data.files import collect_paths
+    from aekit.swap.translate import Translator, translate_files
+
+    translator = Translator.load(args.run, args.device, args.batch_size)
+    translator.check_domain(args.to)
+    paths = collect_paths(args.images)
+    done, bad, other_size = translate_files(translator, paths, args.to, args.out)
+    if other_size:
+        h, w = translator.size
+        print(f"aekit: {other_size} image(s) are not {h}x{w} (the model's size): resized to it "
+              "and back", file=sys.stderr)
+    print(f"{done} image(s) drawn as domain {args.to} into {Path(args.out)}")
+    return report_bad(bad, done)

@@ -1,0 +1,136 @@
+"""Putting a two-domain (`swap`) run to work: draw images of one domain in the other's look.
+
+The run's shared encoder codes each image and the decoder of the target domain (`to`) draws it.
+Images of another size than the model's are resized to it and the output back to the input's
+size, so every output PNG has its input's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from aekit.errors import ConfigError, DataError, RunError
+
+_TRAIN_HINT = "aekit train --model swap --dataset A --dataset-b B --out RUN"
+
+
+@dataclass
+class Translator:
+    """A loaded two-domain model."""
+
+    model: torch.nn.Module
+    run_dir: str
+    batch_size: int = 256
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str = "cpu", batch_size: int = 256) -> Translator:
+        """A RunError when `run_dir` is not a finished two-domain run."""
+        from aekit.core.io import load_model, read_config
+        from aekit.device import resolve_device
+
+        if batch_size < 1:
+            raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
+        run = read_config(run_dir)
+        from aekit.registry import get_model_class
+
+        if not get_model_class(run.model_cfg.name).domains:
+            raise RunError(f"{run_dir} is not a domain-translation model (model "
+                           f"{run.model_cfg.name!r}); train one with `{_TRAIN_HINT}`")
+        model, _ = load_model(run_dir, resolve_device(device))
+        return cls(model, str(run_dir), batch_size)
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return tuple(self.model.domains)
+
+    @property
+    def channels(self) -> int:
+        return int(self.model.channels)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (int(self.model.cfg.height), int(self.model.cfg.width))
+
+    def check_domain(self, to: str) -> None:
+        if to not in self.domains:
+            raise ConfigError(f"--to {to!r}: {self.run_dir} translates between domains "
+                              f"{' and '.join(self.domains)}; use one of them")
+
+    @torch.inference_mode()
+    def translate(self, x: torch.Tensor, to: str) -> torch.Tensor:
+        """Images (N, C, H, W) in [0, 1] of any size -> the same images drawn by domain `to`'s
+        decoder, (N, C, H, W) on the CPU."""
+        self.check_domain(to)
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise DataError(f"expected images (N, {self.channels}, H, W), got {tuple(x.shape)}")
+        device = next(self.model.parameters()).device
+        hw = tuple(x.shape[2:])
+        outs = []
+        for chunk in x.split(self.batch_size):
+            chunk = _resize(chunk.to(device).float(), self.size)
+            outs.append(_resize(self.model.swap(chunk, to), hw).clamp(0, 1).cpu())
+        return torch.cat(outs) if outs else x.new_empty((0, *x.shape[1:]))
+
+
+def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False,
+                         antialias=True)
+
+
+def translate_files(translator: Translator, paths: Sequence[str | Path], to: str,
+                    out_dir: str | Path) -> tuple[int, list[tuple[str, str]], int]:
+    """Translate image files into PNGs in `out_dir` (one per input, named after it, of its
+    size). Returns (written, [(bad path, reason)], how many were not the model's size).
+
+    A file of the wrong channel count is a DataError for the whole batch (every output would be
+    wrong); unreadable files are skipped and returned."""
+    import numpy as np
+
+    from aekit.data.files import output_path, probe_files
+    from aekit.data.images import load_uint8, save_png
+
+    translator.check_domain(to)
+    c = translator.channels
+    if c not in (1, 3):
+        raise DataError(f"{translator.run_dir} works on {c}-channel images; image files are "
+                        "grey (1) or RGB (3)")
+    probed, bad = probe_files([Path(p) for p in paths])
+    for p, _, colour in probed:
+        if (3 if colour else 1) != c:
+            have = "colour (3 channels)" if colour else "grey (1 channel)"
+            need = "grey (1-channel)" if c == 1 else "colour (3-channel)"
+            raise DataError(f"{p} is {have} but the model in {translator.run_dir} takes {need} "
+                            "images")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mode = "L" if c == 1 else "RGB"
+    used: set[str] = set()
+    done, other_size = 0, 0
+    for start in range(0, len(probed), translator.batch_size):
+        loaded = {}
+        for p, _, _ in probed[start : start + translator.batch_size]:
+            try:
+                a = load_uint8(p, mode)
+            except DataError as e:  # the header was fine but the pixels are not
+                bad.append((str(p), str(e).removeprefix(f"{p}: ")))
+                continue
+            a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
+            loaded[p] = torch.from_numpy(a.astype(np.float32) / 255.0)
+        # Images of one size go through the model together.
+        by_size: dict[tuple[int, int], list[Path]] = {}
+        for p, img in loaded.items():
+            by_size.setdefault(tuple(img.shape[1:]), []).append(p)
+        for hw, group in by_size.items():
+            y = translator.translate(torch.stack([loaded[p] for p in group]), to)
+            for p, img in zip(group, y, strict=True):
+                save_png(output_path(out_dir, p, used), img)
+            done += len(group)
+            other_size += len(group) if hw != translator.size else 0
+    return done, bad, other_size
