@@ -37,3 +37,11 @@ def tiny_npz(tmp_path: Path) -> str:
 def needs_fashion():
     if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.skip("Fashion-MNIST not installed (root: apt-get install dataset-fashion-mnist)")
+
+
+def train_argv(folder: Path, run: Path, epochs: int = 1) -> list[str]:
+    """`aekit train` arguments for a tiny dense run on 40 random 8x8 images saved in `folder`."""
+    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
+    np.savez(folder / "d.npz", x_train=x, x_test=x[:8])
+    return ["train", "--model", "dense", "--dataset", f"npz:{folder / 'd.npz'}", "--epochs",
+            str(epochs), "--out", str(run), "--quiet"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import errno
 import os
 
-import numpy as np
 import pytest
 
 from aekit.cli import main
 from aekit.errors import RunError
 from aekit.io import atomic_write_bytes, atomic_write_text
+from tests.conftest import train_argv
 
 
 def _full_disk(monkeypatch, after: int = 0):
@@ -37,11 +37,8 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_train_on_a_full_disk_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
-    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
-    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
     run = tmp_path / "run"
-    argv = ["train", "--model", "dense", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--epochs",
-            "2", "--out", str(run), "--quiet"]
+    argv = train_argv(tmp_path, run, epochs=2)
     _full_disk(monkeypatch, after=1)  # config.json is written; the first checkpoint is not
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

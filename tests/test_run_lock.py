@@ -13,6 +13,7 @@ import pytest
 from aekit.cli import main
 from aekit.core.io import LOCK, run_lock
 from aekit.errors import RunError
+from tests.conftest import train_argv
 
 
 def test_second_writer_is_refused_and_lock_released(tmp_path):
@@ -37,13 +38,10 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 
 def test_train_refuses_a_folder_another_process_writes(tmp_path, capsys):
-    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
-    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
     run = tmp_path / "run"
+    argv = train_argv(tmp_path, run)
     run.mkdir()
     (run / LOCK).write_text(json.dumps({"pid": 1, "host": socket.gethostname()}))  # init: alive
-    argv = ["train", "--model", "dense", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--epochs",
-            "1", "--out", str(run), "--quiet"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "being written by process 1" in err and len(err.strip().splitlines()) == 1
@@ -53,11 +51,8 @@ def test_train_refuses_a_folder_another_process_writes(tmp_path, capsys):
 @pytest.mark.parametrize("bad", [["--corrupt", "gauss:0.5"], ["--loss", "foo"],
                                  ["--device", "cuda:7"]])
 def test_bad_settings_write_nothing_and_the_retry_works(tmp_path, capsys, bad):
-    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
-    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
     run = tmp_path / "run"
-    argv = ["train", "--model", "dense", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--epochs",
-            "1", "--out", str(run), "--quiet"]
+    argv = train_argv(tmp_path, run, epochs=1)
     assert main(argv + bad) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (run / "config.json").exists()
@@ -65,11 +60,8 @@ def test_bad_settings_write_nothing_and_the_retry_works(tmp_path, capsys, bad):
 
 
 def test_a_run_that_never_reached_a_checkpoint_is_replaced(tmp_path, capsys):
-    x = np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8)
-    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
     run = tmp_path / "run"
-    argv = ["train", "--model", "dense", "--dataset", f"npz:{tmp_path / 'd.npz'}", "--epochs",
-            "1", "--out", str(run), "--quiet"]
+    argv = train_argv(tmp_path, run, epochs=1)
     assert main(argv) == 0
     (run / "model.safetensors").unlink()  # as if killed in epoch 1: config, no checkpoint
     for p in (run / "checkpoint").glob("*"):
