@@ -190,3 +190,23 @@ def test_unet_eval_folds_batchnorm_without_changing_outputs():
     assert not any("fused" in k for k in m.state_dict())
     m(x)["x_hat"].sum().backward()  # eval mode with autograd: the real parameters learn
     assert m.down[0][0].weight.grad is not None
+
+
+def test_numpy_in_numpy_out_in_the_callers_layout():
+    """The Python API takes what a user has: numpy uint8 (N, H, W) or float (N, H, W, C) images
+    of any size come back as numpy in [0, 1], in the same layout."""
+    r = _restorer(None)
+    x8 = np.random.default_rng(0).integers(0, 256, (2, 20, 31), dtype=np.uint8)
+    out = r.denoise(x8)
+    assert isinstance(out, np.ndarray) and out.shape == (2, 20, 31)
+    assert np.allclose(out, x8 / 255.0, atol=1e-6)
+    mask = np.zeros((2, 20, 31), dtype=bool)
+    mask[:, 4:9, 5:12] = True
+    filled = r.inpaint(x8, mask)
+    assert filled.shape == (2, 20, 31) and np.allclose(filled[~mask], x8[~mask] / 255.0)
+    rgb = _restorer(None, spec="grayscale", shape=(3, 12, 12))
+    x = np.random.default_rng(1).random((2, 16, 16, 3)).astype(np.float32)  # channels-last
+    col = rgb.colorize(x)
+    assert isinstance(col, np.ndarray) and col.shape == (2, 16, 16, 3)
+    with pytest.raises(TypeError):
+        r.denoise("not images")

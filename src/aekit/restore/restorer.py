@@ -14,14 +14,17 @@ the input's Y with the model's chroma (YCbCr, BT.601).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from aekit.data.corrupt import LUMA, Corruption, fill_masked, parse_corruption, to_grayscale
+from aekit.data.units import as_images, like_input, to_layout, to_unit
 from aekit.errors import ConfigError, DataError, RunError
 
 TASKS = ("denoise", "inpaint", "colorize")
@@ -86,23 +89,30 @@ class Restorer:
                 for b in x.split(self.batch_size)]
         return torch.cat(outs) if outs else x.clone()
 
-    # -- the three tasks on one batch of same-size images (B, C, H, W) ---------------------------
+    # -- the three tasks on one batch of same-size images ------------------------------------------
+    # x: numpy or torch, uint8 [0, 255] or float [0, 1], (B, C, H, W), (B, H, W) or (B, H, W, C),
+    # any H x W; the result is float in [0, 1] in the input's library and layout.
 
-    def denoise(self, x: torch.Tensor, fit: str = "tile") -> torch.Tensor:
-        return self._apply(x, None, fit)
+    def denoise(self, x: Any, fit: str = "tile") -> Any:
+        t, back = _images_in(x)
+        return back(self._apply(t, None, fit))
 
-    def inpaint(self, x: torch.Tensor, mask: torch.Tensor, fit: str = "tile") -> torch.Tensor:
-        """mask (B, 1, H, W) bool, True = missing; known pixels are returned unchanged."""
-        check_mask_shape(mask, x)
-        out = self._apply(x, mask, fit)
-        return torch.where(mask, out, x)
+    def inpaint(self, x: Any, mask: Any, fit: str = "tile") -> Any:
+        """mask: bool (B, 1, H, W) or (B, H, W), True = missing; known pixels are returned
+        unchanged."""
+        t, back = _images_in(x)
+        m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+        m = (m.unsqueeze(1) if m.dim() == 3 else m).bool()  # (B, 1, H, W)
+        check_mask_shape(m, t)
+        out = self._apply(t, m, fit)
+        return back(torch.where(m, out, t))
 
-    def colorize(self, x: torch.Tensor, fit: str = "tile", keep_luma: bool = True
-                 ) -> torch.Tensor:
+    def colorize(self, x: Any, fit: str = "tile", keep_luma: bool = True) -> Any:
         """Grey (B, 1, ...) or colour (B, 3, ...) images -> colour (B, 3, ...)."""
-        grey = to_grayscale(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
+        t, back = _images_in(x)
+        grey = to_grayscale(t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t)
         out = self._apply(grey, None, fit)
-        return with_luma(out, grey[:, :1]) if keep_luma else out
+        return back(with_luma(out, grey[:, :1]) if keep_luma else out)
 
     def _apply(self, x: torch.Tensor, mask: torch.Tensor | None, fit: str) -> torch.Tensor:
         if fit not in FITS:
@@ -211,3 +221,9 @@ def read_mask(path: str | Path) -> torch.Tensor:
                         "for known pixels and white (255) for pixels to fill, saved as PNG "
                         "(JPEG blurs the edges)")
     return torch.from_numpy(a > 0)[None]
+
+
+def _images_in(x: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
+    """(float (B, C, H, W) in [0, 1], a function giving a result back in x's library/layout)."""
+    t, layout = as_images(x, "images", owner="the restorer")
+    return to_unit(t), lambda r: like_input(to_layout(r, layout), x)
