@@ -16,6 +16,7 @@ import io
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,19 +159,13 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
     path = run_dir / LOCK
     me = {"pid": os.getpid(), "host": socket.gethostname()}
     for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = _lock_holder(path)
-            if holder is not None and _alive(holder):
-                raise RunError(f"{run_dir} is being written by process {holder['pid']} on "
-                               f"{holder['host']}; wait for it to finish or stop it first"
-                               ) from None
-            path.unlink(missing_ok=True)  # stale: its writer is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        break
+        if _create_whole(path, json.dumps(me)):
+            break
+        holder = _lock_holder(path)
+        if holder is not None and _alive(holder):
+            raise RunError(f"{run_dir} is being written by process {holder['pid']} on "
+                           f"{holder['host']}; wait for it to finish or stop it first")
+        path.unlink(missing_ok=True)  # stale: its writer is gone
     else:
         raise RunError(f"{path}: could not take the run folder's lock; remove it if no aekit "
                        "process is writing this folder")
@@ -179,6 +174,30 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
     finally:
         if _lock_holder(path) == me:
             path.unlink(missing_ok=True)
+
+
+def _create_whole(path: Path, text: str) -> bool:
+    """Create `path` holding `text`, only if it does not exist; False if it does. The content is
+    written to a temp file first and hard-linked into place, so a kill never leaves a lock that
+    exists but is empty (file systems without hard links fall back to an exclusive create)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here
+            try:
+                fd2 = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd2, "w") as f:
+                f.write(text)
+        return True
+    finally:
+        os.unlink(tmp)
 
 
 def _lock_holder(path: Path) -> dict | None:
