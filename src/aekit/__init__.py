@@ -2,9 +2,9 @@
 
 The package's face: `aekit.Autoencoder` (a scikit-learn estimator), `aekit.load` and the error
 type. Each capability has its own face (`aekit.core`, `aekit.restore`, `aekit.anomaly`,
-`aekit.codec`, `aekit.represent`, `aekit.report`); see docs/LAYOUT.md. Names are imported on
-first use, so `import aekit` (and the command line's `--version`, `--help`) does not pay for
-importing torch.
+`aekit.codec`, `aekit.represent`, `aekit.report`, `aekit.swap`); see docs/LAYOUT.md. Names are
+imported on first use, so `import aekit` (and the command line's `--version`, `--help`) does
+not pay for importing torch.
 
 Layout, in dependency order (a module imports only from its own package and the rows above):
 
@@ -12,7 +12,7 @@ Layout, in dependency order (a module imports only from its own package and the 
     data, models  datasets, image files, corruptions; AutoencoderModule and the model families
     train, eval   the one training loop, losses, checkpoints; metrics, baselines, plots
     core          train a run folder, evaluate it, reconstruct images
-    capabilities  restore, anomaly, codec, represent, report; like core, each has __init__.py
+    capabilities  restore, swap, anomaly, codec, represent, report; like core, each has __init__.py
                   (its Python API), algorithm module(s), io.py (its files), cli.py (its commands)
     top           api.py (aekit.Autoencoder), cli.py (the one command registry)
 
