@@ -1,8 +1,9 @@
 """Argument types and groups that every command shares, declared once.
 
-Each capability's `cli.py` builds its subcommands from these, so `--threads`, `--device`,
-`--seed`, `--out`, `--dataset` and the batch inputs mean the same thing (and read the same in
-`--help`) everywhere. Nothing here imports torch: building the parser must stay fast.
+Each capability's `cli.py` builds its subcommands from these: the argument types (sizes, widths,
+key=value options), the `--threads`, `--device` and `--seed` flags, the flags generated from a
+config dataclass, and how a batch command reports the files it skipped. Nothing here imports
+torch: building the parser must stay fast.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import json
 import sys
 import typing
 from collections.abc import Sequence
-from pathlib import Path
 
-from aekit.errors import AekitError, ConfigError
+from aekit.errors import AekitError
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -51,11 +51,6 @@ def parse_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def existing_dir(path: str) -> Path:
-    p = Path(path)
-    if not p.is_dir():
-        raise ConfigError(f"{path}: no such folder")
-    return p
 
 
 # --- shared groups -------------------------------------------------------------------------------
@@ -72,26 +67,12 @@ def add_seed(p: argparse.ArgumentParser, help: str | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help=help)
 
 
-def add_out(p: argparse.ArgumentParser, help: str, required: bool = True, short: bool = True,
-            default: str | None = None) -> None:
-    """The output of a command: `-o/--out` (commands that only read take `--out` alone when it
-    names a folder they create)."""
-    names = ("-o", "--out") if short else ("--out",)
-    p.add_argument(*names, required=required, default=default, help=help)
 
 
-def add_dataset(p: argparse.ArgumentParser, help: str, default: str | None = None) -> None:
-    p.add_argument("--dataset", default=default, help=help)
 
 
-def add_run(p: argparse.ArgumentParser, help: str | None = None) -> None:
-    p.add_argument("run", help=help)
 
 
-def add_images(p: argparse.ArgumentParser, required: bool = True,
-               help: str = "image files or folders") -> None:
-    """Batch inputs: files and folders (expanded recursively by aekit.data.files)."""
-    p.add_argument("images", nargs="+" if required else "*", help=help)
 
 
 def add_config_flags(p: argparse.ArgumentParser, config_cls: type,

@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
     from types import SimpleNamespace
 
     from aekit.anomaly.defaults import COMPONENTS, DEFAULT_SCORE, DEFAULTS
-    from aekit.args import parse_size
+    from aekit.args import add_device, add_seed, add_threads, parse_size
 
     d = SimpleNamespace(**DEFAULTS)  # Detector()'s settings, without importing torch
     top = sub.add_parser("anomaly", help="one-class anomaly detection (fit / score)")
@@ -69,10 +69,10 @@ def add_parsers(sub) -> None:
                       help="expected fraction of anomalies; flags that share of held-out images")
     p.add_argument("--holdout", type=float, default=d.holdout,
                    help="share of normal images held out to calibrate the threshold")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    add_seed(p)
+    add_device(p)
     p.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16"])
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    add_threads(p)
     p.add_argument("--out", required=True, help="run folder to create")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_fit)
@@ -93,7 +93,7 @@ def add_parsers(sub) -> None:
                    help="resize/convert images to the detector's size and channels instead of "
                         "rejecting them")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    add_threads(p)
     p.set_defaults(func=cmd_score)
 
 

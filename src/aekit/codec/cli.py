@@ -24,6 +24,7 @@ CHUNK = 1024  # images read and encoded at a time: bounded memory for any folder
 
 
 def add_parsers(sub) -> None:
+    from aekit.args import add_threads
     p = sub.add_parser("compress", help="compress images into an .aez file with a codec run")
     p.add_argument("run", help="run folder of a model trained with --model codec")
     p.add_argument("images", nargs="*", help="image files or folders (or use --dataset)")
@@ -33,7 +34,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--out", required=True,
                    help="output .aez file (with --each: a folder of one .aez per image)")
     p.add_argument("--each", action="store_true", help="one single-image .aez file per image")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    add_threads(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode an .aez file into PNG images")
@@ -42,7 +43,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--run", default=None,
                    help=f"codec run that made the file (default: search {DEFAULT_RUNS_DIR}/ for "
                         "the run whose fingerprint matches)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    add_threads(p)
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("codec-info", help="show an .aez file's header and size breakdown")

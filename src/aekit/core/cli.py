@@ -14,7 +14,7 @@ PRESET_FIELDS = ("epochs", "batch_size", "lr")
 
 
 def add_parsers(sub) -> None:
-    from aekit.args import add_config_flags, parse_option, parse_widths
+    from aekit.args import add_config_flags, add_threads, parse_option, parse_widths
     from aekit.config import TrainConfig
 
     p = sub.add_parser("train", help="train an autoencoder and write a run folder")
@@ -31,7 +31,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--beta", type=float, default=None,
                    help="VAE KL weight (= --option beta=B; vae models only)")
     add_config_flags(p, TrainConfig, deferred=PRESET_FIELDS)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    add_threads(p)
     p.add_argument("--out", default=None, help="run folder to create")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue an interrupted run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -14,7 +14,7 @@ from aekit.errors import ConfigError, DataError
 
 
 def add_parsers(sub) -> None:
-    from aekit.args import add_config_flags
+    from aekit.args import add_config_flags, add_seed, add_threads
     from aekit.represent.config import FinetuneConfig
 
     p = sub.add_parser("embed", help="encode images or a dataset split to latent codes (.npy)")
@@ -36,7 +36,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--labels", type=int, required=True, help="number of labels (balanced)")
     p.add_argument("--out", required=True, help="classifier folder to create")
     add_config_flags(p, FinetuneConfig)
-    p.add_argument("--threads", type=int, default=None)
+    add_threads(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("classify", help="predict classes with a fine-tuned classifier")
@@ -50,7 +50,7 @@ def add_parsers(sub) -> None:
     p.add_argument("run")
     p.add_argument("-n", type=int, default=64, help="number of images")
     p.add_argument("-o", "--out", required=True, help="grid PNG")
-    p.add_argument("--seed", type=int, default=0)
+    add_seed(p)
     p.add_argument("--temperature", type=float, default=1.0, help="prior std multiplier")
     p.add_argument("--cols", type=int, default=None, help="images per row (default: square)")
     p.set_defaults(func=cmd_sample)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # annotations only: the command line must start without impor
 
 
 def add_parsers(sub) -> None:
+    from aekit.args import add_device, add_seed, add_threads
+
     helps = {
         "denoise": "remove noise from images with a run trained with --corrupt gaussian/...",
         "inpaint": "fill the masked pixels of images (known pixels are kept exactly)",
@@ -37,7 +39,7 @@ def add_parsers(sub) -> None:
             g.add_argument("--mask-spec", metavar="SPEC",
                            help="draw random masks, e.g. mask:blocks or mask:crosshair; they are "
                                 "saved in OUT/masks/")
-            p.add_argument("--seed", type=int, default=0, help="seed for --mask-spec")
+            add_seed(p, help="seed for --mask-spec")
         if task == "colorize":
             p.add_argument("--model-luma", action="store_true",
                            help="take the model's luma too (default: keep the input's exactly)")
@@ -45,8 +47,8 @@ def add_parsers(sub) -> None:
                        help="images of another size than the model's: overlapping tiles "
                             "(default, keeps the resolution) or resize to the model and back")
         p.add_argument("--batch-size", type=int, default=256)
-        p.add_argument("--device", default="cpu")
-        p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+        add_device(p, default="cpu")
+        add_threads(p)
         p.set_defaults(func=_command(task))
 
 

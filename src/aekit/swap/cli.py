@@ -13,6 +13,7 @@ from pathlib import Path
 
 
 def add_parsers(sub) -> None:
+    from aekit.args import add_device, add_threads
     text = "draw images of one domain in the other's look with a --model swap run"
     p = sub.add_parser("swap", help=text, description=text)
     p.add_argument("run", help="run folder of a swap model")
@@ -21,8 +22,8 @@ def add_parsers(sub) -> None:
                    help="the domain to draw them in: a (the run's --dataset) or b (--dataset-b)")
     p.add_argument("-o", "--out", required=True, help="output folder for PNGs")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    add_device(p, default="cpu")
+    add_threads(p)
     p.set_defaults(func=cmd_swap)
 
 
