@@ -43,7 +43,7 @@ from aekit.data.units import (
     read_array,
     to_layout,
 )
-from aekit.errors import DataError, Param, check_params, seed_of
+from aekit.errors import DataError, Param, check_fitted, check_params, seed_of
 
 
 class Autoencoder(TransformerMixin, BaseEstimator):
@@ -157,16 +157,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
         return 255.0 if self.pixel_max is None else float(self.pixel_max)
 
     def _check_fitted(self) -> None:
-        from sklearn.exceptions import NotFittedError as SklearnNotFitted
-        from sklearn.utils.validation import check_is_fitted
-
-        from aekit.errors import NotFittedError
-
-        try:
-            check_is_fitted(self)
-        except SklearnNotFitted:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) or "
-                                 "aekit.load(dir)") from None
+        check_fitted(self, "call fit(X) or aekit.load(dir)")
 
     def _input(self, X: Any) -> tuple[torch.Tensor, str]:
         """Validate X against the fitted model: ((N, C, H, W) uint8 or [0, 1] float, layout)."""

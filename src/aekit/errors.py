@@ -66,6 +66,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def check_fitted(estimator: Any, how: str) -> None:
+    """Raise NotFittedError (also scikit-learn's) unless `estimator` is fitted; `how` says how to
+    get a fitted one, e.g. "call fit(X) or aekit.load(dir)"."""
+    from sklearn.exceptions import NotFittedError as SklearnNotFitted
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(estimator)
+    except SklearnNotFitted:
+        not_fitted = globals().get("NotFittedError") or __getattr__("NotFittedError")  # one class
+        raise not_fitted(f"this {type(estimator).__name__} is not fitted yet; {how}") from None
+
+
 def check_range(name: str, value, low=None, high=None) -> None:
     """Raise ConfigError naming the parameter, its value and the allowed range."""
     if (low is not None and value < low) or (high is not None and value > high):

@@ -58,7 +58,7 @@ from aekit.data.units import (
     to_layout,
     to_unit,
 )
-from aekit.errors import DataError, Param, check_params, seed_of
+from aekit.errors import DataError, Param, check_fitted, check_params, seed_of
 
 # Longer than ~400 lines because the Detector's parameter table, fit (networks, score state,
 # calibration) and scoring internals share its state; PyOD's decision methods and the threshold
@@ -357,16 +357,7 @@ class Detector(Decisions, OutlierMixin, BaseEstimator):
     # --- internals ----------------------------------------------------------------------------
 
     def _check_fitted(self) -> None:
-        from sklearn.exceptions import NotFittedError as SklearnNotFitted
-        from sklearn.utils.validation import check_is_fitted
-
-        from aekit.errors import NotFittedError
-
-        try:
-            check_is_fitted(self)
-        except SklearnNotFitted:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) or "
-                                 "load_detector(dir)") from None
+        check_fitted(self, "call fit(X) or load_detector(dir)")
 
     def _input(self, X: Any, with_layout: bool = False) -> Any:
         """X validated against the fitted detector: (N, C, H, W) uint8 or [0, 1] float."""
