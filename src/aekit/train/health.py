@@ -55,10 +55,10 @@ def sample_images(x, n: int, max_values: int | None = None) -> torch.Tensor:
 
 @torch.no_grad()
 def start_from_data(model: nn.Module, train_x) -> bool:
-    """Start a freshly built model's output at the training images' mean (`init_output_bias`);
-    a model whose weights were loaded, or one without the hook, is left alone. Returns whether a
-    bias was set."""
-    if not getattr(model, "output_init_pending", False) or not hasattr(model, "init_output_bias"):
+    """Start a freshly built model's output at the training images' mean (`init_output_bias`,
+    part of the model contract); a model whose weights were loaded is left alone. Returns whether
+    a bias was set."""
+    if not model.output_init_pending:
         return False
     xs = sample_images(train_x, INIT_IMAGES, INIT_VALUES)
     if xs.ndim != 4 or len(xs) == 0:

@@ -253,8 +253,7 @@ def fit(
         model.load_state_dict(best_state)
     # Back to the default layout: a model saved and reloaded must compute bit-identically.
     model.to(memory_format=torch.contiguous_format)
-    if hasattr(model, "output_init_pending"):
-        model.output_init_pending = False  # trained: a second fit continues, never restarts
+    model.output_init_pending = False  # trained: a second fit continues, never restarts
     model.finalize()
     model.eval()
     total_images = sum(1 for _ in result.history) * steps_per_epoch * cfg.batch_size
