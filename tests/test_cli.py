@@ -98,11 +98,15 @@ def test_models_datasets_summary(capsys):
     for name in ("dense", "deep", "conv", "seed-dense", "seed-deep", "seed-keras-conv",
                  "seed-torch-conv", "seed-tf-conv"):
         assert name in listing
-    # every model: a description line after its name, then its loss and options with defaults
-    lines = listing.splitlines()
-    for line, facts in zip(lines[::2], lines[1::2], strict=True):
-        assert len(line.split(maxsplit=1)) == 2, f"no description: {line!r}"
-        assert facts.startswith(" ") and "options:" in facts, facts
+    # every model: its whole summary, its loss, and each option of its card with the default
+    from aekit.models.cards import NestedOptions
+    from aekit.registry import model_cards
+
+    flat = " ".join(listing.split())
+    for name, card in model_cards().items():
+        assert f"{name} {' '.join(card.summary.split())} loss {card.loss}" in flat, name
+        for key, value in {**card.options.defaults(), **NestedOptions.defaults()}.items():
+            assert f"{key}={json.dumps(value)}" in flat, (name, key)
     assert "lambda=0.002" in listing and 'activation="relu"' in listing
     assert main(["datasets"]) == 0
     assert "digits" in capsys.readouterr().out

@@ -159,7 +159,7 @@ def test_mnist_from_aekit_data(tmp_path, monkeypatch):
 
 def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("AEKIT_DATA", str(tmp_path))
-    monkeypatch.setattr("aekit.data.idx.SYSTEM_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setattr("aekit.data.catalog.SYSTEM_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(AekitError, match="apt-get install dataset-fashion-mnist"):
         load_dataset("fashion-mnist")
 

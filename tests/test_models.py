@@ -9,7 +9,8 @@ import torch
 
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError
-from aekit.models import build_model, default_config, summary
+from aekit.models import build_model, default_config
+from aekit.models.summary import summary
 from aekit.registry import all_models
 from aekit.train.losses import LOSSES
 

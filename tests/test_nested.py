@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-import aekit.models.variational  # noqa: F401  (registers "vae")
 from aekit.cli import main
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, RunError

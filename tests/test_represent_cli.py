@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import aekit.models.variational  # noqa: F401  (registers "vae")
 from aekit.cli import main
 from tests.conftest import make_blobs
 
@@ -68,12 +67,19 @@ def test_finetune_then_classify(runs, data, tmp_path, capsys):
     m = json.loads((clf / "metrics.json").read_text())
     assert m["labels"] == 8 and 0 <= m["test_accuracy"] <= 1
     capsys.readouterr()
-    csv_path = tmp_path / "pred.csv"
-    assert main(["classify", str(clf), str(data / "im0.png"), str(data / "im1.png"),
-                 "--csv", str(csv_path)]) == 0
+    images = [str(data / "im0.png"), str(data / "im1.png")]
+    assert main(["classify", str(clf), *images]) == 0  # the CSV on stdout
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "path,label,class,probability" and len(lines) == 3
+    csv_path = tmp_path / "pred.csv"
+    assert main(["classify", str(clf), *images, "-o", str(csv_path)]) == 0  # like every command
     assert csv_path.read_text().strip().splitlines() == lines
+    assert capsys.readouterr().out.strip() == f"2 image(s) classified -> {csv_path}"
+    old = tmp_path / "old.csv"  # the deprecated --csv still writes both, with a note
+    assert main(["classify", str(clf), *images, "--csv", str(old)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().splitlines() == lines == old.read_text().strip().splitlines()
+    assert "--csv is deprecated" in err
     assert main(["classify", str(clf), "--dataset", f"npz:{data / 'lab.npz'}"]) == 0
     assert "accuracy" in capsys.readouterr().out
 
@@ -85,6 +91,7 @@ def test_finetune_semi_supervised(runs, tmp_path, capsys):
     info = json.loads((clf / "classifier.json").read_text())
     assert info["finetune"]["semi"] is True and info["finetune"]["rounds"] == 2
     assert [h["round"] for h in json.loads((clf / "metrics.json").read_text())["history"]] == [1, 2]
+    capsys.readouterr()  # the successful run's progress lines
     assert main(["finetune", str(runs["conv"]), "--labels", "8", "--semi", "--rounds", "0",
                  "--out", str(tmp_path / "c2")]) == 2
     one_line_error(capsys, "rounds=")
@@ -98,6 +105,7 @@ def test_finetune_consistency(runs, tmp_path, capsys):
     info = json.loads((clf / "classifier.json").read_text())
     assert info["finetune"]["consistency"] is True and info["finetune"]["ema"] == 0.9
     assert "confident" in json.loads((clf / "metrics.json").read_text())["history"][-1]
+    capsys.readouterr()  # the successful run's progress lines
     assert main(["finetune", str(runs["conv"]), "--labels", "8", "--consistency",
                  "--threshold", "2", "--out", str(tmp_path / "c2")]) == 2
     one_line_error(capsys, "threshold=")

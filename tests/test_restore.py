@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-import aekit.models.unet  # noqa: F401  (registers 'unet' until models/__init__ imports it)
 from aekit.config import ModelConfig
 from aekit.data.corrupt import LUMA, parse_corruption, to_grayscale
 from aekit.errors import ConfigError, DataError

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import aekit.models.unet  # noqa: F401  (registers 'unet' until models/__init__ imports it)
 from aekit.cli import main
 from tests.conftest import make_blobs
 

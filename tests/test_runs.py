@@ -126,8 +126,6 @@ def test_codec_unet_and_vae_runs_store_their_defaults(name, option, value):
     """A codec trained without --option lambda used to train its rate term at the loss's own
     default (0.01) while the model was built for its default (0.002); resolved options agree."""
     import aekit.codec.model  # noqa: F401  (registers "codec")
-    import aekit.models.unet  # noqa: F401
-    import aekit.models.variational  # noqa: F401
     from aekit.models import resolve_options
     from aekit.train.losses import build_loss
 
@@ -139,7 +137,6 @@ def test_codec_unet_and_vae_runs_store_their_defaults(name, option, value):
 
 
 def test_dense_vae_accepts_its_resolved_defaults_but_not_conv_options():
-    import aekit.models.variational  # noqa: F401
     from aekit.errors import ConfigError
     from aekit.models import resolve_options
 

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-import aekit.models.variational  # noqa: F401  (registers "vae")
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError
 from aekit.models import build_model

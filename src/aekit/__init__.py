@@ -8,7 +8,7 @@ not pay for importing torch.
 
 Layout, in dependency order (a module imports only from its own package and the rows above):
 
-    ground        errors, config, registry, io, device, lazy, args
+    ground        errors, config, options, registry, io, device, lazy, args
     data, models  datasets, image files, corruptions; AutoencoderModule and the model families
     train, eval   the one training loop, losses, checkpoints; metrics, baselines, plots
     core          train a run folder, evaluate it, reconstruct images
@@ -16,8 +16,8 @@ Layout, in dependency order (a module imports only from its own package and the 
                   (its Python API), algorithm module(s), io.py (its files), cli.py (its commands)
     top           api.py (aekit.Autoencoder), cli.py (the one command registry)
 
-A new model registers in a module listed in `registry.MODEL_MODULES`; a new command goes into
-a capability's cli.py (`add_parsers`), whose module aekit/cli.py lists once.
+A new model has a card in models/cards.py and registers in the module the card names; a new
+command goes into a capability's cli.py (`add_parsers`), whose module aekit/cli.py lists once.
 """
 
 from __future__ import annotations

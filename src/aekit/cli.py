@@ -85,9 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version and argparse's own usage errors (code 2)
         return int(e.code or 0)
     try:
-        from aekit.device import setup_threads
+        if getattr(args, "uses_torch", True):  # listings say False: they start without torch
+            from aekit.device import setup_threads
 
-        setup_threads(getattr(args, "threads", None))
+            setup_threads(getattr(args, "threads", None))
         code = args.func(args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
         return int(code or 0)

@@ -14,7 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PRECISION = 16  # integer tables sum to 2**16; every symbol of a support has frequency >= 1
+from aekit.codec.card import TABLE_PRECISION
+
+# Integer tables sum to 2**16; every symbol of a support has frequency >= 1.
+PRECISION = TABLE_PRECISION
 
 
 class UnitDensity(nn.Module):

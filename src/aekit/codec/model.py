@@ -36,13 +36,10 @@ from aekit.codec.steps import N_LEVELS, CodecSteps
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, RunError, check_range
 from aekit.models.base import AutoencoderModule
-from aekit.models.layers import model_options
 from aekit.registry import register_model
 
 LEVEL_MIN, LEVEL_MAX = 0.04, 400.0
 TRANSFORM_LR = 0.03  # relative learning rate of the transforms and means (see __init__)
-DEFAULT_OPTIONS = {"lambda": 0.002, "clusters": 16, "max_symbols": 4096, "rdoq": True,
-                   "fast_select": True, "shifts": 8}
 _EPS = 1e-7  # logits of clipped pixels: sigmoid(logit(eps)) == eps
 
 
@@ -50,35 +47,23 @@ _EPS = 1e-7  # logits of clipped pixels: sigmoid(logit(eps)) == eps
 class CodecAE(CodecSteps, AutoencoderModule):
     """Learned image codec: mixture of learned transforms, factorized prior, integer tables.
 
-    latent_dim = D coefficients per image (C*H*W keeps every dimension). Options: lambda (rate
-    weight of the "rd" loss), clusters (K transforms, each image uses the rate-distortion-best
-    one), max_symbols (support cap of the frozen tables), rdoq (rate-distortion optimized
-    rounding in the encoder), fast_select (bfloat16 cluster search in the encoder), shifts
-    (m: per-image scale shift in [-m, m] of the frozen tables, 0 = off; see steps.py).
+    latent_dim = D coefficients per image (C*H*W keeps every dimension). Options:
+    `CodecOptions` in card.py (the per-image scale shifts are explained in steps.py).
     """
 
-    default_loss = "rd"
     entropy_coded = True
-    default_options = DEFAULT_OPTIONS
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         self.latent_shape = (1 + cfg.latent_dim,)  # the cluster index, then D coefficients
         if cfg.options.get("nested"):
             raise ConfigError("codec: nested dropout is not supported (options.nested)")
-        opts = model_options("codec", self.own_options(), DEFAULT_OPTIONS)
+        opts = self.options  # CodecOptions, checked (card.py)
         self.pixels = cfg.in_channels * cfg.height * cfg.width
-        d, k = cfg.latent_dim, int(opts["clusters"])
+        d, k = cfg.latent_dim, opts.clusters
         check_range("codec latent_dim (coefficients, at most C*H*W)", d, 1, self.pixels)
-        check_range("clusters", k, 1, 256)
-        self.rdoq = bool(opts["rdoq"])
-        self.fast_select = bool(opts["fast_select"])
-        self._max_shift = int(opts["shifts"])
-        check_range("shifts", self._max_shift, 0, 31)
-        self.lmbda = float(opts["lambda"])
-        check_range("lambda", self.lmbda, 1e-7, 1e3)
-        max_symbols = int(opts["max_symbols"])
-        check_range("max_symbols", max_symbols, 2, 1 << (PRECISION - 1))
+        self.rdoq, self.fast_select = opts.rdoq, opts.fast_select
+        self._max_shift, self.lmbda, max_symbols = opts.shifts, opts.rate_weight, opts.max_symbols
         g0 = 1.0 / math.sqrt(8.66 * self.lmbda)  # high-rate optimal step for this lambda
         gen = torch.Generator().manual_seed(0)
         # Until init_from_data: the pixel basis (orthonormal, free to build) for every cluster.

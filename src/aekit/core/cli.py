@@ -64,9 +64,9 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("models", help="list the available models")
-    p.set_defaults(func=cmd_models)
+    p.set_defaults(func=cmd_models, uses_torch=False)
     p = sub.add_parser("datasets", help="list the dataset names and whether they are available")
-    p.set_defaults(func=cmd_datasets)
+    p.set_defaults(func=cmd_datasets, uses_torch=False)
 
     p = sub.add_parser("summary", help="layer table of a model name or a run")
     p.add_argument("target", help="model name or run folder")
@@ -203,22 +203,30 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from aekit.registry import all_models
+    """Every model's card: summary, default loss, fixed shape and options (no torch import)."""
+    import textwrap
 
-    models = all_models()
-    for name in sorted(models):
-        cls = models[name]
-        # The class docstring's first paragraph, whole (not cut mid-sentence).
-        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
-        print(f"{name:<18} {doc}")
-        facts = [f"loss {cls.default_loss}"]
-        if cls.fixed_shape is not None:
-            facts.append("input {}x{}x{} (fixed)".format(*cls.fixed_shape))
-        if cls.fixed_latent_dim:
-            facts.append(f"latent {cls.fixed_latent_dim} (fixed)")
-        options = {**dict.fromkeys(cls.common_options), **cls.default_options}
-        shown = ", ".join(k if v is None else f"{k}={json.dumps(v)}" for k, v in options.items())
-        print(f"{'':<18} {'; '.join(facts)}; options: {shown}")
+    from aekit.models.cards import NestedOptions
+    from aekit.registry import model_cards
+
+    def block(lines: list[str], first: str) -> None:
+        pad = " " * 19
+        for i, line in enumerate(lines):
+            print(textwrap.fill(line, 100, initial_indent=pad + (first if i == 0 else " " * 9),
+                                subsequent_indent=pad + " " * 11))
+
+    for name, card in sorted(model_cards().items()):
+        print(textwrap.fill(card.summary, 100, initial_indent=f"{name:<18} ",
+                            subsequent_indent=" " * 19))
+        facts = [f"loss {card.loss}"]
+        if card.fixed_shape is not None:
+            facts.append("input {}x{}x{} (fixed)".format(*card.fixed_shape))
+        if card.fixed_latent_dim:
+            facts.append(f"latent {card.fixed_latent_dim} (fixed)")
+        print(" " * 19 + "; ".join(facts))
+        block(card.options.describe(), "options: ")
+    print("\nevery model also takes (--option KEY=VALUE):")
+    block(NestedOptions.describe(), "         ")
     return 0
 
 

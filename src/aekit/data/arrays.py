@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from numpy.lib import format as npformat
 
-from aekit.data.dataset import Dataset, dataset_loader, resize_images, split_train_val
+from aekit.data.dataset import Dataset, resize_images, split_train_val
 from aekit.errors import DataError
+from aekit.registry import register_dataset
 
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
@@ -178,9 +179,6 @@ def load_npz(path: str | os.PathLike, image_size: tuple[int, int] | None = None)
     return Dataset(f"npz:{path}", x, y, xt, yt, classes)
 
 
-@dataset_loader(
-    "npz:",
-    "NumPy .npz with x_train [, y_train, x_test, y_test] (uint8 0..255 or float 0..1), or .npy",
-)
+@register_dataset("npz:")
 def _load_npz(arg: str, image_size) -> Dataset:
     return load_npz(arg, image_size)

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import torch
 
 from aekit.errors import DataError, check_range
-from aekit.registry import register_dataset
 
 
 @dataclass(repr=False)
@@ -101,16 +100,3 @@ def resize_images(x: torch.Tensor, size: tuple[int, int], chunk: int = 4096) -> 
 # full name). Loaders may ignore image_size: load_dataset resizes whatever they return.
 
 Loader = Callable[[str, "tuple[int, int] | None"], Dataset]
-_INFO: dict[str, tuple[str, Callable[[], bool]]] = {}
-
-
-def dataset_loader(
-    prefix: str, description: str, available: Callable[[], bool] = lambda: True
-) -> Callable[[Loader], Loader]:
-    """register_dataset plus the description/availability `aekit datasets` shows."""
-
-    def wrap(fn: Loader) -> Loader:
-        _INFO[prefix] = (description, available)
-        return register_dataset(prefix)(fn)
-
-    return wrap

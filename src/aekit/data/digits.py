@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import torch
 
-from aekit.data.dataset import Dataset, dataset_loader
+from aekit.data.dataset import Dataset
 from aekit.errors import DataError
+from aekit.registry import register_dataset
 
 N_TEST = 297  # 1,500 train / 297 test, stratified by class
 SPLIT_SEED = 0
 
 
-@dataset_loader(
-    "digits",
-    "scikit-learn's bundled 8x8 digits, 1500/297 grey, 10 classes (always available)",
-    lambda: importlib.util.find_spec("sklearn") is not None,
-)
+@register_dataset("digits")
 def _load_digits(arg: str, image_size) -> Dataset:
     try:
         from sklearn.datasets import load_digits

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aekit.data.dataset import Dataset, dataset_loader, split_train_val
+from aekit.data.dataset import Dataset, split_train_val
 from aekit.data.files import probe_files
 from aekit.data.images import IMAGE_EXTENSIONS, is_image_file, load_uint8
 from aekit.errors import DataError
+from aekit.registry import register_dataset
 
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
@@ -178,10 +179,6 @@ def load_image_folder(
     )
 
 
-@dataset_loader(
-    "folder:",
-    "a folder of PNG/JPEG/BMP/WebP/TIFF images; class sub-folders give labels; "
-    "train/ + test/ or a 90/10 split",
-)
+@register_dataset("folder:")
 def _load_folder(arg: str, image_size) -> Dataset:
     return load_image_folder(arg, image_size)

@@ -18,9 +18,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aekit.data.dataset import Dataset, dataset_loader
+from aekit.data.catalog import (
+    STANDARD_NAMES,
+    SYSTEM_DIR,
+    data_root,
+    fashion_mnist_dir,
+    find_idx_file,
+    mnist_dir,
+)
+from aekit.data.dataset import Dataset
 from aekit.errors import DataError
 from aekit.io import atomic_write_bytes
+from aekit.registry import register_dataset
 
 # IDX type code -> numpy dtype (big-endian as stored).
 _CODES: dict[int, np.dtype] = {
@@ -35,19 +44,10 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_DEFLATE_RATIO = 1100  # deflate cannot exceed ~1032:1; more declared data means a lie
 _CHUNK = 1 << 22
 
-SYSTEM_DIR = "/usr/share/datasets"
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
-# Standard base names; Kaggle-style copies use '.' instead of the last '-'.
-STANDARD_NAMES = {
-    "train_x": "train-images-idx3-ubyte",
-    "train_y": "train-labels-idx1-ubyte",
-    "test_x": "t10k-images-idx3-ubyte",
-    "test_y": "t10k-labels-idx1-ubyte",
-}
-
 
 def _parse_header(head: bytes, path: Path) -> tuple[np.dtype, tuple[int, ...], int]:
     """-> (dtype, dims, header length); raises DataError on a bad magic number."""
@@ -172,20 +172,6 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
 # --- loaders -------------------------------------------------------------------------------------
 
 
-def _find(folder: Path, base: str) -> Path | None:
-    alt = base[: base.rfind("-")] + "." + base[base.rfind("-") + 1 :]  # t10k-images.idx3-ubyte
-    for stem in (base, alt):
-        for name in (stem, stem + ".gz"):
-            if (folder / name).is_file():
-                return folder / name
-    return None
-
-
-def has_idx_files(folder: str | os.PathLike) -> bool:
-    folder = Path(folder)
-    return folder.is_dir() and all(_find(folder, b) for b in STANDARD_NAMES.values())
-
-
 def _images_to_tensor(arr: np.ndarray, path: Path) -> torch.Tensor:
     if arr.dtype != np.uint8:
         raise DataError(f"{path}: images must be uint8 (IDX type 0x08), got {arr.dtype}")
@@ -221,7 +207,7 @@ def load_idx_folder(
         raise DataError(f"{folder}: IDX folder not found")
     paths = {}
     for key, base in STANDARD_NAMES.items():
-        p = _find(folder, base)
+        p = find_idx_file(folder, base)
         if p is None:
             raise DataError(
                 f"{folder}: missing {base}[.gz]; an IDX folder needs "
@@ -241,29 +227,11 @@ def load_idx_folder(
     return Dataset(name or f"idx:{folder}", classes=classes, **tensors)
 
 
-def _data_root() -> Path | None:
-    root = os.environ.get("AEKIT_DATA")
-    return Path(root).expanduser() if root else None
-
-
-def fashion_mnist_dir() -> Path | None:
-    """The first folder holding Fashion-MNIST: $AEKIT_DATA/fashion-mnist, then the system one."""
-    root = _data_root()
-    for d in ([root / "fashion-mnist"] if root else []) + [Path(SYSTEM_DIR) / "fashion-mnist"]:
-        if has_idx_files(d):
-            return d
-    return None
-
-
-@dataset_loader(
-    "fashion-mnist",
-    "Zalando Fashion-MNIST, 60k/10k 28x28 grey, 10 classes (apt-get install dataset-fashion-mnist)",
-    lambda: fashion_mnist_dir() is not None,
-)
+@register_dataset("fashion-mnist")
 def _load_fashion(arg: str, image_size) -> Dataset:
     d = fashion_mnist_dir()
     if d is None:
-        looked = ([str(_data_root() / "fashion-mnist")] if _data_root() else []) + [
+        looked = ([str(data_root() / "fashion-mnist")] if data_root() else []) + [
             f"{SYSTEM_DIR}/fashion-mnist"
         ]
         raise DataError(
@@ -274,23 +242,19 @@ def _load_fashion(arg: str, image_size) -> Dataset:
     return load_idx_folder(d, "fashion-mnist", FASHION_CLASSES)
 
 
-@dataset_loader(
-    "mnist",
-    "MNIST handwritten digits, 60k/10k 28x28 grey, from $AEKIT_DATA/mnist",
-    lambda: _data_root() is not None and has_idx_files(_data_root() / "mnist"),
-)
+@register_dataset("mnist")
 def _load_mnist(arg: str, image_size) -> Dataset:
-    root = _data_root()
-    if root is None or not has_idx_files(root / "mnist"):
+    d, root = mnist_dir(), data_root()
+    if d is None:
         where = f"{root / 'mnist'}" if root else "$AEKIT_DATA/mnist (AEKIT_DATA is not set)"
         raise DataError(
             f"MNIST not found in {where}; copy the four standard IDX files "
             f"({', '.join(STANDARD_NAMES.values())}, .gz or not) there and set AEKIT_DATA, "
             "or use idx:DIR for any folder holding them"
         )
-    return load_idx_folder(root / "mnist", "mnist", [str(i) for i in range(10)])
+    return load_idx_folder(d, "mnist", [str(i) for i in range(10)])
 
 
-@dataset_loader("idx:", "any folder holding the four standard IDX files (.gz or not)")
+@register_dataset("idx:")
 def _load_idx(arg: str, image_size) -> Dataset:
     return load_idx_folder(arg)

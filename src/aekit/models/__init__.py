@@ -1,71 +1,22 @@
-"""AutoencoderModule models behind a name registry; importing this package registers all of them."""
+"""The model families behind one contract (base.py) and one catalogue (cards.py).
 
-from __future__ import annotations
+    contract   base.py       AutoencoderModule: encode, decode -> logits, forward dict, hooks
+    catalogue  cards.py      a card per model name and each family's typed options (no torch)
+    building   build.py      build_model, default_config, resolve_options
+    families   dense.py deep.py conv.py unet.py variational.py swap.py seeds.py
+    parts      layers.py     shared layers; summary.py  the Keras-style layer table (summary())
 
-import dataclasses
-import importlib
-import pkgutil
+Importing this package imports no model (and no torch); a model's module is imported when its
+name is first looked up (aekit.registry).
+"""
 
-from aekit.config import ModelConfig
-from aekit.errors import ConfigError
-from aekit.models.base import AutoencoderModule
-from aekit.models.summary import summary
-from aekit.registry import get_model_class
+from aekit.lazy import exports
 
-# Import every module of this package (dense, deep, conv, seeds, variational, ...): each
-# registers its models with @register_model, so adding a model never means editing this file.
-for _mod in pkgutil.iter_modules(__path__):
-    if not _mod.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_mod.name}")
+__all__ = ["AutoencoderModule", "build_model", "default_config", "resolve_options"]
 
-__all__ = ["AutoencoderModule", "build_model", "default_config", "resolve_options", "summary"]
-
-
-def default_config(name: str) -> ModelConfig:
-    """A model's natural config: a seed preset's fixed shape and latent size, else the defaults.
-
-    Callers override what the user gave: `dataclasses.replace(default_config(n), latent_dim=16)`.
-    """
-    cls = get_model_class(name)
-    cfg = ModelConfig(name=name)
-    if cls.fixed_shape is not None:
-        c, h, w = cls.fixed_shape
-        cfg = dataclasses.replace(cfg, in_channels=c, height=h, width=w)
-    fixed_latent = cls.fixed_latent_dim
-    if fixed_latent is not None:
-        cfg = dataclasses.replace(cfg, latent_dim=fixed_latent)
-    return cfg
-
-
-def resolve_options(cfg: ModelConfig) -> ModelConfig:
-    """`cfg` with every option the model defines spelled out (given values win over defaults).
-
-    New runs store this form in config.json, so changing a default later (e.g. an activation)
-    cannot silently change how an existing run folder rebuilds its model.
-    """
-    defaults = get_model_class(cfg.name).default_options
-    return dataclasses.replace(cfg, options={**defaults, **cfg.options})
-
-
-def build_model(cfg: ModelConfig) -> AutoencoderModule:
-    """Validate `cfg` against the model's constraints and build the (untrained) model."""
-    cls = get_model_class(cfg.name)
-    if cls.fixed_shape is not None and tuple(cfg.shape) != tuple(cls.fixed_shape):
-        raise ConfigError(
-            f"model {cfg.name!r} has a fixed input shape (C, H, W) = {tuple(cls.fixed_shape)} "
-            f"(the seed's exact architecture); got {tuple(cfg.shape)}. Resize the data "
-            f"(e.g. --image-size) or use 'conv', which takes any shape"
-        )
-    fixed_latent = cls.fixed_latent_dim
-    if fixed_latent is not None and cfg.latent_dim != fixed_latent:
-        raise ConfigError(
-            f"model {cfg.name!r} has a fixed latent size {fixed_latent} (the seed's exact "
-            f"architecture); got latent_dim={cfg.latent_dim}. Use {fixed_latent} or leave it unset"
-        )
-    own = {k: v for k, v in cfg.options.items() if k not in cls.common_options}
-    if fixed_latent is not None and (cfg.widths or own):
-        raise ConfigError(
-            f"model {cfg.name!r} is a fixed seed architecture; it takes no widths or options "
-            f"(got widths={list(cfg.widths)}, options={own})"
-        )
-    return cls(cfg)
+__getattr__ = exports(__name__, {
+    "AutoencoderModule": "aekit.models.base",
+    "build_model": "aekit.models.build",
+    "default_config": "aekit.models.build",
+    "resolve_options": "aekit.models.build",
+})

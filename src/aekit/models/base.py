@@ -13,7 +13,10 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.errors import ConfigError, check_range
+from aekit.errors import ConfigError
+from aekit.models.cards import NestedOptions
+from aekit.options import ModelOptions
+from aekit.registry import ModelCard
 
 # Layers `output_bias` looks for at the end of a decoder.
 OUTPUT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -35,10 +38,12 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
                       `loss_options` (the arguments of the model's losses), `sample`
     """
 
+    # Set from the model's card (aekit.models.cards) by @register_model: one source for each.
     registry_name: str = ""
+    card: ModelCard | None = None
+    options_type: type[ModelOptions] = ModelOptions  # the model's own typed options
     default_loss: str = "mse"
-    # Models whose spatial layout is fixed (e.g. the seeds' exact 28x28 stacks) override this.
-    fixed_shape: tuple[int, int, int] | None = None
+    fixed_shape: tuple[int, int, int] | None = None  # the seeds' exact 28x28 stacks
     fixed_latent_dim: int | None = None
     seed_epochs: int | None = None
     seed_batch_size: int | None = None
@@ -48,18 +53,20 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
     domains: tuple[str, ...] = ()
 
     # Options every model accepts because the base class implements them.
-    common_options = ("nested", "nested_p", "nested_draws")
-    # A model's own options and their defaults; `resolve_options` writes them into a new run's
-    # config so that a later change of a default never changes how an old run rebuilds.
-    default_options: dict = {}
+    common_options = tuple(NestedOptions.defaults())
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         # The code's shape per image; models whose code is not a flat vector override it.
         self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)
-        # (p, draws) of nested dropout, validated once: a bad value fails here, not mid-run.
-        self.nested = nested_settings(cfg.options) if cfg.options.get("nested") else None
+        # Every option is checked once, here: a bad value fails at build time, not mid-run.
+        name = self.registry_name or type(self).__name__
+        common = NestedOptions.parse(
+            {k: v for k, v in cfg.options.items() if k in self.common_options}, name)
+        self.options = self.options_type.parse(self.own_options(), name)
+        # (p, draws) of nested dropout, or None without it.
+        self.nested = (common.nested_p, common.nested_draws) if common.nested else None
         # True until the output bias has been started from data (`init_output_bias`) or weights
         # were loaded: the training loop starts only a freshly built model from the data.
         self.output_init_pending = True
@@ -174,14 +181,6 @@ def truncate_latent(z: torch.Tensor, keep: int) -> torch.Tensor:
     flat = z.flatten(1)  # (B, D)
     mask = torch.arange(flat.shape[1], device=z.device) < keep
     return (flat * mask).view_as(z)
-
-
-def nested_settings(options: dict) -> tuple[float, int]:
-    """(p, draws) of nested dropout from model options, validated."""
-    p, draws = float(options.get("nested_p", 0.1)), int(options.get("nested_draws", 1))
-    check_range("nested_p", p, 1e-4, 1.0)
-    check_range("nested_draws", draws, 1, 64)
-    return p, draws
 
 
 def nested_dropout(z: torch.Tensor, p: float = 0.1, draws: int = 1) -> torch.Tensor:

@@ -7,12 +7,7 @@ Every resize goes to the exact size the encoder saw, so any H x W x C round-trip
 -> 14 -> 28, 27 -> 14 -> 7 -> 14 -> 27); an axis shorter than 8 is no longer halved, so tiny
 inputs keep a usable feature map (8x8 digits: 8 -> 4 -> 8).
 
-Options (ModelConfig.options):
-  spatial: bool = False   latent is a (latent_dim, h, w) map at the lowest resolution instead
-                          of a vector (useful for compression); z has shape (B, latent_dim, h, w)
-  activation: str = "relu"  relu | gelu | silu | elu (GELU costs ~20% of the CPU speed)
-  depth: int = 1          3x3 convs per resolution level (extra ones keep the size)
-  hidden: int = 0         a dense hidden layer of this size on each side of a vector latent
+Options: `ConvOptions` in cards.py (spatial code map, activation, depth, dense hidden layer).
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.errors import check_range
 from aekit.models.base import AutoencoderModule
 from aekit.models.layers import (
     Flatten,
@@ -29,7 +23,6 @@ from aekit.models.layers import (
     UpConv,
     activation,
     conv_out,
-    model_options,
 )
 from aekit.registry import register_model
 
@@ -38,9 +31,6 @@ MIN_SIDE_TO_DOWNSAMPLE = 8
 # Default widths grow (doubling, capped) until the smaller side is at most this.
 TARGET_SIDE = 8
 MAX_DEFAULT_WIDTH = 256
-DEFAULT_OPTIONS = {"spatial": False, "activation": "relu", "depth": 1, "hidden": 0}
-
-
 def default_widths(height: int, width: int) -> tuple[int, ...]:
     """32, 64, 128, ... channels: one level per halving until the smaller side is <= 8."""
     widths = [32]
@@ -63,15 +53,10 @@ class ConvAE(AutoencoderModule):
     See the module docstring for the design and the options (spatial, activation, depth, hidden).
     """
 
-    default_options = DEFAULT_OPTIONS
-
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        opts = model_options("conv", self.own_options(), DEFAULT_OPTIONS)
-        act, depth, hidden = str(opts["activation"]), int(opts["depth"]), int(opts["hidden"])
-        self.spatial = bool(opts["spatial"])
-        check_range("conv depth", depth, 1, 8)
-        activation(act)  # validate the name once, with a clear error
+        opts = self.options  # ConvOptions, checked (models/cards.py)
+        act, depth, hidden, self.spatial = opts.activation, opts.depth, opts.hidden, opts.spatial
         c, h, w = cfg.shape
         widths = cfg.widths or default_widths(h, w)
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from aekit.config import ModelConfig
 from aekit.models.base import AutoencoderModule
-from aekit.models.layers import Flatten, Unflatten, model_options
+from aekit.models.layers import Flatten, Unflatten
 from aekit.registry import register_model
 
 DEFAULT_WIDTHS = (512, 256, 128)
@@ -37,7 +37,6 @@ class DeepAE(AutoencoderModule):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        model_options("deep", self.own_options(), {})
         d = math.prod(cfg.shape)
         widths = list(cfg.widths or DEFAULT_WIDTHS)
         self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)

@@ -9,7 +9,7 @@ from torch import nn
 
 from aekit.config import ModelConfig
 from aekit.models.base import AutoencoderModule
-from aekit.models.layers import Flatten, Unflatten, model_options
+from aekit.models.layers import Flatten, Unflatten
 from aekit.registry import register_model
 
 
@@ -19,7 +19,6 @@ class DenseAE(AutoencoderModule):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        model_options("dense", self.own_options(), {})
         d = math.prod(cfg.shape)
         self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)
         self.encoder = nn.Sequential(Flatten(), nn.Linear(d, cfg.latent_dim), nn.ReLU())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,15 +19,6 @@ def conv_out(size: int, kernel: int = 3, stride: int = 1, padding: int = 0) -> i
 def pool_out_same(size: int, stride: int = 2) -> int:
     """Output length of a Keras/TF `padding='same'` pooling: ceil(size / stride)."""
     return math.ceil(size / stride)
-
-
-def model_options(name: str, given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """A model's options: `defaults` updated by `given`; an unknown key is a ConfigError."""
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        allowed = ", ".join(sorted(defaults)) or "none"
-        raise ConfigError(f"{name}: unknown options {unknown}; allowed: {allowed}")
-    return {**defaults, **given}
 
 
 def activation(name: str) -> nn.Module:

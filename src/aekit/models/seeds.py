@@ -13,18 +13,15 @@ from torch import nn
 
 from aekit.config import ModelConfig
 from aekit.models.base import AutoencoderModule
+from aekit.models.cards import SEED_SHAPE
 from aekit.models.deep import mlp
 from aekit.models.layers import Flatten, Resize, Unflatten
 from aekit.registry import register_model
-
-MNIST_SHAPE = (1, 28, 28)
 
 
 class SeedPreset(AutoencoderModule):
     """A fixed architecture: fixed input shape and latent size, an encoder and a decoder."""
 
-    fixed_shape = MNIST_SHAPE
-    fixed_latent_dim: int = 0
     seed_source: str = ""  # which seed text it reproduces
     seed_epochs: int = 0
     seed_batch_size: int | None = None
@@ -50,7 +47,6 @@ def conv3(c_in: int, c_out: int, same: bool = True) -> nn.Conv2d:
 class SeedDense(SeedPreset):
     """Seed 001, vanilla: 784 -> 32 (ReLU) -> 784 (sigmoid); Adam, MSE, 50 epochs."""
 
-    fixed_latent_dim = 32
     seed_source = "001 vanilla autoencoder"
     seed_epochs = 50
 
@@ -58,7 +54,7 @@ class SeedDense(SeedPreset):
         super().__init__(cfg)
         self.latent_shape = (32,)
         self.encoder = nn.Sequential(Flatten(), nn.Linear(784, 32), nn.ReLU())
-        self.decoder = nn.Sequential(nn.Linear(32, 784), Unflatten(MNIST_SHAPE))
+        self.decoder = nn.Sequential(nn.Linear(32, 784), Unflatten(SEED_SHAPE))
 
 
 @register_model("seed-deep")
@@ -66,7 +62,6 @@ class SeedDeep(SeedPreset):
     """Seed 001, deep: 784-512-256-128-64 and back 128-256-512-784, ReLU everywhere
     (the 64-unit code too), sigmoid output; Adam, MSE, 50 epochs."""
 
-    fixed_latent_dim = 64
     seed_source = "001 deep autoencoder"
     seed_epochs = 50
 
@@ -74,7 +69,7 @@ class SeedDeep(SeedPreset):
         super().__init__(cfg)
         self.latent_shape = (64,)
         self.encoder = nn.Sequential(Flatten(), *mlp([784, 512, 256, 128, 64], True))
-        self.decoder = nn.Sequential(*mlp([64, 128, 256, 512, 784], False), Unflatten(MNIST_SHAPE))
+        self.decoder = nn.Sequential(*mlp([64, 128, 256, 512, 784], False), Unflatten(SEED_SHAPE))
 
 
 @register_model("seed-keras-conv")
@@ -83,7 +78,6 @@ class SeedKerasConv(SeedPreset):
     Conv8-up-Conv8-up-Conv16('valid': 16 -> 14)-up-Conv1 (sigmoid); Adam, MSE, 25 epochs, batch 128.
     The code is kept as the (B, 4, 4, 4) map the seed calls 'bottleneck'."""
 
-    fixed_latent_dim = 64
     seed_source = "003 Keras convolutional autoencoder"
     seed_epochs = 25
     seed_batch_size = 128
@@ -109,7 +103,6 @@ class SeedTorchConv(SeedPreset):
     """Seed 002 (PyTorch): the listed nn.Sequential pair verbatim, a 10-d code, ConvTranspose
     decoder; the seed's final nn.Sigmoid is the base class's. MSE, 20 epochs."""
 
-    fixed_latent_dim = 10
     seed_source = "002 PyTorch convolutional autoencoder"
     seed_epochs = 20
 
@@ -141,8 +134,6 @@ class SeedTFConv(SeedPreset):
     decoder NN-resize to 7, 14, 28 each + conv 16, 32, 32, then a conv to 1 logit map; sigmoid
     cross-entropy, Adam lr 1e-3, 100 epochs, batch 200, inputs noised with 0.5 * N(0, 1)."""
 
-    fixed_latent_dim = 256
-    default_loss = "bce"
     seed_source = "004 TensorFlow convolutional (denoising) autoencoder"
     seed_epochs = 100
     seed_batch_size = 200

@@ -13,11 +13,10 @@ z[:, 0] A's code and z[:, 1] B's; `decode` gives decoder A the first code and de
 second and stacks their logits on the channel axis again. The reconstruction loss over the 2C
 channels is then the mean of both domains' losses, and `--corrupt` / `--augment` apply to both.
 
-Encoder and decoders are the `conv` model's stacks (models/conv.py); options are conv's
-(spatial, activation, depth, hidden) plus:
-  confusion: float = 0.1  weight of a domain-confusion term (an MMD between the batch's A codes
-                          and B codes) that pulls the two domains' codes together, so that B's
-                          decoder is fed codes like the ones it was trained on; 0 turns it off
+Encoder and decoders are the `conv` model's stacks (models/conv.py). Options: `SwapOptions` in
+cards.py, conv's plus `confusion`, the weight of a domain-confusion term (an MMD between the
+batch's A codes and B codes) that pulls the two domains' codes together, so that B's decoder is
+fed codes like the ones it was trained on.
 """
 
 from __future__ import annotations
@@ -29,46 +28,36 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.errors import ConfigError, check_range
+from aekit.errors import ConfigError
 from aekit.models.base import AutoencoderModule
-from aekit.models.conv import DEFAULT_OPTIONS as CONV_OPTIONS
+from aekit.models.cards import ConvOptions
 from aekit.models.conv import ConvAE
 from aekit.registry import register_model
 
 DOMAINS = ("a", "b")
-# confusion 0.1: on sneaker <-> sandal it raised the swaps a classifier takes for the other
-# domain from 15% to 94% (10 epochs) for ~0.6-1.3 dB of reconstruction; docs/SWAP.md.
-DEFAULT_OPTIONS = {**CONV_OPTIONS, "confusion": 0.1}
 
 
 @register_model("swap")
 class SwapAE(AutoencoderModule):
     """Shared encoder, one decoder per domain (the face-swap design) for domain translation."""
 
-    default_options = DEFAULT_OPTIONS
     # The two domains, in the order their images are stacked on the channel axis.
     domains = DOMAINS
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        own = self.own_options()
-        unknown = sorted(set(own) - set(DEFAULT_OPTIONS))
-        if unknown:
-            raise ConfigError(f"swap: unknown options {unknown}; allowed: "
-                              f"{', '.join(sorted(DEFAULT_OPTIONS))}")
         if cfg.in_channels % 2:
             raise ConfigError(
                 f"swap: in_channels={cfg.in_channels} is odd; the model takes an image of each "
                 "domain stacked on the channel axis (train it with --dataset A --dataset-b B)")
-        confusion = own.get("confusion", DEFAULT_OPTIONS["confusion"])
-        if isinstance(confusion, bool) or not isinstance(confusion, int | float):
-            raise ConfigError(f"swap: confusion={confusion!r} must be a number, e.g. 0.1")
-        self.confusion = float(confusion)
-        check_range("swap confusion", self.confusion, 0.0, 100.0)
+        # confusion 0.1: on sneaker <-> sandal it raised the swaps a classifier takes for the
+        # other domain from 15% to 94% (10 epochs) for ~0.6-1.3 dB of reconstruction.
+        self.confusion = self.options.confusion  # SwapOptions, checked (models/cards.py)
         self.channels = cfg.in_channels // 2  # C of one domain
         half = dataclasses.replace(
             cfg, name="conv", in_channels=self.channels,
-            options={k: v for k, v in own.items() if k in CONV_OPTIONS})
+            options={k: v for k, v in self.options.to_dict().items()
+                     if k in ConvOptions.defaults()})
         ae_a, ae_b = ConvAE(half), ConvAE(half)  # B's encoder is dropped: A's is the shared one
         self.encoder = ae_a.encoder
         self.decoder_a = ae_a.decoder

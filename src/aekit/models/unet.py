@@ -16,13 +16,7 @@ The code `encode(x)` returns is every level's feature map, flattened and concate
 `decode(encode(x))` equals `forward(x)["logits"]`; `forward` skips that packing. `latent_dim` is
 not used (there is no bottleneck to size).
 
-Options (ModelConfig.options):
-  activation: str = "relu"
-  depth: int = 1          extra 3x3 convs per level after the first (encoder and decoder)
-  norm: bool = True       BatchNorm after every hidden conv (trains faster); in eval mode it is
-                          folded into the convs, so it costs nothing at inference
-  shuffle: int = 1        pixel-unshuffle factor (1 = off, 2 = FFDNet-style half resolution)
-  residual: bool = False  predict a correction to the input: logits = logit(x_in) + f(x_in)
+Options: `UNetOptions` in cards.py (activation, depth, norm, shuffle, residual).
 """
 
 from __future__ import annotations
@@ -37,13 +31,11 @@ from torch import nn
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, check_range
 from aekit.models.base import AutoencoderModule
-from aekit.models.layers import activation, conv_out, model_options
+from aekit.models.layers import activation, conv_out
 from aekit.registry import register_model
 
 MIN_SIDE_TO_DOWNSAMPLE = 8
 DEFAULT_WIDTHS = (16, 32, 64)
-DEFAULT_OPTIONS = {"activation": "relu", "depth": 1, "norm": True, "shuffle": 1,
-                   "residual": False}
 # The residual path starts from logit(clamp(x, EPS, 1 - EPS)): finite for black/white pixels.
 EPS = 1e-3
 
@@ -102,18 +94,11 @@ class _Up(nn.Module):
 class UNet(AutoencoderModule):
     """U-Net with skip connections for restoration (denoise / inpaint / colorize); any H x W."""
 
-    default_options = DEFAULT_OPTIONS
-
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        opts = model_options("unet", self.own_options(), DEFAULT_OPTIONS)
-        act, depth, norm = str(opts["activation"]), int(opts["depth"]), bool(opts["norm"])
-        self.residual = bool(opts["residual"])
-        self.shuffle = int(opts["shuffle"])
-        self.norm = norm
-        check_range("unet depth", depth, 0, 8)
-        check_range("unet shuffle", self.shuffle, 1, 4)
-        activation(act)
+        opts = self.options  # UNetOptions, checked (models/cards.py)
+        act, depth, norm = opts.activation, opts.depth, opts.norm
+        self.residual, self.shuffle, self.norm = opts.residual, opts.shuffle, norm
         c, h, w = cfg.shape
         widths = cfg.widths or DEFAULT_WIDTHS
         check_range("unet levels (len(widths))", len(widths), 1, 6)

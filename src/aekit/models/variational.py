@@ -5,14 +5,8 @@ reparameterised sample z = mu + sigma * eps and minimises the negative ELBO (los
 BCE on the logits + beta * KL to N(0, I)); evaluation decodes mu. The prior N(0, I) is what makes
 the model generative: `sample` decodes z ~ N(0, I).
 
-Options (ModelConfig.options):
-  backbone: "conv" | "dense" = "conv"   conv: conv.py's stride-2 stack; dense: an MLP
-  beta: float = 1.0                     KL weight (read by the "vae" loss); 1 is the true ELBO
-  activation, depth                     passed to the conv backbone
-  nested, nested_p                      nested dropout on the sampled z (see base.py)
-  iwae_k: int = 100, iwae_images: int = 1000
-                                        samples per image and test images (the first ones) for
-                                        the NLL bound in metrics.json; 0 images = the whole set
+Options: `VAEOptions` in cards.py (backbone, beta, the conv backbone's activation and depth,
+the NLL bound's iwae_k and iwae_images); nested dropout applies to the sampled z.
 
 `log_likelihood_bounds` gives a test ELBO and the importance-weighted bound of Burda et al. (2016)
 on binarized images, in nats per image; `extra_metrics` puts both into a run's metrics.json.
@@ -29,15 +23,13 @@ from torch import nn
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, check_range
 from aekit.models.base import AutoencoderModule
+from aekit.models.cards import VAEOptions
 from aekit.models.deep import mlp
-from aekit.models.layers import Flatten, Unflatten, model_options
+from aekit.models.layers import Flatten, Unflatten
 from aekit.registry import register_model
 
 DENSE_WIDTHS = (512, 256)
 LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) finite early in training
-BACKBONES = ("conv", "dense")
-DEFAULT_OPTIONS = {"backbone": "conv", "beta": 1.0, "activation": "gelu", "depth": 1,
-                   "iwae_k": 100, "iwae_images": 1000}
 # Test images are binarized by sampling each pixel ~ Bernoulli(intensity) once, from this seed,
 # so every run is scored on the same binary images (already binary data stays unchanged).
 BINARIZE_SEED = 0
@@ -49,24 +41,18 @@ class VAE(AutoencoderModule):
 
     default_loss = "vae"
     can_sample = True
-    default_options = DEFAULT_OPTIONS
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        given = self.own_options()
-        opts = model_options("vae", given, DEFAULT_OPTIONS)
-        backbone, beta = str(opts["backbone"]), opts["beta"]
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-            raise ConfigError(f"vae: beta={beta!r} must be a number, e.g. --option beta=4")
-        check_range("vae beta", float(beta), 0.0, 1e4)
-        self.iwae_k, self.iwae_images = int(opts["iwae_k"]), int(opts["iwae_images"])
-        check_range("vae iwae_k", self.iwae_k, 1, 100_000)
-        check_range("vae iwae_images", self.iwae_images, 0, 1 << 40)
-        if backbone not in BACKBONES:
-            raise ConfigError(f"vae: backbone={backbone!r} is unknown; use conv or dense")
-        # Resolved configs spell out every default, so only a non-default value is a mistake.
-        conv_opts = {k: given[k] for k in ("activation", "depth")
-                     if k in given and given[k] != DEFAULT_OPTIONS[k]}
+        opts = self.options  # VAEOptions, checked (models/cards.py)
+        backbone = opts.backbone
+        self.iwae_k, self.iwae_images = opts.iwae_k, opts.iwae_images
+        # Resolved configs spell out every default, so only a non-default value is a mistake
+        # for the dense backbone, and only a non-default value reaches the conv backbone (which
+        # is why the default activation "gelu" runs conv's relu: kept so runs rebuild exactly).
+        defaults = VAEOptions()
+        conv_opts = {k: getattr(opts, k) for k in ("activation", "depth")
+                     if getattr(opts, k) != getattr(defaults, k)}
         if backbone == "dense" and conv_opts:
             raise ConfigError(f"vae: options {sorted(conv_opts)} apply to backbone=conv only")
         self.backbone = backbone
@@ -117,7 +103,7 @@ class VAE(AutoencoderModule):
         return torch.sigmoid(self.decode(z.to(device))).cpu()
 
     def loss_options(self, loss: str) -> dict:
-        return {"beta": float(self.cfg.options.get("beta", 1.0))} if loss == "vae" else {}
+        return {"beta": self.options.beta} if loss == "vae" else {}
 
     def extra_metrics(self, test_x: torch.Tensor) -> dict:
         """{"vae": test ELBO and IWAE NLL bound (nats/image) on the binarized test images}; the
