@@ -178,7 +178,7 @@ def main() -> None:
         print(f"lambda={lam:g}: {point['bpp']:.3f} bpp, {point['psnr']:.2f} dB, "
               f"train {info['seconds']:.0f} s", flush=True)
 
-    pca = bl.fit_pca(train_x.numpy())
+    pca = bl.fit_basis(train_x.numpy())
     base = {"webp": bl.pillow_sweep(xn, "WEBP"), "jpeg": bl.pillow_sweep(xn, "JPEG"),
             "png": bl.pillow_sweep(xn, "PNG"),
             "pca_quant": [bl.pca_quant_point(train_x.numpy(), xn, s, pca=pca) for s in PCA_STEPS],

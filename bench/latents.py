@@ -71,8 +71,9 @@ def nested_part(args) -> dict:
     from aekit.core.io import load_model
     from aekit.data import load_dataset
     from aekit.data.images import save_grid
-    from aekit.eval.baselines import fit_pca, pca_reconstruct
+    from aekit.eval.baselines import pca_reconstruct
     from aekit.eval.metrics import mse, psnr
+    from aekit.eval.pca import fit_pca
     from aekit.eval.plots import plot_curves
 
     ks, top = sorted(args.ks), max(args.ks)

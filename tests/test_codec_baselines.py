@@ -32,7 +32,7 @@ def test_pillow_points_count_real_bytes() -> None:
 
 def test_pca_quant_roundtrip_and_rate_falls_with_step() -> None:
     train, x = make_blobs(300, size=10, seed=1), make_blobs(8, size=10, seed=2)
-    pca = bl.fit_pca(train)
+    pca = bl.fit_basis(train)
     pq = bl.PCAQuantizer(train, 0.2, pca=pca)
     rec = pq.decode(pq.encode(x))
     xf = x.reshape(8, -1) / 255.0

@@ -15,6 +15,8 @@ Pixel parts need no network, only the normal training images:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from aekit.anomaly.defaults import (  # noqa: F401 (re-exported)
@@ -26,6 +28,7 @@ from aekit.anomaly.defaults import (  # noqa: F401 (re-exported)
 )
 from aekit.data.units import to_unit
 from aekit.errors import ConfigError
+from aekit.eval.pca import fit_pca
 
 
 def parse_score(spec: str) -> tuple[str, ...]:
@@ -59,11 +62,8 @@ def gauss_fit(z: torch.Tensor, ridge: float = 1e-3) -> tuple[torch.Tensor, torch
 
 def pca_fit(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean (D,), components (k, D)) of the flattened normal images x (N, C, H, W)."""
-    flat = to_unit(x).flatten(1).double()  # (N, D)
-    mean = flat.mean(0)
-    k = max(1, min(k, flat.shape[0] - 1, flat.shape[1]))
-    _, _, vh = torch.linalg.svd(flat - mean, full_matrices=False)
-    return mean.float(), vh[:k].float().contiguous()
+    k = max(1, min(k, len(x) - 1, math.prod(x.shape[1:])))
+    return fit_pca(x, k, exact=True).as_tensors()
 
 
 def pca_residual(x: torch.Tensor, mean: torch.Tensor, comps: torch.Tensor) -> torch.Tensor:

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from aekit.eval.metrics import quality
+from aekit.eval.pca import PCA, fit_pca, flat_unit
 
 WEBP_QUALITIES = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80)
 JPEG_QUALITIES = (5, 10, 20, 30, 50, 70, 85, 95)
+FIT_IMAGES = 20000  # random training images the PCA baselines are fitted on
 
 
 def _to_pil(img: np.ndarray):
@@ -65,28 +67,24 @@ def pillow_sweep(x: np.ndarray, fmt: str, qualities=None) -> list[dict]:
     return [pillow_point(x, fmt.upper(), q) for q in qualities]
 
 
-def fit_pca(train: np.ndarray, max_images: int = 20000, seed: int = 0):
-    """(mean (P,), basis (P, P) columns by descending variance) of uint8 images."""
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(train))[:max_images]
-    xf = train[idx].reshape(len(idx), -1).astype(np.float64) / 255.0
-    mean = xf.mean(0)
-    _, vecs = np.linalg.eigh(np.cov((xf - mean).T))
-    return mean, vecs[:, ::-1], xf
+def fit_basis(train: np.ndarray, seed: int = 0) -> PCA:
+    """Every component of a PCA of up to FIT_IMAGES random training images (uint8)."""
+    return fit_pca(train, None, seed=seed, max_images=FIT_IMAGES, shuffle=True)
 
 
 class PCAQuantizer:
     """PCA + uniform scalar quantization + range coding with training-set integer tables."""
 
     def __init__(self, train: np.ndarray, step: float, components: int | None = None,
-                 pca=None) -> None:
+                 pca: PCA | None = None) -> None:
         from aekit.codec.density import integer_table
         from aekit.codec.entropy import TableCoder
 
-        self.mean, vecs, xf = pca if pca is not None else fit_pca(train)
+        pca = pca if pca is not None else fit_basis(train)
+        self.mean, xf = pca.mean, flat_unit(train[pca.fit_index])
         self.shape = train.shape[1:]
         k = components or xf.shape[1]
-        self.basis = vecs[:, :k]  # (P, k)
+        self.basis = pca.components[:k].T  # (P, k)
         self.step = step
         q = np.round((xf - self.mean) @ self.basis / step).astype(np.int64)
         self.lo, self.hi = q.min(0), q.max(0)
@@ -116,7 +114,7 @@ class PCAQuantizer:
 
 
 def pca_quant_point(train: np.ndarray, x: np.ndarray, step: float,
-                    components: int | None = None, pca=None) -> dict:
+                    components: int | None = None, pca: PCA | None = None) -> dict:
     """PCA+quantization at one step size; bytes = payload + the `.aez` header of one file per
     image (the same container the learned codec pays for)."""
     from aekit.codec.io import AezFile, pack
@@ -129,12 +127,12 @@ def pca_quant_point(train: np.ndarray, x: np.ndarray, step: float,
                   pq.decode(payloads), x)
 
 
-def pca_float_point(train: np.ndarray, x: np.ndarray, components: int = 32, pca=None) -> dict:
-    """Unquantized PCA-k reconstruction (the issue's "PCA-32" reference): no rate."""
-    mean, vecs, _ = pca if pca is not None else fit_pca(train)
-    basis = vecs[:, :components]
-    t = x.reshape(len(x), -1).astype(np.float64) / 255.0
-    rec = np.clip(np.rint(((t - mean) @ basis @ basis.T + mean) * 255), 0, 255).astype(np.uint8)
+def pca_float_point(train: np.ndarray, x: np.ndarray, components: int = 32,
+                    pca: PCA | None = None) -> dict:
+    """Unquantized PCA-k reconstruction (the "PCA-32" reference): no rate."""
+    pca = pca if pca is not None else fit_basis(train)
+    rec = pca.reconstruct(flat_unit(x), components)
+    rec = np.clip(np.rint(rec * 255), 0, 255).astype(np.uint8)
     q = quality(torch.from_numpy(rec.reshape(x.shape)).float() / 255,
                 torch.from_numpy(x).float() / 255)
     return {"codec": f"pca-{components} (float)", "psnr": q["psnr"], "ssim": q["ssim"]}
