@@ -67,7 +67,7 @@ def measure(model, x: torch.Tensor, lam: float) -> dict:
     pixels = n * h * w
     files = api.compress_each(model, x)
     enc_s, container = timed(lambda: api.compress(model, x))
-    dec_s, decoded = timed(lambda: api.decompress(container, model))
+    dec_s, decoded = timed(lambda: api.decompress(container, model, like="torch"))
     rec = (decoded * 255).round() / 255  # what the PNG written by `aekit decompress` holds
     q = quality(rec, x.float() / 255)
     with torch.inference_mode():
@@ -75,7 +75,7 @@ def measure(model, x: torch.Tensor, lam: float) -> dict:
     estimated = float(-torch.log2(out["likelihoods"].double()).sum())
     payload = sum(len(p) for p in unpack(container).payloads)
     file_bytes = sum(len(f) for f in files)
-    one = torch.cat([api.decompress(f, model) for f in files[:50]])
+    one = torch.cat([api.decompress(f, model, like="torch") for f in files[:50]])
     k, s, _ = model.symbols(x.float() / 255)
     return {
         "codec": "aekit", "setting": {"lambda": lam}, "bytes": file_bytes,

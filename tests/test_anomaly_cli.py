@@ -105,6 +105,54 @@ def test_fit_from_a_normal_dir(tmp_path):
     assert set(state["components"]) == {"mse", "knn", "pca"}
 
 
+def test_fit_lists_unreadable_files_exits_1_and_keeps_the_run(tmp_path, capsys):
+    """The batch rule: every readable file is used, each unreadable one listed, exit 1 with the
+    detector saved; nothing readable: exit 2. Without --quiet on a pipe: plain lines, no bar."""
+    d = tmp_path / "normal"
+    d.mkdir()
+    for i, img in enumerate(make_blobs(40)):
+        Image.fromarray(img[0]).save(d / f"{i}.png")
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    (d / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "det"
+    fast = [a for a in FAST if a != "--quiet"]
+    assert main(["anomaly", "fit", "--normal-dir", str(d), "--out", str(out), *fast,
+                 "--epochs", "2", "--score", "mse"]) == 1
+    captured = capsys.readouterr()
+    skipped = [ln for ln in captured.err.splitlines() if ln.startswith("aekit: skipped ")]
+    assert len(skipped) == 2 and any("broken.png" in ln for ln in skipped)
+    assert any("empty.jpg" in ln for ln in skipped)
+    assert "epoch   2/2" in captured.err and "\r" not in captured.err
+    assert "run folder:" in captured.out and (out / "detector.json").exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    assert main(["anomaly", "fit", "--normal-dir", str(bad), "--out", str(tmp_path / "x"),
+                 *FAST]) == 2
+    assert "broken.png" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_score_other_sizes_listed_or_resized(run, tmp_path, capsys):
+    """The one mismatch rule: a file of another size is listed with the flag that takes it and
+    the rest scored (exit 1); with --resize all are scored and the conversion said once."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i, img in enumerate(make_blobs(2, seed=8)):
+        Image.fromarray(img[0]).save(src / f"im{i}.png")
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(src / "big.png")
+    _rgb(src / "rgb.png")
+    assert main(["anomaly", "score", str(run), str(src), "-o", str(tmp_path / "a.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "big.png: image is 1x16x16 but the detector in" in err and "--resize" in err
+    assert "rgb.png: image is 3x12x12" in err
+    assert len(list(csv.DictReader((tmp_path / "a.csv").open()))) == 2
+    assert main(["anomaly", "score", str(run), str(src), "--resize", "-o",
+                 str(tmp_path / "b.csv")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("aekit: 2 image(s) converted/resized to 1x12x12") == 1
+    assert len(list(csv.DictReader((tmp_path / "b.csv").open()))) == 4
+
+
 def _rgb(path, size=12):
     Image.fromarray(np.zeros((size, size, 3), np.uint8) + 90).save(path)
     return str(path)
@@ -145,7 +193,7 @@ def test_score_bad_inputs_exit_2(run, data, tmp_path, capsys):
     cases = [
         (["anomaly", "score", str(plain), str(big)], "not an anomaly detector"),
         (["anomaly", "score", str(run), str(big)], "16x16"),
-        (["anomaly", "score", str(run), _rgb(tmp_path / "c.png")], "colour"),
+        (["anomaly", "score", str(run), _rgb(tmp_path / "c.png")], "is 3x12x12"),
         (["anomaly", "score", str(run), "--dataset", "digits"], "expects"),
         (["anomaly", "score", str(run)], "one of them"),
         (["anomaly", "score", str(tmp_path / "nowhere"), str(big)], "not a run folder"),

@@ -73,7 +73,7 @@ def test_bad_inputs_one_line_exit_2_nothing_written(setup, capsys) -> None:
     tmp, run, imgs = setup
     Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp / "small.png")
     assert main(["compress", run, str(tmp / "small.png"), "-o", "x.aez"]) == 2
-    one_error_line(capsys, "expects 12x12")
+    one_error_line(capsys, "small.png: image is 1x10x12 but the codec takes 1x12x12; pass --resize")
     assert not (tmp / "x.aez").exists()
     (tmp / "junk.png").write_bytes(b"not a png")
     assert main(["compress", run, str(tmp / "junk.png"), "-o", "x.aez"]) == 2
@@ -113,6 +113,16 @@ def test_run_without_codec_or_match(setup, capsys) -> None:
     one_error_line(capsys, "no codec run with fingerprint")
 
 
+def test_compress_resize_converts_other_shapes_and_says_so_once(setup, capsys) -> None:
+    tmp, run, imgs = setup
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(imgs / "small.png")
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(imgs / "rgb.png")
+    assert main(["compress", run, str(imgs), "--resize", "-o", "x.aez"]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip() == "aekit: 2 image(s) converted/resized to 1x12x12"
+    assert out.startswith("6 image(s) -> x.aez")
+
+
 def test_compress_skips_bad_files_keeps_good_in_order(setup, capsys) -> None:
     tmp, run, imgs = setup
     Image.fromarray(np.zeros((10, 12), np.uint8)).save(imgs / "im1b_small.png")
@@ -120,7 +130,7 @@ def test_compress_skips_bad_files_keeps_good_in_order(setup, capsys) -> None:
     assert main(["compress", run, str(imgs), "-o", "x.aez"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("aekit: skipped ") and "im1b_small.png" in err[0]
-    assert "expects 12x12" in err[0] and "im2b_junk.png" in err[1]
+    assert "takes 1x12x12" in err[0] and "im2b_junk.png" in err[1]
     assert err[2] == "aekit: 4 file(s) done, 2 skipped"
     assert main(["compress", run, str(imgs / "im2.png"), "-o", "two.aez"]) == 0
     assert main(["decompress", "x.aez", "-o", "dec", "--run", run]) == 0
@@ -131,7 +141,7 @@ def test_compress_skips_bad_files_keeps_good_in_order(setup, capsys) -> None:
     (imgs / "im2.png").unlink(), (imgs / "im3.png").unlink()
     assert main(["compress", run, str(imgs), "-o", "none.aez"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and "none of the 2 images" in err[-1] and err[-1].startswith("aekit: ")
+    assert len(err) == 3 and "none of the 2 image(s)" in err[-1] and err[-1].startswith("aekit: ")
     assert not (tmp / "none.aez").exists()
 
 

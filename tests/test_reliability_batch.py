@@ -116,8 +116,8 @@ def test_anomaly_score_partial_batch(detector, tmp_path, capsys, bad):
     out = tmp_path / "out"
     out.mkdir()
     capsys.readouterr()
-    # --resize: without it an image of another size stops the command by design (exit 2), and
-    # bomb.png's header claims 9000x9000.
+    # --resize: without it an image of another size is skipped as not the detector's size, and
+    # bomb.png's header claims 9000x9000 (it must be skipped as unreadable).
     code = main(["anomaly", "score", str(detector), str(src), "-o", str(out / "scores.csv"),
                  "--heatmaps", str(out / "heat"), "--resize"])
     err = capsys.readouterr().err

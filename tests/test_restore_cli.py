@@ -91,6 +91,21 @@ def test_denoise_writes_pngs_and_tiles_other_sizes(grey_run, tmp_path, capsys):
     assert Image.open(tmp_path / "o2" / "big.png").size == (36, 24)
 
 
+def test_other_channel_count_is_skipped_or_converted_with_resize(grey_run, tmp_path, capsys):
+    """The one rule: a colour file for a grey model is listed with the flag that takes it (the
+    others are processed, exit 1); with --resize it is converted, said once."""
+    src = _images(tmp_path, n=2)
+    _save(src / "rgb.png", np.full((20, 20, 3), [200, 10, 10], np.uint8))
+    assert main(["denoise", str(grey_run), str(src), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "rgb.png: image is 3x20x20 but the model in" in err and "pass --resize" in err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["im0.png", "im1.png"]
+    assert main(["denoise", str(grey_run), str(src), "--resize", "-o", str(tmp_path / "o2")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("aekit: 1 image(s) converted to 1 channel(s)") == 1 and "skipped" not in err
+    assert Image.open(tmp_path / "o2" / "rgb.png").size == (20, 20)  # its own size (tiled)
+
+
 def test_inpaint_keeps_known_pixels_exactly(grey_run, tmp_path):
     src = _images(tmp_path)
     mask = np.zeros((12, 12), np.uint8)
@@ -149,7 +164,7 @@ def test_bad_inputs_exit_2_with_one_line(grey_run, plain_run, colour_run, tmp_pa
     grey_mask = half.copy()
     grey_mask[0, 0] = 128
     cases = [
-        (["denoise", str(grey_run), str(rgb)], "colour (3 channels)"),
+        (["denoise", str(grey_run), str(rgb)], "is 3x12x12 but the model in"),
         (["denoise", str(plain_run), str(src)], "not a restoration model"),
         (["colorize", str(grey_run), str(src)], "not to colorize"),
         (["inpaint", str(colour_run), str(src), "--mask-spec", "mask:blocks"], "not to inpaint"),

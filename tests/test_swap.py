@@ -116,6 +116,18 @@ def test_aekit_swap_writes_pngs_of_the_input_size_and_skips_bad_files(swap_run, 
     assert not (out / "broken.png").exists()
     assert main(["swap", str(swap_run), str(src / "same.png"), "--to", "a", "-o",
                  str(out)]) == 0
+    # A colour file for a grey model: skipped with the flag that takes it, or converted.
+    (src / "broken.png").unlink()
+    _png(src / "rgb.png", (12, 12), "RGB")
+    capsys.readouterr()
+    assert main(["swap", str(swap_run), str(src), "--to", "b", "-o", str(tmp_path / "o2")]) == 1
+    assert "rgb.png: image is 3x12x12" in capsys.readouterr().err
+    assert not (tmp_path / "o2" / "rgb.png").exists()
+    assert main(["swap", str(swap_run), str(src), "--to", "b", "--resize", "-o",
+                 str(tmp_path / "o3")]) == 0
+    assert "aekit: 1 image(s) converted to 1 channel(s)" in capsys.readouterr().err
+    with Image.open(tmp_path / "o3" / "rgb.png") as im:
+        assert im.mode == "L"
 
 
 def test_aekit_swap_bad_inputs_are_one_line_errors(swap_run, domains, tmp_path, capsys):
@@ -123,7 +135,8 @@ def test_aekit_swap_bad_inputs_are_one_line_errors(swap_run, domains, tmp_path, 
     rgb = _png(tmp_path / "rgb.png", (12, 12), "RGB")
     cases = [
         (["swap", str(swap_run), str(img), "--to", "c", "-o", str(tmp_path / "o")], "--to 'c'"),
-        (["swap", str(swap_run), str(rgb), "--to", "a", "-o", str(tmp_path / "o")], "colour"),
+        (["swap", str(swap_run), str(rgb), "--to", "a", "-o", str(tmp_path / "o")],
+         "rgb.png: image is 3x12x12 but the model in"),
     ]
     conv = tmp_path / "conv"
     assert main(["train", "--model", "conv", "--dataset", domains[0], "--epochs", "1",

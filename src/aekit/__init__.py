@@ -8,7 +8,7 @@ not pay for importing torch.
 
 Layout, in dependency order (a module imports only from its own package and the rows above):
 
-    ground        errors, config, options, registry, io, device, lazy, args
+    ground        errors, config, options, registry, io, device, lazy, args, console
     data, models  datasets, image files, corruptions; AutoencoderModule and the model families
     train, eval   the one training loop, losses, checkpoints; metrics, baselines, plots
     core          train a run folder, evaluate it, reconstruct images

@@ -44,9 +44,10 @@ from aekit.data.units import (
     to_layout,
 )
 from aekit.errors import DataError, Param, check_fitted, check_params, seed_of
+from aekit.estimator import ImageEstimatorMixin
 
 
-class Autoencoder(TransformerMixin, BaseEstimator):
+class Autoencoder(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
     """An autoencoder you can fit like a scikit-learn transformer.
 
     Parameters: `model` (a registered model name, `aekit models`), `latent_dim`, `epochs`,
@@ -63,6 +64,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
     folders written by `save()` are JSON + safetensors and never pickles.
     """
 
+    fitted_attribute = "module_"
     _param_table = {
         "model": Param("str"),
         "latent_dim": Param("int", 1, 1 << 20),
@@ -105,13 +107,8 @@ class Autoencoder(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True  # (N, H, W) and (N, C, H, W) images
-        tags.input_tags.positive_only = True  # pixels
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "module_")
 
     def fit(self, X: Any, y: Any = None) -> Autoencoder:
         """Train on images X (y is ignored); returns self."""
@@ -142,6 +139,7 @@ class Autoencoder(TransformerMixin, BaseEstimator):
         module = build_model(self.model_config_)
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         val_x = x[order[:n_val]] if n_val else None
+        module.init_from_data(x[order[n_val:]], seed=seed)  # e.g. the codec's closed-form start
         result = fit(module, x[order[n_val:]], self.train_config_, val_x=val_x,
                      corrupt=build_corruption(self.corrupt), progress=self.verbose)
         self.module_ = module.to("cpu").eval()
@@ -262,12 +260,29 @@ def load(path: str | Path) -> Autoencoder:
     saved = run.extra.get("api") or {}
     saved = {LEGACY_NAMES.get(k, k): v for k, v in saved.items()} if isinstance(saved, dict) \
         else {}
+    return from_module(module, run.train_cfg, saved)
+
+
+def from_module(module: torch.nn.Module, train_config: TrainConfig | None = None,
+                saved: dict | None = None) -> Autoencoder:
+    """A fitted Autoencoder around a trained network (an `AutoencoderModule`, e.g. from
+    `aekit.core.load_model`): images are uint8 0..255 or floats 0..1 unless `saved` (the "api"
+    dict that `save()` writes) says otherwise."""
+    from aekit.errors import AekitTypeError
+    from aekit.models.base import AutoencoderModule
+
+    if not isinstance(module, AutoencoderModule):
+        raise AekitTypeError(f"model: expected a fitted aekit.Autoencoder, a run folder or an "
+                             f"aekit autoencoder module, got {type(module).__name__}")
+    saved = saved or {}
     names = Autoencoder().get_params(deep=False)
     ae = Autoencoder(**{k: v for k, v in saved.items() if k in names})
-    ae.model, ae.latent_dim = run.model_cfg.name, run.model_cfg.latent_dim
-    ae.module_, ae.model_config_, ae.train_config_ = module, run.model_cfg, run.train_cfg
+    cfg = module.cfg
+    ae.model, ae.latent_dim = cfg.name, cfg.latent_dim
+    ae.module_, ae.model_config_ = module, cfg
+    ae.train_config_ = train_config or TrainConfig()
     ae.history_ = []
-    ae.n_features_in_ = int(np.prod(run.model_cfg.shape))
+    ae.n_features_in_ = int(np.prod(cfg.shape))
     pixel_max = saved.get("pixel_max_", 1.0)
     ae.pixel_max_ = float(pixel_max) if isinstance(pixel_max, int | float) and pixel_max > 0 \
         else 1.0

@@ -1,9 +1,9 @@
 """Argument types and groups that every command shares, declared once.
 
 Each capability's `cli.py` builds its subcommands from these: the argument types (sizes, widths,
-key=value options), the `--threads`, `--device` and `--seed` flags, the flags generated from a
-config dataclass, and how a batch command reports the files it skipped. Nothing here imports
-torch: building the parser must stay fast.
+key=value options), the `--threads`, `--device`, `--seed`, `-q/-v` and `--resize` flags, the
+flags generated from a config dataclass, and how a batch command reports the files it skipped.
+Nothing here imports torch: building the parser must stay fast.
 """
 
 from __future__ import annotations
@@ -65,6 +65,23 @@ def add_device(p: argparse.ArgumentParser, default: str = "auto") -> None:
 
 def add_seed(p: argparse.ArgumentParser, help: str | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help=help)
+
+
+def add_verbosity(p: argparse.ArgumentParser) -> None:
+    """-q/--quiet and -v/--verbose; aekit.cli sets aekit.console's level from them."""
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress: only warnings, errors and the result")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more detail (e.g. how long each phase took)")
+
+
+def add_resize(p: argparse.ArgumentParser, keeps_size: bool = False) -> None:
+    """--resize: convert images that do not match the model's channels (and, unless the command
+    keeps each image's own size, its size) instead of skipping them (aekit.data.files)."""
+    what = "channel count" if keeps_size else "channel count or size"
+    p.add_argument("--resize", action="store_true",
+                   help=f"convert images of another {what} than the model's instead of "
+                        "skipping them")
 
 
 

@@ -5,9 +5,9 @@
     aekit anomaly score runs/tshirt IMAGES... -o scores.csv [--heatmaps DIR]
     aekit anomaly score runs/tshirt --dataset fashion-mnist -o scores.csv
 
-Bad input (empty normal set, unknown class, images of another size or channel count than the
-detector's, a run that is not a detector) ends with one line and exit 2; unreadable image files
-are skipped and listed, the rest scored (exit 1).
+Bad input (empty normal set, unknown class, a run that is not a detector) ends with one line and
+exit 2; unreadable image files, and files of another size or channel count than the detector's
+(unless --resize), are skipped and listed, the rest scored or fitted on (exit 1).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def add_parsers(sub) -> None:
     from types import SimpleNamespace
 
     from aekit.anomaly.defaults import COMPONENTS, DEFAULT_SCORE, DEFAULTS
-    from aekit.args import add_device, add_seed, add_threads, parse_size
+    from aekit.args import add_device, add_resize, add_seed, add_threads, add_verbosity, parse_size
 
     d = SimpleNamespace(**DEFAULTS)  # Detector()'s settings, without importing torch
     top = sub.add_parser("anomaly", help="one-class anomaly detection (fit / score)")
@@ -74,7 +74,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--precision", default=d.precision, choices=["auto", "fp32", "bf16"])
     add_threads(p)
     p.add_argument("--out", required=True, help="run folder to create")
-    p.add_argument("--quiet", action="store_true")
+    add_verbosity(p)
     p.set_defaults(func=cmd_fit)
 
     p = verbs.add_parser("score", help="score images with a detector; CSV of score and flag")
@@ -89,9 +89,7 @@ def add_parsers(sub) -> None:
     thr.add_argument("--threshold", type=float, default=None, help="override the threshold")
     thr.add_argument("--fpr", type=float, default=None,
                      help="re-calibrate the threshold to this false-positive rate")
-    p.add_argument("--resize", action="store_true",
-                   help="resize/convert images to the detector's size and channels instead of "
-                        "rejecting them")
+    add_resize(p)
     p.add_argument("--batch-size", type=int, default=256)
     add_threads(p)
     p.set_defaults(func=cmd_score)
@@ -101,15 +99,19 @@ def add_parsers(sub) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from aekit import console
     from aekit.anomaly.defaults import DEFAULTS
     from aekit.anomaly.detector import Detector
     from aekit.anomaly.evaluate import fit_metrics, normal_set, write_pictures
+    from aekit.args import report_bad
 
     out = Path(args.out)
     if (out / "config.json").exists():
         raise RunError(f"{out} already holds a run; choose another --out")
-    x, ds, k, what = normal_set(args.dataset, args.normal_class, args.normal_dir,
-                                args.image_size)
+    with console.phase(f"loading {args.normal_dir or args.dataset or 'fashion-mnist'}",
+                       after=1.0):
+        x, ds, k, what, skipped = normal_set(args.dataset, args.normal_class, args.normal_dir,
+                                             args.image_size)
     widths = tuple(int(w) for w in str(args.widths).split(",") if w.strip())
     det = Detector(scores=args.score, model=args.model, latent_dim=args.latent_dim, widths=widths,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -119,13 +121,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
                    fpr=args.fpr if args.fpr is not None else DEFAULTS["fpr"],
                    contamination=args.contamination, holdout=args.holdout, random_state=args.seed,
                    device=args.device, precision=args.precision, verbose=not args.quiet)
-    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
-    log(f"fitting an anomaly detector on {what}: {len(x):,} normal images")
-    det.fit(x)
+    with console.phase(f"fitting an anomaly detector on {what}: {len(x):,} normal images"):
+        det.fit(x)
     name = ds.name if ds is not None else f"folder:{args.normal_dir}"
     det.train_config_ = dataclasses.replace(det.train_config_, dataset=name,
                                             image_size=args.image_size)
-    metrics = fit_metrics(det, x, ds, k)
+    with console.phase("evaluating the detector"):
+        metrics = fit_metrics(det, x, ds, k)
     det.save(out, metrics, {"normal_class": k, "normal_class_name":
                             ds.classes[k] if ds is not None and k is not None else None})
     write_pictures(out, det, x, metrics)
@@ -136,7 +138,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"test AUROC {a['test_auroc']:.4f}; flagged {a['test_normal_flagged']:.3f} of "
               f"normal and {a['test_anomalies_flagged']:.3f} of anomalous test images")
     print(f"run folder: {out}")
-    return 0
+    return report_bad(skipped, len(x))  # unreadable files left out of a folder: exit 1
 
 
 # --- score ---------------------------------------------------------------------------------------
@@ -163,11 +165,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     if heat_dir is not None:
         heat_dir.mkdir(parents=True, exist_ok=True)
     run_info = read_config(args.run).extra.get("anomaly") or {}
+    inputs = None
     if args.dataset:
         rows, header, summary = _score_dataset(det, args, threshold, heat_dir, run_info)
-        bad: list = []
     else:
-        rows, header, bad = _score_files(det, args, threshold, heat_dir)
+        rows, header, inputs = _score_files(det, args, threshold, heat_dir)
         summary = ""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -183,9 +185,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     where = f" -> {args.out}" if args.out else ""
     print(f"{len(rows)} image(s) scored, {flagged} flagged (threshold {threshold:.6g}){where}"
           f"{summary}", file=sys.stderr if not args.out else sys.stdout)
-    from aekit.args import report_bad
-
-    return report_bad(bad, len(rows))
+    return inputs.finish(len(rows)) if inputs is not None else 0
 
 
 def _score_dataset(det, args, threshold: float, heat_dir, run_info: dict):
@@ -219,35 +219,21 @@ def _score_dataset(det, args, threshold: float, heat_dir, run_info: dict):
 
 
 def _score_files(det, args, threshold: float, heat_dir):
-    from aekit.data.files import collect_paths, output_path, probe_files
-    from aekit.data.images import read_images
+    """(CSV rows, header, the ModelInputs whose `finish` reports skipped files)."""
+    from aekit.data.files import ModelInputs, output_path
 
-    c, h, w = det.model_config_.shape
-    paths = collect_paths(args.images)
-    probed, bad = probe_files(paths)
-    good = []
-    for p, hw, colour in probed:
-        if not args.resize and (tuple(hw) != (h, w) or (3 if colour else 1) != c):
-            kind = "colour" if colour else "grey"
-            raise DataError(f"{p} is a {hw[0]}x{hw[1]} {kind} image but the detector in "
-                            f"{args.run} takes {h}x{w} {'grey' if c == 1 else 'colour'} images; "
-                            "pass --resize to resize/convert")
-        good.append(p)
+    inputs = ModelInputs(args.images, det.model_config_.shape, args.resize,
+                         model=f"the detector in {args.run}")
+    inputs.require_some()
     rows, used = [], set()
-    for start in range(0, len(good), args.batch_size):
-        x, ok, failed = read_images(good[start : start + args.batch_size], channels=c,
-                                    size=(h, w))
-        bad.extend(failed)
-        if not ok:
-            continue
+    for x, ok in inputs.float_batches(args.batch_size):
         scores = det.score_samples(x)
         rows += [[p, f"{s:.6g}", int(s > threshold)] for p, s in zip(ok, scores, strict=True)]
         if heat_dir is not None:
             _save_heatmaps(det, x, [output_path(heat_dir, Path(p), used) for p in ok])
     if not rows:
-        reasons = "; ".join(f"{p}: {r}" for p, r in bad[:3])
-        raise DataError(f"none of the {len(paths)} image(s) could be scored ({reasons})")
-    return rows, ["path", "score", "flagged"], bad
+        inputs.finish(0)  # raises: nothing could be scored
+    return rows, ["path", "score", "flagged"], inputs
 
 
 def _save_heatmaps(det, x: torch.Tensor, targets: list[Path]) -> None:

@@ -50,6 +50,7 @@ from aekit.anomaly.scores import (
     pixel_state,
 )
 from aekit.config import ModelConfig, TrainConfig
+from aekit.console import info
 from aekit.data.units import (
     as_images,
     check_feature_names,
@@ -59,6 +60,7 @@ from aekit.data.units import (
     to_unit,
 )
 from aekit.errors import DataError, Param, check_fitted, check_params, seed_of
+from aekit.estimator import ImageEstimatorMixin
 
 # Longer than ~400 lines because the Detector's parameter table, fit (networks, score state,
 # calibration) and scoring internals share its state; PyOD's decision methods and the threshold
@@ -104,7 +106,7 @@ class RestoreCorruption:
         return out
 
 
-class Detector(Decisions, OutlierMixin, BaseEstimator):
+class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
     """Autoencoder anomaly detector with a calibrated threshold (scikit-learn and PyOD style).
 
     `__init__` stores settings only; `fit(X)` trains on normal images and sets the learned
@@ -127,6 +129,7 @@ class Detector(Decisions, OutlierMixin, BaseEstimator):
     Pickling serialises the whole estimator object; `save()` folders are never pickles.
     """
 
+    fitted_attribute = "threshold_"
     _param_table = {
         "scores": Param("str"),
         "model": Param("str"),
@@ -183,15 +186,6 @@ class Detector(Decisions, OutlierMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.verbose = verbose
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True  # (N, H, W) and (N, C, H, W) images
-        tags.input_tags.positive_only = True  # pixels
-        return tags
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "threshold_")
 
     # --- fitting ------------------------------------------------------------------------------
 
@@ -259,7 +253,9 @@ class Detector(Decisions, OutlierMixin, BaseEstimator):
                 torch.manual_seed(cfg.seed)
                 module = build_model(self.model_config_)
                 result = fit(module, train_x, cfg, corrupt=corrupt if corrupt.active else None,
-                             progress=self.verbose)
+                             progress=self.verbose,
+                             on_epoch=self._epoch_lines(f"network {m + 1}/{self.n_models} "
+                                                        f"(input {spec})", epochs, len(train_x)))
                 out.append(module.to("cpu").eval())
                 self.history_.append(result.history)
             return out
@@ -273,6 +269,8 @@ class Detector(Decisions, OutlierMixin, BaseEstimator):
         if not self.members_:  # heat maps and reconstructions need a network
             self.members_ = self.latent_members_
         self.train_seconds_ = time.perf_counter() - t0
+        if self.verbose:
+            info(f"scoring {len(x):,} images to calibrate the threshold ...")
         self.codes_ = [self._codes(m, train_x) for m in self.latent_members_] if latent else []
         self.gauss_ = [gauss_fit(z) for z in self.codes_] if "gauss" in parts else []
         self.pixel_state_ = pixel_state(train_x, parts, self.pca_k)
@@ -294,6 +292,17 @@ class Detector(Decisions, OutlierMixin, BaseEstimator):
         self.labels_ = (scores > self.threshold_).astype(np.int64)
         self.n_features_in_, self.pixel_max_ = int(math.prod(x.shape[1:])), pixel_max
         return self
+
+    def _epoch_lines(self, label: str, epochs: int, n: int):
+        """With `verbose`: a line before a network trains and one per epoch (aekit.console)."""
+        if not self.verbose:
+            return None
+        info(f"training {label}: {epochs} epochs on {n:,} images")
+
+        def line(row: dict) -> None:
+            info(f"  epoch {row['epoch']:>3}/{epochs}  train {row['train_loss']:.5f}  "
+                 f"({row['seconds']:.1f}s)")
+        return line
 
     def _normal_set(self, X: Any) -> tuple[torch.Tensor, float]:
         """(normal images (N, C, H, W) uint8 or [0, 1] float, white of float input)."""

@@ -21,8 +21,9 @@ from aekit.eval.plots import plot_loss
 
 def normal_set(dataset: str | None, normal_class: str | None, normal_dir: str | None,
                image_size: tuple[int, int] | None = None):
-    """(normal train images uint8, dataset or None, normal class index or None, description):
-    a folder of normal images, a whole dataset, or one class of a labelled dataset."""
+    """(normal train images uint8, dataset or None, normal class index or None, description,
+    [(unreadable file, reason)] left out of a folder): a folder of normal images, a whole
+    dataset, or one class of a labelled dataset."""
     if normal_dir:
         if normal_class is not None:
             raise ConfigError("normal_class applies to a dataset, not to a folder of normal "
@@ -30,16 +31,18 @@ def normal_set(dataset: str | None, normal_class: str | None, normal_dir: str | 
         if not Path(normal_dir).is_dir():
             raise ConfigError(f"{normal_dir}: no such folder")
         ds = load_image_folder(Path(normal_dir), image_size)
-        return torch.cat([ds.train_x, ds.test_x]), None, None, f"folder {normal_dir}"
+        return (torch.cat([ds.train_x, ds.test_x]), None, None, f"folder {normal_dir}",
+                list(ds.skipped))
     ds = load_dataset(dataset or "fashion-mnist", image_size=image_size)
     if normal_class is None:
-        return ds.train_x, ds, None, f"{ds.name} (all {len(ds.train_x):,} training images)"
+        return (ds.train_x, ds, None, f"{ds.name} (all {len(ds.train_x):,} training images)",
+                list(ds.skipped))
     k = resolve_class(ds, normal_class)
     x = ds.train_x[ds.train_y == k]
     if len(x) == 0:
         raise DataError(f"dataset {ds.name}: class {normal_class!r} has no training images; "
                         "the normal set is empty")
-    return x, ds, k, f"{ds.name} class {k} ({ds.classes[k]})"
+    return x, ds, k, f"{ds.name} class {k} ({ds.classes[k]})", list(ds.skipped)
 
 
 def resolve_class(ds, text: str) -> int:

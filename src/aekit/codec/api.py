@@ -1,5 +1,14 @@
 """Python API of the codec: `compress(model, x) -> bytes`, `decompress(data, model) -> x`.
 
+`model` is a codec: an `aekit.Autoencoder(model="codec")` fitted on images (its pixel units
+apply), a run folder trained with `--model codec`, or the codec network itself. Images are numpy
+or torch, (N, H, W), (N, C, H, W), (N, H, W, C) or one image (C, H, W) of the model's shape;
+uint8/integers 0..255 or floats 0..1 (0..`pixel_max_` for an Autoencoder).
+
+The bytes carry no array library, so `decompress` returns numpy unless `like` asks otherwise:
+`like="torch"` for a tensor, or `like=x` (e.g. the images that were compressed) for x's library
+and layout. Without `like` the result is float32 (N, C, H, W).
+
 The model does the tensor work (images <-> integer symbols), `entropy` turns symbols into
 payloads and `io` packs payloads into the `.aez` container.
 """
@@ -8,13 +17,24 @@ from __future__ import annotations
 
 import hashlib
 import weakref
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from aekit.codec.entropy import TableCoder
 from aekit.codec.io import FINGERPRINT_BYTES, AezFile, pack, unpack
-from aekit.errors import DataError, FormatError, RunError
+from aekit.data.units import as_images as read_images
+from aekit.data.units import layout_of, like_input, read_array, to_layout, to_unit
+from aekit.errors import (
+    AekitTypeError,
+    ConfigError,
+    DataError,
+    FormatError,
+    Param,
+    check_params,
+)
 from aekit.models.base import AutoencoderModule
 
 DEFAULT_BATCH = 1024
@@ -46,9 +66,33 @@ def fingerprint(model: torch.nn.Module) -> bytes:
 def _check_codec(model: torch.nn.Module) -> None:
     if not (isinstance(model, AutoencoderModule) and model.entropy_coded):
         name = model.cfg.name if isinstance(model, AutoencoderModule) else type(model).__name__
-        raise RunError(f"model {name!r} is not a codec; compression needs a run trained with "
-                       "--model codec")
-    model._require_frozen()
+        raise ConfigError(f"model: {name!r} is not a codec; compression needs one trained with "
+                          "--model codec (or aekit.Autoencoder(model='codec'))")
+    if not model.frozen:
+        raise ConfigError("model: the codec has no frozen entropy tables; call model.finalize() "
+                          "after training (aekit's training loop does this)")
+
+
+def resolve(model: Any) -> tuple[torch.nn.Module, float, float]:
+    """(codec network, value of white for integer images, for float images) of `model`: a
+    fitted aekit.Autoencoder, a run folder or the network itself."""
+    if isinstance(model, str | Path):
+        from aekit.core.io import load_model
+
+        model, _ = load_model(model)
+    if isinstance(model, torch.nn.Module):
+        _check_codec(model)
+        return model, 255.0, 1.0
+    if hasattr(model, "get_params") and hasattr(model, "transform"):  # an aekit.Autoencoder
+        from aekit.errors import check_fitted
+
+        check_fitted(model, "call fit(X) or aekit.load(dir)")
+        _check_codec(model.module_)
+        pixel_max = model.get_params().get("pixel_max")
+        return model.module_, 255.0 if pixel_max is None else float(pixel_max), \
+            float(model.pixel_max_)
+    raise AekitTypeError(f"model: expected a codec (a fitted aekit.Autoencoder(model='codec'), "
+                         f"a run folder or the codec network), got {type(model).__name__}")
 
 
 def _coder(model) -> TableCoder:
@@ -67,36 +111,34 @@ def _coder(model) -> TableCoder:
     return cached[1]
 
 
-def as_images(x, model) -> torch.Tensor:
-    """uint8 or float [0, 1] images, (C, H, W) or (B, C, H, W), numpy or torch -> float32 batch
-    of the model's shape; anything else is a DataError."""
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    if t.ndim == 3:
-        t = t.unsqueeze(0)
+def as_images(x: Any, model: torch.nn.Module, int_white: float = 255.0,
+              float_white: float = 1.0) -> torch.Tensor:
+    """Images in any layout (or one image (C, H, W) of the model's shape), numpy or torch ->
+    float32 (N, C, H, W) in [0, 1]; anything else is a DataError or AekitTypeError naming x."""
     shape = tuple(model.cfg.shape)
-    if t.ndim != 4 or tuple(t.shape[1:]) != shape:
-        got = "x".join(str(s) for s in t.shape[-3:]) if t.ndim >= 3 else str(tuple(t.shape))
-        raise DataError(f"images of shape (C, H, W) = {got.replace('x', ', ')} do not fit this "
-                        f"codec, which expects {shape}; resize or use a model trained on this size")
-    if len(t) == 0:
-        raise DataError("no images to compress")
-    if t.dtype == torch.uint8:
-        return t.float().div_(255.0)
-    if not t.is_floating_point():
-        raise DataError(f"images must be uint8 or float in [0, 1], got {t.dtype}")
-    t = t.float()
-    if not torch.isfinite(t).all():
-        raise DataError("images contain NaN or infinite values")
-    if t.min() < 0 or t.max() > 1:
-        raise DataError(f"float images must lie in [0, 1] (got {float(t.min()):.3g} to "
-                        f"{float(t.max()):.3g}); divide uint8 data by 255")
-    return t
+    t = read_array(x, "x")
+    if tuple(t.shape) == shape:  # one image (C, H, W)
+        t = t.unsqueeze(0)
+    t, _ = read_images(t, "x", shape, owner="this codec", int_white=int_white,
+                       float_white=float_white)
+    return to_unit(t)
+
+
+_BATCH = {"batch_size": Param("int", 1, 1 << 20)}
 
 
 def encode_payloads(model, x, batch_size: int = DEFAULT_BATCH) -> list[bytes]:
     """Images -> one entropy-coded payload per image (no container)."""
-    _check_codec(model)
-    x = as_images(x, model)
+    return _encode(*_inputs(model, x, batch_size), batch_size)
+
+
+def _inputs(model, x, batch_size: int) -> tuple[torch.nn.Module, torch.Tensor]:
+    check_params("compress", {"batch_size": batch_size}, _BATCH)
+    net, int_white, float_white = resolve(model)
+    return net, as_images(x, net, int_white, float_white)
+
+
+def _encode(model, x: torch.Tensor, batch_size: int) -> list[bytes]:
     coder, m = _coder(model), model.max_shift
     shift_table = len(coder.sizes) - 1
     device = next(model.parameters()).device
@@ -114,15 +156,18 @@ def encode_payloads(model, x, batch_size: int = DEFAULT_BATCH) -> list[bytes]:
 
 
 def compress(model, x, batch_size: int = DEFAULT_BATCH) -> bytes:
-    """Images (B, C, H, W) or (C, H, W) -> one `.aez` container holding all of them."""
-    payloads = encode_payloads(model, x, batch_size)
-    return pack(AezFile(fingerprint(model), tuple(model.cfg.shape), tuple(payloads)))
+    """Images (N, H, W), (N, C, H, W), (N, H, W, C) or one (C, H, W) -> one `.aez` container
+    holding all of them."""
+    net, x = _inputs(model, x, batch_size)
+    payloads = _encode(net, x, batch_size)
+    return pack(AezFile(fingerprint(net), tuple(net.cfg.shape), tuple(payloads)))
 
 
 def compress_each(model, x, batch_size: int = DEFAULT_BATCH) -> list[bytes]:
     """Images -> one complete single-image `.aez` file per image."""
-    payloads = encode_payloads(model, x, batch_size)
-    fp, shape = fingerprint(model), tuple(model.cfg.shape)
+    net, x = _inputs(model, x, batch_size)
+    payloads = _encode(net, x, batch_size)
+    fp, shape = fingerprint(net), tuple(net.cfg.shape)
     return [pack(AezFile(fp, shape, (p,))) for p in payloads]
 
 
@@ -136,13 +181,47 @@ def check_file_matches(f: AezFile, model) -> None:
                           f"{tuple(model.cfg.shape)}")
 
 
-def decompress(data: bytes, model, batch_size: int = DEFAULT_BATCH) -> torch.Tensor:
-    """`.aez` bytes -> float32 images (N, C, H, W) in [0, 1]: exactly the model's quantized
-    reconstruction of what was compressed."""
-    _check_codec(model)
+def read_data(data: Any) -> bytes:
+    """`.aez` bytes as given (bytes, bytearray, memoryview) or read from a file path."""
+    if isinstance(data, str | Path):
+        try:
+            return Path(data).read_bytes()
+        except OSError as e:
+            raise DataError(f"data: cannot read {data} ({e.strerror or e})") from None
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise AekitTypeError(f"data: expected the bytes of an .aez file (or its path), got "
+                         f"{type(data).__name__}")
+
+
+LIKES = ("numpy", "torch")
+
+
+def decompress(data: Any, model, batch_size: int = DEFAULT_BATCH, like: Any = None) -> Any:
+    """`.aez` bytes (or a path) -> the images: exactly the model's quantized reconstruction of
+    what was compressed, float32 in [0, 1] (0..`pixel_max_` for an Autoencoder).
+
+    like: None or "numpy" (numpy (N, C, H, W)), "torch" (a tensor (N, C, H, W)), or an array
+    or tensor of images of the model's shape (e.g. the compressed ones): its library and layout.
+    """
+    check_params("decompress", {"batch_size": batch_size}, _BATCH)
+    if isinstance(like, str) and like not in LIKES:
+        raise ConfigError(f"decompress: like={like!r} is not allowed; expected 'numpy', "
+                          "'torch', an array or a tensor")
+    data = read_data(data)
+    net, _, float_white = resolve(model)
+    layout = "nchw" if like is None or isinstance(like, str) else \
+        layout_of(like, tuple(net.cfg.shape), "like", "this codec")
     f = unpack(data)
-    check_file_matches(f, model)
-    return decode_payloads(model, f.payloads, batch_size)
+    check_file_matches(f, net)
+    x = decode_payloads(net, f.payloads, batch_size)
+    if float_white != 1.0:
+        x = x * float_white
+    x = to_layout(x, layout)
+    if isinstance(like, str) and like == "torch":
+        return x
+    return like_input(x, np.empty(0, np.float32) if like is None or isinstance(like, str)
+                      else like)
 
 
 def decode_payloads(model, payloads, batch_size: int = DEFAULT_BATCH) -> torch.Tensor:
@@ -170,8 +249,10 @@ def decode_payloads(model, payloads, batch_size: int = DEFAULT_BATCH) -> torch.T
     return torch.cat(out)
 
 
-def info(data: bytes) -> dict:
-    """What `aekit codec-info` shows: the parsed header and where the bytes go."""
+def info(data: Any) -> dict:
+    """What `aekit codec-info` shows: the parsed header and where the bytes go. `data`: the
+    bytes of an `.aez` file or its path."""
+    data = read_data(data)
     f = unpack(data)
     c, h, w = f.shape
     payload = sum(len(p) for p in f.payloads)

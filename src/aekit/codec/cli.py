@@ -1,16 +1,16 @@
 """CLI subcommands of the codec: compress, decompress, codec-info.
 
 `compress` over many files compresses every good image and lists the bad ones (unreadable, or not
-the codec's exact size) on stderr, exit 1. Every other bad input (a corrupt or foreign `.aez`, a
-run that is not a codec, no good image at all) raises an AekitError before anything is written;
-outputs are written atomically, so a failure never leaves a partial file under the final name.
+the codec's channels and size, unless --resize converts them) on stderr, exit 1. Every other bad
+input (a corrupt or foreign `.aez`, a run that is not a codec, no good image at all) raises an
+AekitError before anything is written; outputs are written atomically, so a failure never leaves
+a partial file under the final name.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,7 @@ CHUNK = 1024  # images read and encoded at a time: bounded memory for any folder
 
 
 def add_parsers(sub) -> None:
-    from aekit.args import add_threads
+    from aekit.args import add_resize, add_threads
     p = sub.add_parser("compress", help="compress images into an .aez file with a codec run")
     p.add_argument("run", help="run folder of a model trained with --model codec")
     p.add_argument("images", nargs="*", help="image files or folders (or use --dataset)")
@@ -34,6 +34,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--out", required=True,
                    help="output .aez file (with --each: a folder of one .aez per image)")
     p.add_argument("--each", action="store_true", help="one single-image .aez file per image")
+    add_resize(p)
     add_threads(p)
     p.set_defaults(func=cmd_compress)
 
@@ -90,53 +91,26 @@ def _dataset_images(args: argparse.Namespace, model) -> tuple[torch.Tensor, list
     return x, [f"{prefix}-{i:05d}" for i in range(len(x))]
 
 
-def _file_chunks(paths: list[Path], shape: tuple[int, int, int],
-                 chunk: int = CHUNK) -> Iterator[tuple[torch.Tensor, list[str], list[tuple]]]:
-    """Yield (uint8 (B, C, H, W) good images, their names, [(bad path, reason)]) chunk by chunk,
-    so a folder of any size is compressed in bounded memory. A file is bad when it cannot be
-    decoded or is not exactly H x W (a codec never resizes silently)."""
-    import numpy as np
-    import torch
-
-    from aekit.data.images import load_uint8
-
-    c, h, w = shape
-    mode = "L" if c == 1 else "RGB"
-    for start in range(0, len(paths), chunk):
-        arrays, names, bad = [], [], []
-        for p in paths[start : start + chunk]:
-            try:
-                a = load_uint8(p, mode)
-            except DataError as e:
-                bad.append((str(p), str(e).removeprefix(f"{p}: ")))
-                continue
-            if a.shape[:2] != (h, w):
-                bad.append((str(p), f"image is {a.shape[0]}x{a.shape[1]} but the codec expects "
-                                    f"{h}x{w}; resize it first (a codec never resizes silently)"))
-                continue
-            arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))  # (C, H, W)
-            names.append(p.stem)
-        x = torch.from_numpy(np.stack(arrays)) if arrays else torch.empty((0, c, h, w))
-        yield x, names, bad
-
-
-def _inputs(args: argparse.Namespace, model) -> Iterable[tuple[torch.Tensor, list[str], list]]:
+def _inputs(args: argparse.Namespace, model):
+    """(chunks of (uint8 (B, C, H, W), names), the ModelInputs of image files or None): a
+    dataset split, or image files read under the one rule for files of another channel count or
+    size (skipped and listed unless --resize: a codec never resizes silently)."""
     if args.limit < 0:
         raise ConfigError(f"--limit {args.limit}: must be >= 0")
     if args.dataset and args.images:
         raise ConfigError("give image files or --dataset, not both")
     if args.dataset:
         x, names = _dataset_images(args, model)
-        return [(x[i : i + CHUNK], names[i : i + CHUNK], []) for i in range(0, len(x), CHUNK)]
+        return [(x[i : i + CHUNK], names[i : i + CHUNK]) for i in range(0, len(x), CHUNK)], None
     if not args.images:
         raise ConfigError("compress needs image files/folders or --dataset NAME")
-    from aekit.data.files import collect_paths
+    from aekit.data.files import ModelInputs, collect_paths
 
-    if model.cfg.in_channels not in (1, 3):
-        raise ConfigError(f"image files have 1 or 3 channels; this codec takes "
-                          f"{model.cfg.in_channels}")
     paths = collect_paths(args.images)
-    return _file_chunks(paths[: args.limit] if args.limit else paths, tuple(model.cfg.shape))
+    inputs = ModelInputs(paths[: args.limit] if args.limit else paths, tuple(model.cfg.shape),
+                         args.resize, model="the codec")
+    inputs.require_some()
+    return ((x, [Path(p).stem for p in good]) for x, good in inputs.batches(CHUNK)), inputs
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -152,7 +126,6 @@ def cmd_compress(args: argparse.Namespace) -> int:
     left out (exit 1). The container holds the good images in input order (folders sorted by
     path); with --each, one file per good image. No good image at all: an error, nothing
     written."""
-    from aekit.args import report_bad
     from aekit.codec.api import encode_payloads, fingerprint
     from aekit.codec.io import AezFile, pack
     from aekit.io import atomic_write_bytes
@@ -163,11 +136,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out}: exists and is not a folder (--each writes a folder)")
     fp, shape = fingerprint(model), tuple(model.cfg.shape)
     payloads: list[bytes] = []
-    bad: list[tuple] = []
     used: set[str] = set()
     done = total = 0
-    for x, names, bad_chunk in _inputs(args, model):
-        bad.extend(bad_chunk)
+    chunks, inputs = _inputs(args, model)
+    for x, names in chunks:
         if not names:
             continue
         chunk = encode_payloads(model, x)
@@ -180,19 +152,18 @@ def cmd_compress(args: argparse.Namespace) -> int:
             atomic_write_bytes(out / f"{_unique(name, used)}.aez", data)
             total += len(data)
     if not done:
-        if len(bad) == 1:
-            raise DataError(f"{bad[0][0]}: {bad[0][1]}")
-        report_bad(bad, 0)
-        raise DataError(f"none of the {len(bad)} images could be compressed (listed above); "
-                        "nothing written")
+        if inputs is None:
+            raise DataError(f"dataset {args.dataset}: no images to compress")
+        inputs.finish(0)  # raises: nothing could be compressed, nothing written
     if not args.each:
         data = pack(AezFile(fp, shape, tuple(payloads)))
         atomic_write_bytes(out, data)
         total = len(data)
     bpp = total * 8 / (done * shape[1] * shape[2])
     where = f"{done} file(s) written to {out}" if args.each else f"{done} image(s) -> {out}"
+    code = inputs.finish(done) if inputs is not None else 0
     print(f"{where}: {total} bytes, {bpp:.3f} bits per pixel")
-    return report_bad(bad, done)
+    return code
 
 
 def find_run(fp_hex: str, runs_dir: str = DEFAULT_RUNS_DIR) -> str:
@@ -224,7 +195,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         f = unpack(data)
         run = args.run or find_run(f.fingerprint.hex())
         model = load_codec(run)
-        x = decompress(data, model)
+        x = decompress(data, model, like="torch")
     except FormatError as e:
         raise FormatError(f"{args.file}: {e}") from None
     out = Path(args.out)

@@ -1,11 +1,13 @@
 """Shared plumbing for commands that process many image files (reconstruct, denoise, compress...).
 
-Good files are all processed; bad ones are listed on stderr and the command exits 1. Files are read
-in chunks so a folder of any size runs in bounded memory.
+Good files are all processed; bad ones (unreadable, or not the model's channels/size without
+--resize: `ModelInputs`) are listed on stderr and the command exits 1; nothing processed is an
+error (exit 2). Files are read in chunks so a folder of any size runs in bounded memory.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -31,15 +33,152 @@ def collect_paths(items: Sequence[str]) -> list[Path]:
     return paths
 
 
-def iter_image_batches(paths: Sequence[Path], channels: int, size: tuple[int, int],
-                       batch_size: int = 256) -> Iterator[tuple]:
-    """Yield (float tensor (B, C, H, W), good paths, bad [(path, reason)]) chunk by chunk."""
-    from aekit.data.images import read_images
-
-    for start in range(0, len(paths), batch_size):
-        yield read_images(paths[start : start + batch_size], channels=channels, size=size)
+def shape_text(shape: Sequence[int]) -> str:
+    return "x".join(str(int(s)) for s in shape)
 
 
+class ModelInputs:
+    """Image files read for a model that takes (C, H, W) images, under the command line's one
+    rule for files that do not match it:
+
+    - a file of another channel count or size is skipped and listed, with the flag that would
+      take it (`--resize`); with `resize=True` it is converted/resized instead, and `finish`
+      says so once;
+    - an unreadable file is skipped and listed;
+    - the command processes every other file and exits 1 when any was skipped (`finish`),
+      or ends with an error (exit 2) when nothing could be processed (`require_some`, `finish`).
+
+    `keeps_size=True` is for commands that work at each image's own size (restoration, swap):
+    only the channel count has to match. Headers are read up front (`files`, `sizes`); pixels
+    are decoded batch by batch (`batches`), so a folder of any size runs in bounded memory.
+    """
+
+    def __init__(self, items: Sequence[str | Path], shape: Sequence[int], resize: bool = False,
+                 keeps_size: bool = False, model: str = "the model") -> None:
+        from aekit.errors import ConfigError
+
+        c, h, w = (int(s) for s in shape)
+        if c not in (1, 3):
+            raise ConfigError(f"{model} takes {c}-channel images; image files are grey (1 "
+                              "channel) or colour (3)")
+        self.shape, self.resize, self.keeps_size = (c, h, w), resize, keeps_size
+        self.bad: list[tuple[str, str]] = []  # in input order
+        self.files: list[Path] = []
+        self.sizes: list[tuple[int, int]] = []
+        self.converted = 0
+        for p in collect_paths([str(p) for p in items]):
+            probed, bad = probe_files([p])
+            if bad:
+                self.bad += bad
+                continue
+            _, hw, colour = probed[0]
+            have = 3 if colour else 1
+            other = have != c or (not keeps_size and tuple(hw) != (h, w))
+            if other and not resize:
+                self.bad.append((str(p), self._mismatch(have, hw, model)))
+                continue
+            if other:
+                self.converted += 1
+            self.files.append(p)
+            self.sizes.append(tuple(hw))
+
+    def _mismatch(self, have: int, hw: tuple[int, int], model: str) -> str:
+        c, h, w = self.shape
+        if self.keeps_size:
+            return (f"image is {shape_text((have, *hw))} but {model} takes {c}-channel images; "
+                    "pass --resize to convert")
+        return (f"image is {shape_text((have, *hw))} but {model} takes {shape_text(self.shape)}; "
+                "pass --resize to convert and resize")
+
+    @property
+    def mode(self) -> str:
+        return "L" if self.shape[0] == 1 else "RGB"
+
+    def require_some(self) -> None:
+        """Nothing usable at all: list every bad file and end with an error (exit 2)."""
+        if self.files:
+            return
+        _no_image_left(self.bad)
+
+    def batches(self, batch_size: int = 256) -> Iterator[tuple]:
+        """Yield (uint8 (B, C, H, W) at the model's size, their paths as str) chunk by chunk; a
+        file whose header was fine but whose pixels are not is added to `bad`."""
+        import numpy as np
+        import torch
+
+        from aekit.data.images import load_uint8
+
+        c, h, w = self.shape
+        for start in range(0, len(self.files), batch_size):
+            arrays, good = [], []
+            for p in self.files[start : start + batch_size]:
+                try:
+                    a = load_uint8(p, self.mode, (h, w))
+                except DataError as e:
+                    self.bad.append((str(p), str(e).removeprefix(f"{p}: ")))
+                    continue
+                arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))  # (C, H, W)
+                good.append(str(p))
+            if good:
+                yield torch.from_numpy(np.stack(arrays)), good
+
+    def load_own_size(self, path: str | Path):
+        """One usable file as float32 (C, H, W) in [0, 1] at its own size, in the model's channel
+        count (commands with `keeps_size`); None, with the file added to `bad`, when its pixels
+        cannot be decoded."""
+        import numpy as np
+        import torch
+
+        from aekit.data.images import load_uint8
+
+        try:
+            a = load_uint8(path, self.mode)
+        except DataError as e:  # the header was fine but the pixels are not
+            self.bad.append((str(path), str(e).removeprefix(f"{path}: ")))
+            return None
+        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
+        return torch.from_numpy(a.astype(np.float32) / 255.0)
+
+    def float_batches(self, batch_size: int = 256) -> Iterator[tuple]:
+        """As `batches`, as float32 in [0, 1]."""
+        for x, good in self.batches(batch_size):
+            yield x.float().div_(255.0), good
+
+    def read_all(self):
+        """(float32 (N, C, H, W) in [0, 1] of every usable file, their paths); an error when no
+        file could be read."""
+        import torch
+
+        parts, good = [], []
+        for x, names in self.float_batches():
+            parts.append(x)
+            good += names
+        if not good:
+            _no_image_left(self.bad)
+        return torch.cat(parts), good
+
+    def finish(self, done: int) -> int:
+        """After processing `done` files: say once how many were converted, list the skipped
+        ones; exit code 1 when any was skipped, 0 otherwise. Nothing done is an error (exit 2)."""
+        if self.converted and done:
+            what = (f"converted to {self.shape[0]} channel(s)" if self.keeps_size
+                    else f"converted/resized to {shape_text(self.shape)}")
+            print(f"aekit: {self.converted} image(s) {what}", file=sys.stderr)
+        if not done:
+            _no_image_left(self.bad)
+        from aekit.args import report_bad
+
+        return report_bad(self.bad, done)
+
+
+def _no_image_left(bad: Sequence[tuple[str, str]]) -> None:
+    """Raise the error for a batch where no file could be used: the one file's own problem, or
+    every file listed on stderr and a summary."""
+    if len(bad) == 1:
+        raise DataError(f"{bad[0][0]}: {bad[0][1]}")
+    for path, reason in bad:
+        print(f"aekit: skipped {path}: {reason}", file=sys.stderr)
+    raise DataError(f"none of the {len(bad)} image(s) could be used (listed above)")
 
 
 def output_path(out_dir: Path, src: Path, used: set[str], suffix: str = ".png") -> Path:

@@ -83,6 +83,8 @@ def probe_image(path: str | os.PathLike) -> tuple[tuple[int, int], bool]:
 
 
 def _reason(e: BaseException) -> str:
+    if isinstance(e, UnidentifiedImageError):  # its text names an in-memory buffer, not the file
+        return "not an image format Pillow recognises"
     return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 

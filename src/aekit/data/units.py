@@ -224,6 +224,17 @@ def to_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
     return t
 
 
+def layout_of(X: Any, shape: tuple[int, ...], name: str = "like", owner: str = "the model"
+              ) -> str:
+    """The layout `as_images` reports for images shaped like X ((C, H, W) = `shape`), read
+    from X's shape alone: its values are not looked at."""
+    dims = getattr(X, "shape", None)
+    if dims is None:
+        dims = np.shape(read_array(X, name))
+    t = torch.zeros((), dtype=torch.uint8).expand(tuple(int(d) for d in dims))
+    return _as_nchw(t, name, shape, owner)[1]
+
+
 def like_input(result: torch.Tensor, reference: Any) -> Any:
     """`result` as the caller gave its input: a torch tensor stays a tensor, else numpy (float64
     when the input was a float64 array, as scikit-learn transformers keep that dtype)."""

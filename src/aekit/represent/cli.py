@@ -9,12 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-from aekit.args import report_bad
 from aekit.errors import ConfigError, DataError
 
 
 def add_parsers(sub) -> None:
-    from aekit.args import add_config_flags, add_seed, add_threads
+    from aekit.args import add_config_flags, add_resize, add_seed, add_threads, add_verbosity
     from aekit.represent.config import FinetuneConfig
 
     p = sub.add_parser("embed", help="encode images or a dataset split to latent codes (.npy)")
@@ -28,6 +27,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--keep", type=int, default=None, help="keep only the first K latent units")
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="also draw the 2-D latent picture coloured by label")
+    add_resize(p)
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("finetune", help="encoder + classification head from N balanced labels")
@@ -37,13 +37,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, help="classifier folder to create")
     add_config_flags(p, FinetuneConfig)
     add_threads(p)
+    add_verbosity(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("classify", help="predict classes with a fine-tuned classifier")
     p.add_argument("classifier")
     p.add_argument("images", nargs="*", help="image files or folders")
     p.add_argument("--dataset", default=None, help="report accuracy on this dataset's test split")
-    p.add_argument("--csv", default=None, help="also write predictions to this CSV file")
+    p.add_argument("-o", "--out", default=None,
+                   help="CSV file of the predictions (default: standard output)")
+    p.add_argument("--csv", dest="csv", default=None, help=argparse.SUPPRESS)  # old name of -o
+    add_resize(p)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("sample", help="draw new images from a variational run's prior")
@@ -61,6 +65,7 @@ def add_parsers(sub) -> None:
     p.add_argument("b", help="second image")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("-o", "--out", required=True, help="strip PNG")
+    add_resize(p)
     p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("traverse", help="sweep single latent units of a variational run")
@@ -71,6 +76,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--image", default=None, help="start from this image's code (default: 0)")
     p.add_argument("--steps", type=int, default=9)
     p.add_argument("--span", type=float, default=3.0, help="sweep -SPAN..SPAN prior std devs")
+    add_resize(p)
     p.set_defaults(func=cmd_traverse)
 
 
@@ -84,23 +90,31 @@ def _save_npy(path: Path, array) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _read_files(paths: list[str], cfg, partial: bool = False) -> tuple:
-    """Images of `paths` (files/folders) at the run's size: (x, good paths, bad [(path, why)]).
+def _read_files(paths: list[str], cfg, resize: bool, partial: bool = False) -> tuple:
+    """Images of `paths` (files/folders) for the run's model, under the one rule for files of
+    another channel count or size (aekit.data.files.ModelInputs): (x, good paths, inputs);
+    `inputs.finish(n)` then reports and gives the exit code.
 
-    partial=True (embed, classify): every readable file is used and the unreadable ones are
-    returned for the caller to list (exit 1); nothing readable at all is an error (exit 2).
+    partial=True (embed, classify): every usable file is used and the others are listed
+    (exit 1); nothing usable at all is an error (exit 2).
     partial=False (interpolate, traverse: each named image is needed): any bad file is an error.
     """
-    from aekit.data.files import collect_paths
-    from aekit.data.images import read_images
+    from aekit.data.files import ModelInputs
 
-    files = collect_paths(paths)
-    x, good, bad = read_images(files, channels=cfg.in_channels, size=(cfg.height, cfg.width))
-    if bad and not (partial and good):
+    inputs = ModelInputs(paths, cfg.shape, resize)
+    if not partial:
+        _no_bad(inputs.bad)
+    x, good = inputs.read_all()
+    if not partial:
+        _no_bad(inputs.bad)  # a header that was fine but pixels that were not
+    return x, good, inputs
+
+
+def _no_bad(bad: list) -> None:
+    if bad:
         listed = "; ".join(f"{p}: {why}" for p, why in bad[:3])
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
         raise DataError(f"{listed}{more}")
-    return x, good, bad
 
 
 def _load_dataset_for(name: str, cfg):
@@ -127,14 +141,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.keep is not None and not 1 <= args.keep <= dim:
         raise ConfigError(f"--keep {args.keep}: the code has {dim} units; use 1..{dim}")
     out = Path(args.out)
-    labels, names, bad = None, None, []
+    labels, names, inputs = None, None, None
     if args.dataset:
         ds = _load_dataset_for(args.dataset, cfg)
         x, labels = dataset_split(ds, args.split)
         names = ds.classes
         source = f"{ds.name} ({args.split}, {len(x)} images)"
     else:
-        x, good, bad = _read_files(args.images, cfg, partial=True)
+        x, good, inputs = _read_files(args.images, cfg, args.resize, partial=True)
         source = f"{len(good)} image file(s)"
     z = embed(model, x, keep=args.keep)
     _save_npy(out, z)
@@ -155,7 +169,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         plot_latent(z, None if labels is None else labels.numpy(), args.plot,
                     f"{cfg.name} latent ({z.shape[1]}-d) of {source}", names)
         print(f"latent picture -> {args.plot}")
-    return report_bad(bad, len(z))
+    return inputs.finish(len(z)) if inputs is not None else 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -164,6 +178,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     import torch
 
     from aekit.args import config_from_args
+    from aekit.console import phase
     from aekit.core.io import load_model
     from aekit.io import atomic_write_text
     from aekit.represent.config import FinetuneConfig
@@ -181,7 +196,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out} already holds a classifier; choose another --out")
     model, run = load_model(args.run)
     name = args.dataset or run.train_cfg.dataset
-    ds = _load_dataset_for(name, run.model_cfg)
+    with phase(f"loading {name}", after=1.0):
+        ds = _load_dataset_for(name, run.model_cfg)
     if ds.train_y is None or ds.num_classes is None:
         raise DataError(f"dataset {ds.name} has no labels; finetune needs a labelled dataset "
                         "(an npz with y_train, a folder with one sub-folder per class, ...)")
@@ -193,7 +209,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     # --consistency, else 10k of them, enough for the feature standardisation.
     unlabeled = ds.train_x if ft.semi or ft.consistency else ds.train_x[torch.randperm(
         len(ds.train_x), generator=torch.Generator().manual_seed(0))[:10_000]]
-    history = finetune(clf, ds.train_x[idx], ds.train_y[idx], ft, unlabeled=unlabeled)
+    with phase(f"fine-tuning on {args.labels} labels ({ft.steps} steps)"):
+        history = finetune(clf, ds.train_x[idx], ds.train_y[idx], ft, unlabeled=unlabeled)
     seconds = time.perf_counter() - t0
     info = {"source_run": str(args.run), "dataset": ds.name, "labels": args.labels,
             "classes": ds.classes, "image_shape": list(run.model_cfg.shape),
@@ -202,7 +219,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     metrics = {"labels": args.labels, "dataset": ds.name, "train_seconds": round(seconds, 2),
                "history": history}
     if ds.test_y is not None and len(ds.test_y):
-        metrics["test_accuracy"] = accuracy(clf, ds.test_x, ds.test_y)
+        with phase(f"evaluating on {len(ds.test_y):,} test images"):
+            metrics["test_accuracy"] = accuracy(clf, ds.test_x, ds.test_y)
         print(f"test accuracy {metrics['test_accuracy'] * 100:.2f}% on {len(ds.test_y)} "
               f"{ds.name} test images ({args.labels} labels)")
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -218,6 +236,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     if bool(args.images) == bool(args.dataset):
         raise ConfigError("classify needs either image files/folders or --dataset D (not both)")
+    if args.csv is not None:  # deprecated: the CSV on stdout and in this file, as it used to
+        print("aekit: note: --csv is deprecated; use -o/--out FILE", file=sys.stderr)
+        if args.out is not None:
+            raise ConfigError("give -o/--out only (--csv is deprecated)")
+    if args.dataset and (args.out or args.csv):
+        raise ConfigError("-o writes the predictions of image files; with --dataset, classify "
+                          "prints the test accuracy")
     clf, info = load_classifier(args.classifier)
     cfg = clf.autoencoder.cfg
     if args.dataset:
@@ -227,7 +252,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         acc = accuracy(clf, ds.test_x, ds.test_y)
         print(f"test accuracy {acc * 100:.2f}% on {len(ds.test_y)} {ds.name} test images")
         return 0
-    x, good, bad = _read_files(args.images, cfg, partial=True)
+    x, good, inputs = _read_files(args.images, cfg, args.resize, partial=True)
     probs = predict_proba(clf, x)
     names = info.get("classes") or [str(i) for i in range(probs.shape[1])]
     rows = [(path, int(p.argmax()), names[int(p.argmax())], float(p.max()))
@@ -236,12 +261,18 @@ def cmd_classify(args: argparse.Namespace) -> int:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["path", "label", "class", "probability"])
     writer.writerows((p, lab, name, f"{prob:.4f}") for p, lab, name, prob in rows)
-    sys.stdout.write(buf.getvalue())
-    if args.csv:
-        from aekit.io import atomic_write_text
+    from aekit.io import atomic_write_text
 
-        atomic_write_text(args.csv, buf.getvalue())
-    return report_bad(bad, len(good))
+    if args.out:
+        atomic_write_text(args.out, buf.getvalue())
+    else:
+        sys.stdout.write(buf.getvalue())
+        if args.csv:
+            atomic_write_text(args.csv, buf.getvalue())
+    code = inputs.finish(len(good))
+    if args.out:
+        print(f"{len(good)} image(s) classified -> {args.out}")
+    return code
 
 
 def _load_variational(run_dir: str, what: str):
@@ -270,11 +301,12 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from aekit.represent.generate import interpolate
 
     model, run = load_model(args.run)
-    x, _, _ = _read_files([args.a, args.b], run.model_cfg)
+    x, _, inputs = _read_files([args.a, args.b], run.model_cfg, args.resize)
     if len(x) != 2:
         raise DataError("interpolate needs two image files, A and B")
     frames = interpolate(model, x[0], x[1], args.steps)
     save_grid(args.out, [frames])
+    inputs.finish(len(x))
     print(f"{args.steps} frames from {args.a} to {args.b} -> {args.out}")
     return 0
 
@@ -284,7 +316,11 @@ def cmd_traverse(args: argparse.Namespace) -> int:
     from aekit.represent.generate import kl_per_unit, traverse
 
     model, run = _load_variational(args.run, "traverse")
-    base = _read_files([args.image], run.model_cfg)[0][0] if args.image else None
+    base = None
+    if args.image:
+        x, _, inputs = _read_files([args.image], run.model_cfg, args.resize)
+        base = x[0]
+        inputs.finish(len(x))
     if args.dims == "auto":
         dims = _top_units(model, run, kl_per_unit)
     else:

@@ -1,8 +1,9 @@
 """`aekit denoise | inpaint | colorize RUN IMAGES... -o DIR`.
 
-Inputs are checked before anything is written: a run that cannot do the task, images of another
-channel count than the model, masks of the wrong size or not binary end with one line and exit 2.
-Unreadable image files are skipped and listed (exit 1), like every batch command.
+Inputs are checked before anything is written: a run that cannot do the task, masks of the wrong
+size or not binary end with one line and exit 2. Unreadable image files, and images of another
+channel count than the model's (unless --resize converts them), are skipped and listed (exit 1),
+like every batch command; images of another size are tiled or resized (--fit).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # annotations only: the command line must start without impor
 
 
 def add_parsers(sub) -> None:
-    from aekit.args import add_device, add_seed, add_threads
+    from aekit.args import add_device, add_resize, add_seed, add_threads
 
     helps = {
         "denoise": "remove noise from images with a run trained with --corrupt gaussian/...",
@@ -46,6 +47,8 @@ def add_parsers(sub) -> None:
         p.add_argument("--fit", choices=["tile", "resize"], default="tile",
                        help="images of another size than the model's: overlapping tiles "
                             "(default, keeps the resolution) or resize to the model and back")
+        if task != "colorize":  # colorize takes grey and colour images alike
+            add_resize(p, keeps_size=True)
         p.add_argument("--batch-size", type=int, default=256)
         add_device(p, default="cpu")
         add_threads(p)
@@ -59,33 +62,37 @@ def _command(task: str):
 def run_task(task: str, args: argparse.Namespace) -> int:
     import torch
 
-    from aekit.args import report_bad
-    from aekit.data.files import collect_paths, output_path
+    from aekit.data.files import ModelInputs, output_path
     from aekit.data.images import save_png
     from aekit.restore.restorer import Restorer
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
     restorer = Restorer.load(args.run, task, args.device, args.batch_size)
-    paths = collect_paths(args.images)
-    good, sizes, bad = _probe(paths, restorer, task, args.run)
+    # Each image keeps its own size (--fit); its channel count must be the model's (--resize
+    # converts), except for colorize, which takes grey and colour images alike.
+    shape = (3, *restorer.size) if task == "colorize" else (restorer.shape[0], *restorer.size)
+    inputs = ModelInputs(args.images, shape, task == "colorize" or args.resize, keeps_size=True,
+                         model=f"the model in {args.run}")
+    inputs.require_some()
+    if task == "colorize":
+        inputs.converted = 0  # not a conversion worth a note: colorize reads the luma anyway
+    good, sizes = [str(p) for p in inputs.files], inputs.sizes
     masks = _masks(args, good, sizes) if task == "inpaint" else None
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if task == "inpaint" and args.mask_spec:
         (out_dir / "masks").mkdir(exist_ok=True)
-    mode = "L" if restorer.shape[0] == 1 and task != "colorize" else "RGB"
     used: set[str] = set()
     other_size, done = 0, 0
     for start in range(0, len(good), args.batch_size):
         chunk = range(start, min(start + args.batch_size, len(good)))
         loaded = {}
         for i in chunk:
-            try:
-                loaded[i] = _load(good[i], mode)
-            except DataError as e:  # the header was fine but the pixels are not
-                bad.append((good[i], str(e).removeprefix(f"{good[i]}: ")))
+            img = inputs.load_own_size(good[i])  # None (listed) when the pixels are unreadable
+            if img is not None:
+                loaded[i] = img[None]
         # Model-size images go through the model together; others one by one (tiled/resized).
         same = [i for i in loaded if tuple(loaded[i].shape[2:]) == restorer.size]
         groups = ([same] if same else []) + [[i] for i in loaded if i not in same]
@@ -110,30 +117,12 @@ def run_task(task: str, args: argparse.Namespace) -> int:
                else f"resized to {h}x{w} and back")
         print(f"aekit: {other_size} image(s) are not {h}x{w} (the model's size): processed {how}",
               file=sys.stderr)
+    code = inputs.finish(done)
     print(f"{done} image(s) {_PAST[task]} into {out_dir}")
-    return report_bad(bad, done)
+    return code
 
 
 _PAST = {"denoise": "denoised", "inpaint": "inpainted", "colorize": "colorized"}
-
-
-def _probe(paths, restorer, task: str, run) -> tuple[list[str], list[tuple[int, int]], list]:
-    """Read headers: (readable paths, their (H, W), [(bad path, reason)]); a channel mismatch is
-    an error for the whole command (exit 2) since every output would be wrong."""
-    from aekit.data.files import probe_files
-
-    good, sizes = [], []
-    want = restorer.shape[0]
-    probed, bad = probe_files(paths)
-    for p, hw, colour in probed:
-        if task != "colorize" and (3 if colour else 1) != want:
-            have = "colour (3 channels)" if colour else "grey (1 channel)"
-            need = "grey (1-channel)" if want == 1 else "colour (3-channel)"
-            raise DataError(f"{p} is {have} but the model in {run} takes {need} images; use a "
-                            f"run trained on {'RGB' if colour else 'grey'} data")
-        good.append(str(p))
-        sizes.append(hw)
-    return good, sizes, bad
 
 
 def _masks(args, good: list[str], sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
@@ -163,15 +152,3 @@ def _masks(args, good: list[str], sizes: list[tuple[int, int]]) -> list[torch.Te
             raise DataError(f"mask {name} is {m.shape[1]}x{m.shape[2]} but image {img} is "
                             f"{hw[0]}x{hw[1]} (HxW); masks must match their image's size")
     return masks
-
-
-def _load(path: str, mode: str) -> torch.Tensor:
-    import numpy as np
-    import torch
-
-    from aekit.data.images import load_uint8
-
-    a = load_uint8(path, mode)
-    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
-    return torch.from_numpy(a.astype(np.float32) / 255.0)[None]  # (1, C, H, W)
-

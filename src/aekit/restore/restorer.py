@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from aekit.data.corrupt import LUMA, Corruption, fill_masked, parse_corruption, to_grayscale
-from aekit.data.units import as_images, like_input, to_layout, to_unit
+from aekit.data.units import as_images, like_input, read_array, to_layout, to_unit
 from aekit.errors import ConfigError, DataError, RunError
 
 TASKS = ("denoise", "inpaint", "colorize")
@@ -52,9 +52,13 @@ def task_error(run_dir: str | Path, task: str, spec: str, channels: int) -> str 
     return f"{run_dir} was trained to undo --corrupt {spec}, not to {task}{also}; {hint}"
 
 
-@dataclass
+@dataclass(repr=False)
 class Restorer:
-    """A loaded restoration model plus what it was trained to undo."""
+    """A loaded restoration model plus what it was trained to undo.
+
+    A plain class, not a scikit-learn estimator: it fits nothing (training is `aekit train
+    --corrupt` or `aekit.Autoencoder(corrupt=...)`), it applies a trained model.
+    """
 
     model: torch.nn.Module
     corruption: Corruption
@@ -68,7 +72,10 @@ class Restorer:
         from aekit.device import resolve_device
 
         if task not in TASKS:
-            raise ConfigError(f"unknown restoration task {task!r}; use one of {', '.join(TASKS)}")
+            raise ConfigError(f"task={task!r} is not a restoration task; use one of "
+                              f"{', '.join(TASKS)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size!r}: expected an integer of at least 1")
         run = read_config(run_dir)
         why = task_error(run_dir, task, run.train_cfg.corrupt, run.model_cfg.in_channels)
         if why:
@@ -76,6 +83,10 @@ class Restorer:
         model, run = load_model(run_dir, resolve_device(device))
         return cls(model, parse_corruption(run.train_cfg.corrupt), run.model_cfg.shape,
                    batch_size)
+
+    def __repr__(self) -> str:
+        return (f"Restorer(corruption={self.corruption.spec!r}, shape={tuple(self.shape)}, "
+                f"batch_size={self.batch_size})")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -101,8 +112,11 @@ class Restorer:
         """mask: bool (B, 1, H, W) or (B, H, W), True = missing; known pixels are returned
         unchanged."""
         t, back = _images_in(x)
-        m = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
-        m = (m.unsqueeze(1) if m.dim() == 3 else m).bool()  # (B, 1, H, W)
+        m = _read_mask(mask)
+        m = m.unsqueeze(1) if m.dim() == 3 else m  # (B, 1, H, W)
+        if m.dtype != torch.bool and m.numel() and not bool(((m == 0) | (m == 1)).all()):
+            raise DataError("mask: expected True/False (or 0/1) per pixel, True = missing")
+        m = m.bool()
         check_mask_shape(m, t)
         out = self._apply(t, m, fit)
         return back(torch.where(m, out, t))
@@ -118,7 +132,7 @@ class Restorer:
         if fit not in FITS:
             raise ConfigError(f"fit={fit!r}: use tile or resize")
         if x.shape[1] != self.shape[0]:
-            raise DataError(f"images have {x.shape[1]} channel(s) but the model takes "
+            raise DataError(f"x: images have {x.shape[1]} channel(s) but the model takes "
                             f"{self.shape[0]}")
         if tuple(x.shape[2:]) == self.size:
             return self.predict(x if mask is None else fill_masked(x, mask))
@@ -223,7 +237,21 @@ def read_mask(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(a > 0)[None]
 
 
+def _read_mask(mask: Any) -> torch.Tensor:
+    """A mask as given (bool, or 0/1 numbers; numpy, torch or nested lists) as a tensor."""
+    if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool:
+        return mask.detach()
+    if not isinstance(mask, torch.Tensor) and not hasattr(mask, "nnz"):
+        try:
+            a = np.asarray(mask)
+        except (TypeError, ValueError):
+            a = None
+        if a is not None and a.dtype == bool:
+            return torch.from_numpy(np.ascontiguousarray(a))
+    return read_array(mask, "mask")
+
+
 def _images_in(x: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
     """(float (B, C, H, W) in [0, 1], a function giving a result back in x's library/layout)."""
-    t, layout = as_images(x, "images", owner="the restorer")
+    t, layout = as_images(x, "x", owner="the restorer")
     return to_unit(t), lambda r: like_input(to_layout(r, layout), x)

@@ -1,8 +1,9 @@
 """`aekit swap RUN IMAGES... --to a|b -o DIR`: translate images with a two-domain run.
 
-A run that is not a two-domain model, a `--to` domain the run does not have, or images of another
-channel count than the model's end with one line and exit 2, before anything is written.
-Unreadable image files are skipped and listed (exit 1), like every batch command.
+A run that is not a two-domain model or a `--to` domain the run does not have ends with one line
+and exit 2, before anything is written. Unreadable image files, and images of another channel
+count than the model's (unless --resize converts them), are skipped and listed (exit 1), like
+every batch command. Each output PNG has its input's size.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 
 def add_parsers(sub) -> None:
-    from aekit.args import add_device, add_threads
+    from aekit.args import add_device, add_resize, add_threads
     text = "draw images of one domain in the other's look with a --model swap run"
     p = sub.add_parser("swap", help=text, description=text)
     p.add_argument("run", help="run folder of a swap model")
@@ -21,6 +22,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--to", required=True, metavar="DOMAIN",
                    help="the domain to draw them in: a (the run's --dataset) or b (--dataset-b)")
     p.add_argument("-o", "--out", required=True, help="output folder for PNGs")
+    add_resize(p, keeps_size=True)
     p.add_argument("--batch-size", type=int, default=256)
     add_device(p, default="cpu")
     add_threads(p)
@@ -28,17 +30,41 @@ def add_parsers(sub) -> None:
 
 
 def cmd_swap(args: argparse.Namespace) -> int:
-    from aekit.args import report_bad
-    from aekit.data.files import collect_paths
-    from aekit.swap.translate import Translator, translate_files
+    import torch
+
+    from aekit.data.files import ModelInputs, output_path
+    from aekit.data.images import save_png
+    from aekit.swap.translate import Translator
 
     translator = Translator.load(args.run, args.device, args.batch_size)
     translator.check_domain(args.to)
-    paths = collect_paths(args.images)
-    done, bad, other_size = translate_files(translator, paths, args.to, args.out)
+    # Each output keeps its input's size; the channel count must be the model's (--resize).
+    inputs = ModelInputs(args.images, (translator.channels, *translator.size), args.resize,
+                         keeps_size=True, model=f"the model in {args.run}")
+    inputs.require_some()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    done = other_size = 0
+    for start in range(0, len(inputs.files), args.batch_size):
+        loaded = {}
+        for p in inputs.files[start : start + args.batch_size]:
+            img = inputs.load_own_size(p)
+            if img is not None:
+                loaded[p] = img
+        by_size: dict[tuple[int, int], list[Path]] = {}  # one size goes through together
+        for p, img in loaded.items():
+            by_size.setdefault(tuple(img.shape[1:]), []).append(p)
+        for hw, group in by_size.items():
+            y = translator.translate(torch.stack([loaded[p] for p in group]), args.to)
+            for p, img in zip(group, y, strict=True):
+                save_png(output_path(out_dir, p, used), img)
+            done += len(group)
+            other_size += len(group) if hw != translator.size else 0
     if other_size:
         h, w = translator.size
         print(f"aekit: {other_size} image(s) are not {h}x{w} (the model's size): resized to it "
               "and back", file=sys.stderr)
-    print(f"{done} image(s) drawn as domain {args.to} into {Path(args.out)}")
-    return report_bad(bad, done)
+    code = inputs.finish(done)
+    print(f"{done} image(s) drawn as domain {args.to} into {out_dir}")
+    return code

@@ -3,6 +3,9 @@
 The run's shared encoder codes each image and the decoder of the target domain (`to`) draws it.
 Images of another size than the model's are resized to it and the output back to the input's
 size, so every output PNG has its input's size.
+
+`Translator.translate` takes numpy or torch, uint8 0..255 or float 0..1, shaped (N, H, W),
+(N, C, H, W) or (N, H, W, C), and returns floats in [0, 1] in the input's library and layout.
 """
 
 from __future__ import annotations
@@ -10,16 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from aekit.data.units import as_images, like_input, to_layout, to_unit
 from aekit.errors import ConfigError, DataError, RunError
 
 _TRAIN_HINT = "aekit train --model swap --dataset A --dataset-b B --out RUN"
 
 
-@dataclass
+@dataclass(repr=False)
 class Translator:
     """A loaded two-domain model."""
 
@@ -44,6 +49,10 @@ class Translator:
         model, _ = load_model(run_dir, resolve_device(device))
         return cls(model, str(run_dir), batch_size)
 
+    def __repr__(self) -> str:
+        return (f"Translator(run_dir={self.run_dir!r}, domains={self.domains}, "
+                f"channels={self.channels}, size={self.size}, batch_size={self.batch_size})")
+
     @property
     def domains(self) -> tuple[str, ...]:
         return tuple(self.model.domains)
@@ -56,25 +65,30 @@ class Translator:
     def size(self) -> tuple[int, int]:
         return (int(self.model.cfg.height), int(self.model.cfg.width))
 
-    def check_domain(self, to: str) -> None:
-        if to not in self.domains:
-            raise ConfigError(f"--to {to!r}: {self.run_dir} translates between domains "
+    def check_domain(self, to: str, name: str = "--to") -> None:
+        """ConfigError unless `to` is one of the domains; `name` is the argument as the caller
+        knows it (the flag, or `to` in Python)."""
+        if not isinstance(to, str) or to not in self.domains:
+            what = f"{name} {to!r}" if name.startswith("-") else f"{name}={to!r}"
+            raise ConfigError(f"{what}: {self.run_dir} translates between domains "
                               f"{' and '.join(self.domains)}; use one of them")
 
     @torch.inference_mode()
-    def translate(self, x: torch.Tensor, to: str) -> torch.Tensor:
-        """Images (N, C, H, W) in [0, 1] of any size -> the same images drawn by domain `to`'s
-        decoder, (N, C, H, W) on the CPU."""
-        self.check_domain(to)
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise DataError(f"expected images (N, {self.channels}, H, W), got {tuple(x.shape)}")
+    def translate(self, x: Any, to: str) -> Any:
+        """Images of any size (see the module docstring) -> the same images drawn by domain
+        `to`'s decoder: floats in [0, 1], in x's library and layout."""
+        self.check_domain(to, "to")
+        t, layout = as_images(x, "x", owner="this translator")
+        if t.shape[1] != self.channels:
+            raise DataError(f"x: images have {t.shape[1]} channel(s) but the model in "
+                            f"{self.run_dir} takes {self.channels} (N, {self.channels}, H, W)")
         device = next(self.model.parameters()).device
-        hw = tuple(x.shape[2:])
+        hw = tuple(t.shape[2:])
         outs = []
-        for chunk in x.split(self.batch_size):
-            chunk = _resize(chunk.to(device).float(), self.size)
+        for chunk in t.split(self.batch_size):
+            chunk = _resize(to_unit(chunk, device), self.size)
             outs.append(_resize(self.model.swap(chunk, to), hw).clamp(0, 1).cpu())
-        return torch.cat(outs) if outs else x.new_empty((0, *x.shape[1:]))
+        return like_input(to_layout(torch.cat(outs), layout), x)
 
 
 def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
