@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_parsers(sub) -> None:
@@ -30,11 +29,8 @@ def add_parsers(sub) -> None:
 
 
 def cmd_swap(args: argparse.Namespace) -> int:
-    import torch
-
-    from aekit.data.files import ModelInputs, output_path
-    from aekit.data.images import save_png
-    from aekit.swap.translate import Translator
+    from aekit.data.files import ModelInputs
+    from aekit.swap.translate import Translator, translate_files
 
     translator = Translator.load(args.run, args.device, args.batch_size)
     translator.check_domain(args.to)
@@ -42,29 +38,11 @@ def cmd_swap(args: argparse.Namespace) -> int:
     inputs = ModelInputs(args.images, (translator.channels, *translator.size), args.resize,
                          keeps_size=True, model=f"the model in {args.run}")
     inputs.require_some()
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    done = other_size = 0
-    for start in range(0, len(inputs.files), args.batch_size):
-        loaded = {}
-        for p in inputs.files[start : start + args.batch_size]:
-            img = inputs.load_own_size(p)
-            if img is not None:
-                loaded[p] = img
-        by_size: dict[tuple[int, int], list[Path]] = {}  # one size goes through together
-        for p, img in loaded.items():
-            by_size.setdefault(tuple(img.shape[1:]), []).append(p)
-        for hw, group in by_size.items():
-            y = translator.translate(torch.stack([loaded[p] for p in group]), args.to)
-            for p, img in zip(group, y, strict=True):
-                save_png(output_path(out_dir, p, used), img)
-            done += len(group)
-            other_size += len(group) if hw != translator.size else 0
+    done, other_size = translate_files(translator, inputs, args.to, args.out)
     if other_size:
         h, w = translator.size
         print(f"aekit: {other_size} image(s) are not {h}x{w} (the model's size): resized to it "
               "and back", file=sys.stderr)
     code = inputs.finish(done)
-    print(f"{done} image(s) drawn as domain {args.to} into {out_dir}")
+    print(f"{done} image(s) drawn as domain {args.to} into {args.out}")
     return code

@@ -10,7 +10,6 @@ size, so every output PNG has its input's size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from aekit.data.files import ModelInputs, output_path
+from aekit.data.images import save_png
 from aekit.data.units import as_images, like_input, to_layout, to_unit
 from aekit.errors import ConfigError, DataError, RunError
 
@@ -98,47 +99,23 @@ def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
                          antialias=True)
 
 
-def translate_files(translator: Translator, paths: Sequence[str | Path], to: str,
-                    out_dir: str | Path) -> tuple[int, list[tuple[str, str]], int]:
-    """Translate image files into PNGs in `out_dir` (one per input, named after it, of its
-    size). Returns (written, [(bad path, reason)], how many were not the model's size).
-
-    A file of the wrong channel count is a DataError for the whole batch (every output would be
-    wrong); unreadable files are skipped and returned."""
-    import numpy as np
-
-    from aekit.data.files import output_path, probe_files
-    from aekit.data.images import load_uint8, save_png
-
+def translate_files(translator: Translator, inputs: ModelInputs, to: str,
+                    out_dir: str | Path) -> tuple[int, int]:
+    """Translate the usable files of `inputs` (data.files.ModelInputs: unreadable and
+    mismatched files are already listed in `inputs.bad`) into PNGs in `out_dir`, one per input,
+    named after it, of its size. Returns (written, how many were not the model's size)."""
     translator.check_domain(to)
-    c = translator.channels
-    if c not in (1, 3):
-        raise DataError(f"{translator.run_dir} works on {c}-channel images; image files are "
-                        "grey (1) or RGB (3)")
-    probed, bad = probe_files([Path(p) for p in paths])
-    for p, _, colour in probed:
-        if (3 if colour else 1) != c:
-            have = "colour (3 channels)" if colour else "grey (1 channel)"
-            need = "grey (1-channel)" if c == 1 else "colour (3-channel)"
-            raise DataError(f"{p} is {have} but the model in {translator.run_dir} takes {need} "
-                            "images")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mode = "L" if c == 1 else "RGB"
     used: set[str] = set()
-    done, other_size = 0, 0
-    for start in range(0, len(probed), translator.batch_size):
+    done = other_size = 0
+    for start in range(0, len(inputs.files), translator.batch_size):
         loaded = {}
-        for p, _, _ in probed[start : start + translator.batch_size]:
-            try:
-                a = load_uint8(p, mode)
-            except DataError as e:  # the header was fine but the pixels are not
-                bad.append((str(p), str(e).removeprefix(f"{p}: ")))
-                continue
-            a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
-            loaded[p] = torch.from_numpy(a.astype(np.float32) / 255.0)
-        # Images of one size go through the model together.
-        by_size: dict[tuple[int, int], list[Path]] = {}
+        for p in inputs.files[start : start + translator.batch_size]:
+            img = inputs.load_own_size(p)
+            if img is not None:
+                loaded[p] = img
+        by_size: dict[tuple[int, int], list[Path]] = {}  # one size goes through together
         for p, img in loaded.items():
             by_size.setdefault(tuple(img.shape[1:]), []).append(p)
         for hw, group in by_size.items():
@@ -147,4 +124,4 @@ def translate_files(translator: Translator, paths: Sequence[str | Path], to: str
                 save_png(output_path(out_dir, p, used), img)
             done += len(group)
             other_size += len(group) if hw != translator.size else 0
-    return done, bad, other_size
+    return done, other_size
