@@ -2,9 +2,10 @@
 `main(argv)`.
 
 Each capability declares its own subcommands in its `cli.py` (`add_parsers`); this file lists
-them once, in `--help` order, and turns errors into one line on stderr. Bad input exits 2
-(never a traceback); a batch command that processed every good file but skipped some bad ones
-exits 1.
+them once, in `--help` order, sets what goes to stderr (aekit.console, from -q/-v) and turns
+errors into one line on stderr. Bad input exits 2 (never a traceback); a batch command that
+processed every good file but skipped some bad ones exits 1. `aekit train` stopped by SIGTERM
+or SIGINT writes a checkpoint, says how to resume and exits 75 (aekit.train.preempt).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from aekit import __version__
+from aekit import __version__, console
 from aekit.anomaly import cli as anomaly_cli
 from aekit.codec import cli as codec_cli
 from aekit.core import cli as core_cli
@@ -61,9 +62,11 @@ def reference() -> tuple[str, str]:
     the documentation lists exactly the flags the command line has."""
     table = ["| command | what it does | flags |", "| --- | --- | --- |"]
     pages = ["# Command reference", "", "Every `aekit` command's `--help`, generated from the "
-             "command line itself.", ""]
+             "command line itself. Progress output, `-q/-v`, skipped files, `--resize` and exit "
+             "codes: [Output and exit codes](../README.md#output-and-exit-codes).", ""]
     for name, sub, help_ in _commands(build_parser()):
-        flags = sorted({o for a in sub._actions for o in a.option_strings} - {"-h", "--help"},
+        flags = sorted({o for a in sub._actions if a.help != argparse.SUPPRESS
+                        for o in a.option_strings} - {"-h", "--help"},
                        key=lambda f: f.lstrip("-"))
         table.append(f"| `{name}` | {help_} | {' '.join(f'`{f}`' for f in flags)} |")
         # argparse wraps help to the terminal's width: fix it so the text is reproducible.
@@ -84,6 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version and argparse's own usage errors (code 2)
         return int(e.code or 0)
+    # -q/-v hold for this command only (main may run again in the same process).
+    previous = console.set_level(console.level_from(getattr(args, "quiet", False),
+                                                    getattr(args, "verbose", 0)))
+    try:
+        return _run(args)
+    finally:
+        console.set_level(previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "uses_torch", True):  # listings say False: they start without torch
             from aekit.device import setup_threads

@@ -75,6 +75,11 @@ class TrainConfig:
     # 5,000 of Fashion-MNIST's 60,000 training images
     val_fraction: float = _flag(1 / 12, "share of the training images held out for validation")
     patience: int = _flag(0, "early-stopping patience in epochs (0 = off)")
+    # Mid-epoch checkpoints record the data order's and the RNGs' position: resuming from one ends
+    # bit-identical to an uninterrupted run, and so does a run with or without them.
+    checkpoint_every: int = _flag(0, "also checkpoint every N optimizer steps inside an epoch, "
+                                     "for --resume (0 = only at the end of each epoch)",
+                                  metavar="N")
     corrupt: str = _flag("", "train to undo a corruption, e.g. gaussian:0.5 (empty: a plain "
                              "autoencoder)")
     augment: str = _flag("", "training-time augmentation: hflip mirrors a random half of each "
@@ -97,6 +102,7 @@ class TrainConfig:
         check_range("weight_decay", self.weight_decay, 0.0, 10.0)
         check_range("val_fraction", self.val_fraction, 0.0, 0.5)
         check_range("patience", self.patience, 0, 100_000)
+        check_range("checkpoint_every", self.checkpoint_every, 0, 1 << 40)
         check_range("limit", self.limit, 0, 1 << 40)
         if (self.augment or "none") not in TRAIN_AUGMENTS:
             raise ConfigError(f"augment={self.augment!r} is not allowed; use one of "

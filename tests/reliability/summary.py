@@ -33,6 +33,19 @@ def summarize(rows: list[dict]) -> str:
                     f"  kill moments after their process had finished: "
                     f"{sum(not k['killed'] for d in r['detail'] for k in d['kills'])}",
                     f"  problems: {sum(len(d['problems']) for d in r['detail'])}", ""]
+        if r["test"] == "preempt_many":
+            out += [f"preemption: {r['trials']} trials {r['by_signal']}, {r['exact']} resumed "
+                    f"bit-identical, {r['mid_epoch']} stopped mid-epoch, {r['second_signal']} "
+                    f"with a second signal while stopping, {r['seconds']:.0f} s; signals that "
+                    f"came after training and were tried again: {r.get('late', 0)}",
+                    f"  signal -> checkpoint written: median {r['checkpoint_s_median']:.3f} s, "
+                    f"max {r['checkpoint_s_max']:.3f} s; signal -> process exit: median "
+                    f"{r['stop_s_median']:.2f} s, max {r['stop_s_max']:.2f} s", ""]
+        if r["test"] in ("preempt_ranks", "preempt_torchrun"):
+            how = "SIGTERM to rank 1 only" if r["test"] == "preempt_ranks" else \
+                "SIGTERM to the torchrun launcher"
+            out += [f"{how}: stopped after step {r['step']} (epoch {r['epoch'] + 1}, step "
+                    f"{r['position']} of it), signal -> exit {r['stop_s']:.2f} s", ""]
     fuzz = [r for r in rows if r["test"].startswith("fuzz:")]
     if fuzz:
         out += ["| target | examples | calls | rejected (AekitError) | peak RSS growth / case "

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 
+from aekit import infer
 from aekit.anomaly.calibrate import Decisions, calibrate_threshold
 from aekit.anomaly.defaults import DEFAULT_SCORE
 from aekit.anomaly.io import FORMAT_TAG, read_detector, save_detector
@@ -342,8 +343,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
     def reconstruct(self, X: Any) -> Any:
         """The first member's reconstructions, in X's layout and white = pixel_max_ (numpy)."""
         x, layout = self._input(X, with_layout=True)
-        with torch.inference_mode():
-            out = torch.cat([self.members_[0](to_unit(b))["x_hat"] for b in x.split(512)])
+        out = torch.cat(infer.batched(self.members_[0], "reconstruct", x, 512, to_unit))
         if self.pixel_max_ != 1.0:
             out = out * self.pixel_max_
         return to_layout(out, layout).numpy()
@@ -376,9 +376,9 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         check_feature_names(self, X, reset=False)
         return (x, layout) if with_layout else x
 
-    @torch.inference_mode()
     def _codes(self, module, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([module.encode(to_unit(b)).flatten(1) for b in x.split(512)])
+        return torch.cat([z.flatten(1) for z in infer.batched(module, "encode", x, 512,
+                                                               to_unit)])
 
     def _raw_scores(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         """{part: raw scores (N,)}, model parts averaged over the members."""
@@ -408,7 +408,8 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         maps = []
         for b in x.split(512):
             xb = to_unit(b)
-            err = sum((mod(xb)["x_hat"] - xb).pow(2).mean(1) for mod in self.members_)
+            err = sum((infer.run(mod, "reconstruct", xb, total=len(x)) - xb).pow(2).mean(1)
+                      for mod in self.members_)
             maps.append(err / len(self.members_))  # (B, H, W)
         return torch.cat(maps)
 

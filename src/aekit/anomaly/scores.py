@@ -19,6 +19,7 @@ import math
 
 import torch
 
+from aekit import infer
 from aekit.anomaly.defaults import (  # noqa: F401 (re-exported)
     COMPONENTS,
     LATENT_PARTS,
@@ -85,13 +86,13 @@ def model_parts(module, x: torch.Tensor, parts: tuple[str, ...], codes: torch.Te
     out: dict[str, list[torch.Tensor]] = {}
     for b in x.split(512):
         xb = to_unit(b)
-        res = module(xb)
-        z = res["z"].flatten(1)
+        x_hat, z = infer.run(module, "scores", xb, total=len(x))
+        z = z.flatten(1)
         vals = {}
         if "mse" in parts:
-            vals["mse"] = (res["x_hat"] - xb).pow(2).flatten(1).mean(1)
+            vals["mse"] = (x_hat - xb).pow(2).flatten(1).mean(1)
         if "ssim" in parts:
-            vals["ssim"] = 1.0 - ssim_per_image(res["x_hat"], xb).float()
+            vals["ssim"] = 1.0 - ssim_per_image(x_hat, xb).float()
         if "knn" in parts:
             vals["knn"] = knn_distance(z, codes, k)
         if "gauss" in parts:

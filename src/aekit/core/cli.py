@@ -14,7 +14,14 @@ PRESET_FIELDS = ("epochs", "batch_size", "lr")
 
 
 def add_parsers(sub) -> None:
-    from aekit.args import add_config_flags, add_threads, parse_option, parse_widths
+    from aekit.args import (
+        add_config_flags,
+        add_resize,
+        add_threads,
+        add_verbosity,
+        parse_option,
+        parse_widths,
+    )
     from aekit.config import TrainConfig
 
     p = sub.add_parser("train", help="train an autoencoder and write a run folder")
@@ -34,7 +41,7 @@ def add_parsers(sub) -> None:
     add_threads(p)
     p.add_argument("--out", default=None, help="run folder to create")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue an interrupted run")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_verbosity(p)
     p.add_argument("--log", action="append", default=[], choices=["csv", "tensorboard"],
                    help="training log: RUN/log.csv always; tensorboard adds RUN/tensorboard/ "
                         "event files when the package is installed")
@@ -61,6 +68,7 @@ def add_parsers(sub) -> None:
     p.add_argument("run")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("-o", "--out", required=True, help="output folder for PNGs")
+    add_resize(p)
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("models", help="list the available models")
@@ -105,12 +113,34 @@ def preset_defaults(cls) -> dict:
     return {k: v for k, v in found.items() if v}
 
 
+def _stops_on_signal(command):
+    """`aekit train` stopped by SIGTERM/SIGINT (aekit.train.preempt) after writing a checkpoint:
+    one line on stderr saying how to resume (rank 0 only under torchrun), exit 75."""
+    import functools
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from aekit.train.preempt import EXIT_PREEMPTED, Preempted
+
+        try:
+            return command(args)
+        except Preempted as e:
+            if e.report:
+                print(f"aekit: {e}", file=sys.stderr, flush=True)
+            return EXIT_PREEMPTED
+
+    return run
+
+
+@_stops_on_signal
 def cmd_train(args: argparse.Namespace) -> int:
+    from aekit import console
     from aekit.core.training import train_run
 
-    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    log = console.info  # phases and epochs; --quiet silences them, never the warnings
     extra = {"log_to": ("csv", *args.log), "stream": args.stream,
-             "memory_budget": args.memory_budget, "baseline": args.baseline}
+             "memory_budget": args.memory_budget, "baseline": args.baseline,
+             "stop_on_signal": True}
     if args.resume:
         metrics = train_run(args.resume, resume=True, progress=not args.quiet, log=log, **extra)
         out = args.resume
@@ -172,11 +202,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    import torch
-
-    from aekit.args import report_bad
+    from aekit import infer
     from aekit.core.io import load_model
-    from aekit.data.files import collect_paths, iter_image_batches, output_path
+    from aekit.data.files import ModelInputs, output_path
     from aekit.data.images import save_png
 
     model, run = load_model(args.run)
@@ -184,22 +212,19 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     if model.domains:
         raise ConfigError(f"{args.run} is a two-domain model; reconstruct domain D's images "
                           "with `aekit swap RUN IMAGES --to D -o DIR`")
-    paths = collect_paths(args.images)
+    inputs = ModelInputs(args.images, cfg.shape, args.resize)
+    inputs.require_some()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bad_all, used, done = [], set(), 0
-    for x, good, bad in iter_image_batches(paths, cfg.in_channels, (cfg.height, cfg.width)):
-        bad_all.extend(bad)
-        if not good:
-            continue
-        with torch.inference_mode():
-            x_hat = model(x)["x_hat"]
+    used, done = set(), 0
+    for x, good in inputs.float_batches():
+        x_hat = infer.run(model, "reconstruct", x, total=len(inputs.files))
         for path, img in zip(good, x_hat, strict=True):
             save_png(output_path(out_dir, Path(path), used), img)
         done += len(good)
-    print(f"{done} reconstruction(s) written to {out_dir} (resized to {cfg.height}x{cfg.width} "
-          "where needed)")
-    return report_bad(bad_all, done)
+    code = inputs.finish(done)
+    print(f"{done} reconstruction(s) written to {out_dir}")
+    return code
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from aekit.config import ModelConfig, TrainConfig
+from aekit.console import phase
 from aekit.errors import AekitError, ConfigError, RunError
 
 Log = Callable[[str], None]
@@ -81,10 +82,16 @@ def train_run(
     stream: str = "auto",
     memory_budget: str | int | None = None,
     baseline: str = "pca",
+    stop_on_signal: bool = False,
 ) -> dict[str, Any]:
     """Train (or resume) a run in `out`; returns metrics.json's content ({} on ranks other than
     0 of a torchrun launch, which write nothing). `baseline`: "pca" measures PCA at the same
     code size on the test split next to the model, "none" skips it.
+
+    `stop_on_signal` (the command line's choice): from the moment the run folder is taken until
+    training ends, SIGTERM and SIGINT stop training at the next step boundary with a checkpoint
+    and raise `aekit.train.preempt.Preempted` (aekit.train.preempt); the previous handlers are
+    back for the final evaluation and when this returns.
 
     For a new run `model_cfg`'s in_channels/height/width are replaced by the dataset's shape.
     """
@@ -93,25 +100,33 @@ def train_run(
     from aekit.models import build_model, resolve_options
     from aekit.train import distributed
     from aekit.train.losses import build_loss
+    from aekit.train.preempt import Preempted, StopSignals
 
     out = Path(out)
+    stop = StopSignals() if stop_on_signal else None
+    stopped = None
     world = distributed.init_from_env()  # None unless torchrun started several processes
     try:
-        if world is not None and not world.is_main:
+        if world is not None and not world.is_main:  # rank 0 speaks for all
             log, progress = (lambda s: None), False
+            from aekit import console
+
+            console.set_level(console.QUIET)
         main = world is None or world.is_main
         problem = None
         try:
             if resume:
                 run = read_config(out)
                 model_cfg, train_cfg = run.model_cfg, run.train_cfg
-                ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
+                with phase(f"loading {train_cfg.dataset}", log, after=1.0):
+                    ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
             else:
                 if (out / "config.json").exists() and not _stopped_before_first_checkpoint(out):
                     raise RunError(f"{out} already holds a run; use --resume {out} or another "
                                    "--out")
                 check_pairing(model_cfg, train_cfg)
-                ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
+                with phase(f"loading {train_cfg.dataset}", log, after=1.0):
+                    ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
                 c, h, w = ds.shape
                 model_cfg = resolve_options(ModelConfig(**{
                     **model_cfg.to_dict(), "in_channels": c, "height": h, "width": w}))
@@ -135,6 +150,8 @@ def train_run(
             log(f"data-parallel training on {world.size} processes "
                 f"({train_cfg.batch_size // world.size} images each per global batch)")
         with run_lock(out) if main else contextlib.nullcontext():
+            if stop is not None:  # from before config.json is written: a signal stops cleanly
+                stop.install()
             if resume and main:
                 _remove_stale_temps(out)
             if resume and _stopped_before_first_checkpoint(out):
@@ -146,16 +163,31 @@ def train_run(
                 log(f"{out}: replacing an unfinished run that never reached a checkpoint")
             if not resume and main:
                 write_config(out, model_cfg, train_cfg)
-            return _train(out, model, model_cfg, train_cfg, ds, train_x, val_x, corrupt,
-                          resume, main, progress, log, log_to, baseline)
+            try:
+                return _train(out, model, model_cfg, train_cfg, ds, train_x, val_x, corrupt,
+                              resume, main, progress, log, log_to, baseline, stop)
+            except Preempted as e:
+                # Raised again below without the training frames its traceback holds: their
+                # DDP replica must be freed while its process group exists (freed after the
+                # group is destroyed, it can hang the rank on its way out).
+                stopped = e.with_traceback(None)
     finally:
+        if stop is not None:
+            stop.restore()
+        if stopped is not None and world is not None:
+            import gc
+
+            gc.collect()
         distributed.shutdown(world)
+    raise stopped
 
 
 def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds, train_x, val_x,
            corrupt, resume: bool, main: bool, progress: bool, log: Log,
-           log_to: tuple[str, ...], baseline: str) -> dict[str, Any]:
+           log_to: tuple[str, ...], baseline: str, stop=None) -> dict[str, Any]:
     """The training part of `train_run`, once the settings are known to be good."""
+    from aekit.console import warn
+    from aekit.models.base import AutoencoderModule
     from aekit.train.logging import RunLogger
     from aekit.train.loop import fit
 
@@ -163,13 +195,15 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
         # A model with a data-dependent start (the codec's mixture of PCAs) begins from it; a
         # resumed run gets its weights from the checkpoint instead, and a run stopped before
         # its first checkpoint is not resumed but restarted, so the start always runs.
+        if type(model).init_from_data is not AutoencoderModule.init_from_data:
+            log(f"data-dependent start of {model_cfg.name} from {len(train_x):,} images ...")
         t0 = time.perf_counter()
         note = model.init_from_data(train_x, seed=train_cfg.seed)
         if note:
             log(f"{note} ({time.perf_counter() - t0:.1f}s)")
     log(f"training {model_cfg.name} ({model.num_parameters():,} parameters) on {ds.name} "
         f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation images")
-    run_log = RunLogger(out, log_to, train_cfg.batch_size, note=log) if main else None
+    run_log = RunLogger(out, log_to, train_cfg.batch_size, note=warn) if main else None
     try:
         def on_epoch(row: dict) -> None:
             log(_epoch_line(row, train_cfg.epochs))
@@ -178,7 +212,10 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
 
         result = fit(model, train_x, train_cfg, val_x=val_x, run_dir=out, resume=resume,
                      corrupt=corrupt, progress=progress, on_epoch=on_epoch,
-                     on_step=run_log.step if run_log is not None else None)
+                     on_step=run_log.step if run_log is not None else None, stop=stop,
+                     log_state=run_log)
+        if stop is not None:  # trained: the final evaluation is interrupted as any command
+            stop.restore()
         if not main:
             return {}
         metrics = finish_run(out, model, model_cfg, train_cfg, ds, result, corrupt,
@@ -224,7 +261,8 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
 
     save_weights(out, model)
     # Streamed: one pixel-budgeted batch of floats at a time, never the whole test set.
-    ev = evaluate_set(model, ds.test_x, corrupt=corrupt, seed=train_cfg.seed)
+    with phase(f"evaluating on {len(ds.test_x):,} test images", log):
+        ev = evaluate_set(model, ds.test_x, corrupt=corrupt, seed=train_cfg.seed)
     x_in, x_hat, clean = ev.preview
     with torch.inference_mode():
         code_size = int(model.encode(x_in[:1].to(_device_of(model))).numel())
@@ -248,10 +286,11 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
                         "cpus": os.cpu_count()},
     }
     if baseline == "pca":
-        log(f"baseline: PCA with {code_size} components (skip with --baseline none)")
-        metrics["baselines"]["pca"] = pca_baseline(
-            in_memory(ds.train_x), ds.test_x, code_size, train_cfg.seed, corrupt=corrupt,
-            batch_size=eval_batch_size(tuple(ds.test_x.shape[1:])))
+        with phase(f"baseline: PCA with {code_size} components (skip with --baseline none)",
+                   log):
+            metrics["baselines"]["pca"] = pca_baseline(
+                in_memory(ds.train_x), ds.test_x, code_size, train_cfg.seed, corrupt=corrupt,
+                batch_size=eval_batch_size(tuple(ds.test_x.shape[1:])))
     extra = model.extra_metrics(in_memory(ds.test_x))  # e.g. a VAE's likelihood bounds
     if extra:
         log(f"model metrics: {', '.join(extra)}")

@@ -133,6 +133,13 @@ def _collate(items: list) -> torch.Tensor | str:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # decoding is the workers' job; the main process does the math
+    # Ctrl-C reaches the whole process group and a scheduler's SIGTERM every process of the job:
+    # the main process decides when to stop (aekit.train.preempt), and a worker that died of the
+    # signal would fail the batches it still owes before the checkpoint is written.
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def default_workers() -> int:
@@ -141,9 +148,13 @@ def default_workers() -> int:
 
 def _loader(images: StreamingImages, batches: list[list[int]], workers: int | None):
     n = default_workers() if workers is None else workers
+    # Its own generator: workers only decode, and drawing their base seed from torch's global RNG
+    # would shift the random numbers a model draws (dropout, sampling) against an in-memory run,
+    # and against a run resumed in the middle of an epoch (aekit.train.loop).
     return torch.utils.data.DataLoader(
         _Files(images), batch_sampler=batches, num_workers=n, collate_fn=_collate,
-        worker_init_fn=_worker_init if n else None, prefetch_factor=4 if n else None)
+        worker_init_fn=_worker_init if n else None, prefetch_factor=4 if n else None,
+        generator=torch.Generator().manual_seed(0))
 
 
 def _checked(loader) -> Iterator[torch.Tensor]:
@@ -154,14 +165,15 @@ def _checked(loader) -> Iterator[torch.Tensor]:
 
 
 def iter_batches(x, order: torch.Tensor, batch_size: int, steps: int,
-                 keep: slice | None = None, workers: int | None = None
+                 keep: slice | None = None, workers: int | None = None, start: int = 0
                  ) -> Iterator[torch.Tensor]:
-    """The uint8 batches of one epoch: x[order[i*B:(i+1)*B]][keep] for i < steps.
+    """The uint8 batches of one epoch: x[order[i*B:(i+1)*B]][keep] for start <= i < steps.
 
     A tensor is indexed directly (no DataLoader: indexing a uint8 tensor is faster than any
-    worker); StreamingImages are decoded ahead by DataLoader workers.
+    worker); StreamingImages are decoded ahead by DataLoader workers. `start` skips the batches
+    a resumed run already trained on (nothing of them is read).
     """
-    chunks = [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
+    chunks = [order[i * batch_size : (i + 1) * batch_size] for i in range(start, steps)]
     if keep is not None:
         chunks = [c[keep] for c in chunks]
     if isinstance(x, torch.Tensor):

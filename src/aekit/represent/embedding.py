@@ -19,10 +19,12 @@ def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 500,
     A VAE gives its posterior mean. `keep` zeroes every unit after the first `keep` (for nested
     models) and returns only those `keep` columns.
     """
+    from aekit import infer
+
     model.eval()
     device = next(model.parameters()).device
-    out = [model.encode(to_unit(b, device)).flatten(1).float().cpu()  # (B, D)
-           for b in x.split(batch_size)]
+    out = [z.flatten(1).float().cpu()  # (B, D)
+           for z in infer.batched(model, "encode", x, batch_size, lambda b: to_unit(b, device))]
     z = torch.cat(out).numpy()
     return z[:, :keep] if keep is not None else z
 

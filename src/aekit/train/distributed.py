@@ -182,3 +182,19 @@ def from_main(value: Any) -> Any:
     box = [value]
     torch.distributed.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def max_over_ranks(value: int) -> int:
+    """The largest of every rank's integer (a stop flag: one all-reduce of one number, on the
+    CPU group, so it stays cheap next to a step's gradient all-reduce)."""
+    t = torch.tensor([int(value)], dtype=torch.int64)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return int(t.item())
+
+
+def gather_floats(value: float) -> list[float]:
+    """Every rank's float, in rank order, on every rank (exact: float64 holds a Python float)."""
+    mine = torch.tensor([float(value)], dtype=torch.float64)
+    out = [torch.zeros(1, dtype=torch.float64) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(out, mine)
+    return [float(t.item()) for t in out]

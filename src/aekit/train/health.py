@@ -17,8 +17,6 @@ limit 0.0056) and an MSE of 0.014 against the mean image's 0.089.
 
 from __future__ import annotations
 
-import sys
-
 import torch
 from torch import nn
 
@@ -120,5 +118,8 @@ class CollapseCheck:
 
 
 def report(message: str) -> None:
-    """One line on stderr (progress bars are closed when this runs)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    """One warning line on stderr, shown under --quiet too (progress bars are closed when this
+    runs)."""
+    from aekit.console import warn
+
+    warn(message)

@@ -82,6 +82,20 @@ class RunLogger:
                 if isinstance(value, (int, float)):
                     writer.add_scalar(f"train/{key}", float(value), step)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The sums of the epoch in progress (JSON), kept by a mid-epoch checkpoint so that a
+        resumed epoch's row averages over all of its steps."""
+        return {"sums": dict(self._sums), "count": self._count, "step": self.step_no}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        sums = state.get("sums")
+        if isinstance(sums, dict):
+            self._sums = {str(k): float(v) for k, v in sums.items()
+                          if isinstance(v, int | float) and not isinstance(v, bool)}
+        count, step = state.get("count"), state.get("step")
+        self._count = count if isinstance(count, int) and count >= 0 else 0
+        self.step_no = step if isinstance(step, int) and step >= 0 else self.step_no
+
     def epoch(self, row: dict[str, Any]) -> None:
         seconds = float(row.get("seconds") or 0.0)
         images = self._count * self.batch_size

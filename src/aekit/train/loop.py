@@ -1,9 +1,13 @@
 """One model-agnostic training loop: in-memory uint8 data batched by indexing, Adam(W), cosine LR,
 early stopping, NaN detection, an atomic checkpoint every epoch and exact `--resume`.
 
-Resume is exact without saving RNG state: every epoch's shuffle (and corruption noise) comes from a
-generator seeded by (seed, epoch), and the global torch seed is reset from (seed, epoch) too, so
-epoch k behaves identically whether or not the process was restarted before it.
+Resume from an epoch end is exact without saving RNG state: every epoch's shuffle (and corruption
+noise) comes from a generator seeded by (seed, epoch), and the global torch seed is reset from
+(seed, epoch) too, so epoch k behaves identically whether or not the process was restarted before
+it. A mid-epoch checkpoint (`--checkpoint-every N` steps, or a stop on SIGTERM/SIGINT, see
+aekit.train.preempt) also saves both generators' states and the position in the epoch: the
+resumed run rebuilds the same order, skips the batches already done and draws the same numbers.
+Writing checkpoints reads the state and changes nothing, so results do not depend on them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,11 +27,12 @@ from aekit.data.augment import augment_batch
 from aekit.data.stream import iter_batches, iter_chunks
 from aekit.data.units import to_unit
 from aekit.device import autocast_dtype, resolve_device
-from aekit.errors import RunError, TrainingDiverged
+from aekit.errors import AekitError, RunError, TrainingDiverged
 from aekit.train import distributed
 from aekit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from aekit.train.health import CollapseCheck, report, start_from_data
 from aekit.train.losses import build_loss
+from aekit.train.preempt import Preempted, StopSignals
 
 # corrupt(x, generator) -> model input; None trains a plain autoencoder (input == target).
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -113,12 +119,22 @@ def fit(
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
     on_step: Callable[[int, float, dict], None] | None = None,
+    stop: StopSignals | None = None,
+    log_state: Any = None,
 ) -> FitResult:
     """Train `model` on uint8 images (N, C, H, W); returns the history. Weights end at the best
     validation epoch when there is a validation set, else at the last epoch.
 
     `train_x` may also be streamed images (aekit.data.stream). Under a torchrun process group
     each rank trains a DDP replica on its shard of every global batch; only rank 0 checkpoints.
+
+    `stop` (an installed aekit.train.preempt.StopSignals): once it has caught SIGTERM or SIGINT,
+    training stops at the next step boundary, writes a checkpoint of that exact position and
+    raises `Preempted`; under a process group every rank passes one and they all stop after the
+    same step. Without it a signal acts as usual (Ctrl-C raises KeyboardInterrupt mid-step).
+    `log_state`: an object with `state_dict()` / `load_state_dict(d)` (JSON values; the run
+    logger's per-epoch sums) that mid-epoch checkpoints carry, so a resumed epoch logs as an
+    uninterrupted one.
     """
     world = distributed.current()
     main = world is None or world.is_main
@@ -136,17 +152,19 @@ def fit(
 
     result = FitResult()
     start_epoch, step, best_val, best_state, bad_epochs = 0, 0, math.inf, None, 0
+    partial = None  # where a mid-epoch checkpoint left off in epoch start_epoch
     if resume:
         if run_dir is None:
             raise RunError("resume needs a run folder")
+        ckpt_path = Path(run_dir) / "checkpoint" / CHECKPOINT_NAME
         ckpt = load_checkpoint(run_dir)
         _load_state(model, ckpt["model"], run_dir)
         try:
             optimizer.load_state_dict(ckpt["optimizer"])
         except (ValueError, KeyError, RuntimeError, TypeError) as e:
-            raise RunError(f"{Path(run_dir) / 'checkpoint' / CHECKPOINT_NAME}: optimizer state "
-                           f"does not match the model ({type(e).__name__}); delete "
-                           f"{Path(run_dir) / 'checkpoint'} to start over") from None
+            raise RunError(f"{ckpt_path}: optimizer state does not match the model "
+                           f"({type(e).__name__}); delete {Path(run_dir) / 'checkpoint'} to "
+                           "start over") from None
         meta = ckpt["meta"]
         start_epoch, step = meta["epoch"], meta["step"]
         best_val, bad_epochs = meta["best_val"], meta["bad_epochs"]
@@ -155,6 +173,18 @@ def fit(
         result.train_seconds = meta["train_seconds"]
         result.best_epoch = meta.get("best_epoch", 0)
         result.warnings = list(meta.get("warnings", []))
+        position = meta.get("position", 0)
+        if position:
+            if start_epoch >= cfg.epochs or position >= steps_per_epoch:
+                raise RunError(f"{ckpt_path}: the checkpoint stopped after step {position} of "
+                               f"epoch {start_epoch + 1}, but this run has {cfg.epochs} epochs of "
+                               f"{steps_per_epoch} steps (did the data change?); delete "
+                               f"{Path(run_dir) / 'checkpoint'} to start over")
+            partial = {"position": position, "running": _own_share(meta["running"], world),
+                       "seconds": float(meta.get("epoch_seconds", 0.0)), "rng": ckpt["rng"],
+                       "where": ckpt_path}
+            if log_state is not None and meta.get("log_state") is not None:
+                log_state.load_state_dict(meta["log_state"])
     net = distributed.wrap(model, device) if world else model
     shard = distributed.batch_shard(cfg.batch_size, world) if world else None
     # With a corruption the noise is drawn for the whole global batch (as one process would),
@@ -163,15 +193,47 @@ def fit(
     collapse = CollapseCheck(val_x if val_x is not None and len(val_x) else train_x, corrupt,
                              cfg.seed) if main else None
 
+    def write_checkpoint(epochs_done: int, position: int = 0, running: float = 0.0,
+                         epoch_seconds: float = 0.0, gen: torch.Generator | None = None) -> None:
+        """Rank 0 writes the state; `position` > 0: a mid-epoch checkpoint after that many
+        steps of epoch `epochs_done` + 1 (a collective under a process group: every rank's
+        running loss is kept)."""
+        mid: dict[str, Any] = {}
+        rng = None
+        if position:
+            runs = distributed.gather_floats(running) if world else running
+            mid = {"position": position, "running": runs, "epoch_seconds": epoch_seconds}
+            if log_state is not None:
+                mid["log_state"] = log_state.state_dict()
+            rng = _rng_states(gen, device)
+        if run_dir is None or not main:
+            return
+        meta = {"epoch": epochs_done, "step": step, "best_val": best_val,
+                "bad_epochs": bad_epochs, "history": result.history,
+                "train_seconds": result.train_seconds, "best_epoch": result.best_epoch,
+                "warnings": result.warnings, **mid}
+        save_checkpoint(run_dir, model, optimizer, best_state, meta, rng)
+
+    def stop_now(signum: int, epoch_no: int, at_epoch_end: bool) -> Preempted:
+        return Preempted(signum, epoch_no, cfg.epochs, step, run_dir, saved=run_dir is not None,
+                         at_epoch_end=at_epoch_end, report=main, distributed=world is not None)
+
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(cfg.seed * 1_000_003 + epoch)
         gen = epoch_generator(cfg.seed, epoch)
         order = torch.randperm(n, generator=gen)
-        t0 = time.perf_counter()
-        running, bar = 0.0, _progress(progress and main, steps_per_epoch, epoch, cfg.epochs)
+        first, running, t0 = 0, 0.0, time.perf_counter()
+        if partial is not None:  # the rest of the epoch a mid-epoch checkpoint stopped in
+            first, running = partial["position"], partial["running"]
+            t0 -= partial["seconds"]
+            _restore_rng_states(gen, partial["rng"], device, partial["where"])
+            partial = None
+        bar = _progress(progress and main, steps_per_epoch, epoch, cfg.epochs)
+        if bar is not None and first:
+            bar.update(first)
         batches = iter_batches(train_x, order, cfg.batch_size, steps_per_epoch,
-                               shard if late_shard is None else None)
-        for i in range(steps_per_epoch):
+                               shard if late_shard is None else None, start=first)
+        for i in range(first, steps_per_epoch):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step, total_steps)
             target = to_unit(next(batches), device).contiguous(memory_format=memory_format)
@@ -189,7 +251,7 @@ def fit(
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}; "
-                    + (f"the last good checkpoint (epoch {epoch}) is kept in {run_dir}/checkpoint; "
+                    + (f"the last good checkpoint is kept in {run_dir}/checkpoint; "
                        if run_dir else "")
                     + f"try a lower --lr than {cfg.lr}"
                 )
@@ -205,6 +267,18 @@ def fit(
                 rate = (i + 1) * cfg.batch_size / (time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{running / (i + 1):.4f}", img_s=f"{rate:,.0f}", **logs)
                 bar.update(1)
+            if i + 1 < steps_per_epoch:  # a step boundary inside the epoch (its end follows)
+                signum = stop.poll(world is not None) if stop is not None else 0
+                if signum or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                    error = _attempt(write_checkpoint, epoch, i + 1, running,
+                                     time.perf_counter() - t0, gen)
+                    if signum:
+                        if bar is not None:
+                            bar.close()
+                        _agree_on_save(world, error, run_dir)
+                        raise stop_now(signum, epoch + 1, at_epoch_end=False)
+                    if error is not None:
+                        raise error
         if bar is not None:
             bar.close()
         epoch_seconds = time.perf_counter() - t0
@@ -237,14 +311,14 @@ def fit(
             elif message is not None and not result.warnings:
                 result.warnings = [message]
                 report(message)
-        if run_dir is not None and main:
-            meta = {"epoch": epoch + 1, "step": step, "best_val": best_val,
-                    "bad_epochs": bad_epochs, "history": result.history,
-                    "train_seconds": result.train_seconds, "best_epoch": result.best_epoch,
-                    "warnings": result.warnings}
-            save_checkpoint(run_dir, model, optimizer, best_state, meta)
+        write_checkpoint(epoch + 1)
         if on_epoch:
             on_epoch(row)
+        # The stop flag is read after the checkpoint (and log) of the epoch: under a process
+        # group this collective also holds every rank until rank 0 has written them.
+        signum = stop.poll(world is not None) if stop is not None else 0
+        if signum:
+            raise stop_now(signum, epoch + 1, at_epoch_end=True)
         if cfg.patience and bad_epochs >= cfg.patience:
             result.stopped_early = True
             break
@@ -261,6 +335,59 @@ def fit(
     return result
 
 
+def _attempt(write: Callable[..., None], *args) -> Exception | None:
+    """Run a checkpoint write; a failure of the environment (a full disk is a RunError, other
+    OSErrors pass through) is returned, for the caller to raise once the ranks have agreed."""
+    try:
+        write(*args)
+    except (OSError, AekitError) as e:
+        return e
+    return None
+
+
+def _agree_on_save(world, error: Exception | None, run_dir) -> None:
+    """Before stopping on a signal: every rank waits until rank 0 has written the checkpoint
+    (so none exits while it is being written) and fails if rank 0 could not write it."""
+    failed = distributed.from_main(None if error is None else str(error)) if world else None
+    if error is not None:
+        raise error
+    if failed is not None:
+        raise RunError(f"rank 0 could not write the checkpoint in {run_dir}: {failed}")
+
+
+def _own_share(running, world) -> float:
+    """This rank's running loss sum from a mid-epoch checkpoint (one value per rank of the
+    launch that wrote it; their mean when the number of processes changed since)."""
+    if not isinstance(running, list):
+        return float(running)
+    if world is not None and len(running) == world.size:
+        return float(running[world.rank])
+    if len(running) == 1:
+        return float(running[0])
+    return sum(running) / len(running)
+
+
+def _rng_states(gen: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """The random-number states a mid-epoch position needs: the epoch generator's (shuffle,
+    augmentation, corruption noise) and torch's global one (a model's own draws)."""
+    states = {"epoch": gen.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def _restore_rng_states(gen: torch.Generator, states: dict[str, torch.Tensor],
+                        device: torch.device, where: Path) -> None:
+    try:
+        gen.set_state(states["epoch"])
+        torch.set_rng_state(states["torch"])
+        if device.type == "cuda" and "cuda" in states:
+            torch.cuda.set_rng_state(states["cuda"], device)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise RunError(f"{where}: the checkpoint's random-number state is unusable "
+                       f"({str(e)[:100]}); delete {where.parent} to start over") from None
+
+
 def _load_state(model: nn.Module, state: dict, run_dir) -> None:
     try:
         model.load_state_dict(state)
@@ -270,7 +397,11 @@ def _load_state(model: nn.Module, state: dict, run_dir) -> None:
 
 
 def _progress(enabled: bool, total: int, epoch: int, epochs: int):
-    if not enabled:
+    """A per-epoch bar, only on a terminal and not under --quiet (aekit.console): a log file or
+    a pipe gets the per-epoch lines instead, never carriage returns."""
+    from aekit.console import progress_bars
+
+    if not (enabled and progress_bars()):
         return None
     from tqdm.auto import tqdm
 
