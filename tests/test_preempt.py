@@ -398,9 +398,9 @@ def test_a_crash_after_a_mid_epoch_checkpoint_resumes_from_it(tmp_path, monkeypa
     # The RNG states matter: the same resume from another global RNG position diverges.
     import aekit.train.loop as loop_mod
 
-    real = loop_mod._restore_rng_states
+    real = loop_mod.restore_rng_states
     other = torch.Generator().manual_seed(5).get_state()
-    monkeypatch.setattr(loop_mod, "_restore_rng_states", lambda gen, states, device, where: real(
+    monkeypatch.setattr(loop_mod, "restore_rng_states", lambda gen, states, device, where: real(
         gen, {**states, "torch": other}, device, where))
     _, wrong = _fit(x, val, cfg, tmp_path / "run2", resume=True)
     assert _rows(wrong) != _rows(ref)  # (the best epoch's weights may still be epoch 1's)

@@ -146,3 +146,23 @@ def _check_layout(meta: dict, model: dict, best: dict | None,
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
+
+def rng_states(gen: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """The random-number states a mid-epoch position needs: the epoch generator's (shuffle,
+    augmentation, corruption noise) and torch's global one (a model's own draws)."""
+    states = {"epoch": gen.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_rng_states(gen: torch.Generator, states: dict[str, torch.Tensor],
+                        device: torch.device, where: Path) -> None:
+    try:
+        gen.set_state(states["epoch"])
+        torch.set_rng_state(states["torch"])
+        if device.type == "cuda" and "cuda" in states:
+            torch.cuda.set_rng_state(states["cuda"], device)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise RunError(f"{where}: the checkpoint's random-number state is unusable "
+                       f"({str(e)[:100]}); delete {where.parent} to start over") from None

@@ -29,7 +29,13 @@ from aekit.data.units import to_unit
 from aekit.device import autocast_dtype, resolve_device
 from aekit.errors import AekitError, RunError, TrainingDiverged
 from aekit.train import distributed
-from aekit.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from aekit.train.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_checkpoint,
+)
 from aekit.train.health import CollapseCheck, report, start_from_data
 from aekit.train.losses import build_loss
 from aekit.train.preempt import Preempted, StopSignals
@@ -205,7 +211,7 @@ def fit(
             mid = {"position": position, "running": runs, "epoch_seconds": epoch_seconds}
             if log_state is not None:
                 mid["log_state"] = log_state.state_dict()
-            rng = _rng_states(gen, device)
+            rng = rng_states(gen, device)
         if run_dir is None or not main:
             return
         meta = {"epoch": epochs_done, "step": step, "best_val": best_val,
@@ -226,7 +232,7 @@ def fit(
         if partial is not None:  # the rest of the epoch a mid-epoch checkpoint stopped in
             first, running = partial["position"], partial["running"]
             t0 -= partial["seconds"]
-            _restore_rng_states(gen, partial["rng"], device, partial["where"])
+            restore_rng_states(gen, partial["rng"], device, partial["where"])
             partial = None
         bar = _progress(progress and main, steps_per_epoch, epoch, cfg.epochs)
         if bar is not None and first:
@@ -365,27 +371,6 @@ def _own_share(running, world) -> float:
     if len(running) == 1:
         return float(running[0])
     return sum(running) / len(running)
-
-
-def _rng_states(gen: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-    """The random-number states a mid-epoch position needs: the epoch generator's (shuffle,
-    augmentation, corruption noise) and torch's global one (a model's own draws)."""
-    states = {"epoch": gen.get_state(), "torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    return states
-
-
-def _restore_rng_states(gen: torch.Generator, states: dict[str, torch.Tensor],
-                        device: torch.device, where: Path) -> None:
-    try:
-        gen.set_state(states["epoch"])
-        torch.set_rng_state(states["torch"])
-        if device.type == "cuda" and "cuda" in states:
-            torch.cuda.set_rng_state(states["cuda"], device)
-    except (RuntimeError, ValueError, KeyError) as e:
-        raise RunError(f"{where}: the checkpoint's random-number state is unusable "
-                       f"({str(e)[:100]}); delete {where.parent} to start over") from None
 
 
 def _load_state(model: nn.Module, state: dict, run_dir) -> None:
