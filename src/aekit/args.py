@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import typing
 from collections.abc import Sequence
 
@@ -138,12 +137,3 @@ def config_from_args(config_cls: type, args: argparse.Namespace, **override):
 
 
 # --- batch outcome -------------------------------------------------------------------------------
-
-def report_bad(bad: Sequence[tuple], processed: int) -> int:
-    """Print skipped files on stderr; exit code 1 if any, else 0."""
-    for path, reason in bad:
-        print(f"aekit: skipped {path}: {reason}", file=sys.stderr)
-    if bad:
-        print(f"aekit: {processed} file(s) done, {len(bad)} skipped", file=sys.stderr)
-        return 1
-    return 0

@@ -103,7 +103,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from aekit.anomaly.defaults import DEFAULTS
     from aekit.anomaly.detector import Detector
     from aekit.anomaly.evaluate import fit_metrics, normal_set, write_pictures
-    from aekit.args import report_bad
+    from aekit.data.files import report_bad
 
     out = Path(args.out)
     if (out / "config.json").exists():

@@ -155,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     _print_quality_table(metrics)
     print(f"run folder: {out}")
-    from aekit.args import report_bad
+    from aekit.data.files import report_bad
 
     skipped = [(f["path"], f["reason"]) for f in metrics.get("skipped_files", [])]
     return report_bad(skipped, metrics.get("images_read", 0))

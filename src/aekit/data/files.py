@@ -166,8 +166,6 @@ class ModelInputs:
             print(f"aekit: {self.converted} image(s) {what}", file=sys.stderr)
         if not done:
             _no_image_left(self.bad)
-        from aekit.args import report_bad
-
         return report_bad(self.bad, done)
 
 
@@ -203,3 +201,13 @@ def probe_files(paths: Sequence[Path]) -> tuple[list[tuple[Path, tuple[int, int]
             continue
         probed.append((p, hw, colour))
     return probed, bad
+
+
+def report_bad(bad: Sequence[tuple], processed: int) -> int:
+    """Print skipped files on stderr; exit code 1 if any, else 0."""
+    for path, reason in bad:
+        print(f"aekit: skipped {path}: {reason}", file=sys.stderr)
+    if bad:
+        print(f"aekit: {processed} file(s) done, {len(bad)} skipped", file=sys.stderr)
+        return 1
+    return 0
