@@ -16,6 +16,7 @@ from aekit import infer
 from aekit.config import ModelConfig
 from aekit.models import build_model
 from aekit.models.layers import Resize, UpConv
+from tests.conftest import make_blobs
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 TOL = infer.TOLERANCE
@@ -231,6 +232,19 @@ def test_new_weights_start_over():
     assert infer.chosen(model, "reconstruct", 4) is None
 
 
+def test_the_cache_does_not_keep_a_model_alive():
+    import gc
+
+    model = tiny("conv")
+    x = part_input(model, "reconstruct", 3)
+    for part in ("reconstruct", "encode"):
+        infer.select(model, part, x)
+    assert len(infer._STATES) == 1
+    del model
+    gc.collect()
+    assert len(infer._STATES) == 0
+
+
 def test_one_thread_variants():
     model = tiny("conv")
     x = part_input(model, "reconstruct", 1)
@@ -273,8 +287,6 @@ def eager_first(monkeypatch):
 
 
 def test_api_gives_the_same_results(eager_first):
-    from tests.conftest import make_blobs
-
     x = make_blobs(40, size=16)
     ae = aekit.Autoencoder(model="conv", latent_dim=4, widths=(4, 8), epochs=1,
                            batch_size=20).fit(x)
@@ -294,8 +306,6 @@ def test_restorer_and_detector_give_the_same_results(eager_first):
     x = torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(3))
     slow, fast = eager_first(lambda: r.predict(x))
     assert (slow - fast).abs().max() <= TOL
-
-    from tests.conftest import make_blobs
 
     det = Detector(scores="mse+ssim+knn", model="conv", latent_dim=4, widths=(4, 8), epochs=1,
                    batch_size=32)

@@ -4,7 +4,8 @@
     catalogue  cards.py      a card per model name and each family's typed options (no torch)
     building   build.py      build_model, default_config, resolve_options
     families   dense.py deep.py conv.py unet.py variational.py swap.py seeds.py
-    parts      layers.py     shared layers; summary.py  the Keras-style layer table (summary())
+    parts      layers.py     shared layers; summary.py  the Keras-style layer table (summary());
+               rewrite.py    an exact faster inference copy of a model (used by aekit.infer)
 
 Importing this package imports no model (and no torch); a model's module is imported when its
 name is first looked up (aekit.registry).

@@ -40,152 +40,30 @@ Off: AEKIT_FAST_PATH=0 in the environment, or `fast=False`.
 from __future__ import annotations
 
 import contextlib
-import copy
-import importlib.util
-import io
 import math
-import os
 import time
-import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from aekit.errors import ConfigError
-from aekit.models.layers import Resize
+from aekit.infer.onnx import _onnx_bytes, _ort_call, _ort_session, onnxruntime_available
+from aekit.infer.parts import ENV, PARTS, Output, eager, enabled
+from aekit.models.rewrite import PhaseUpConv, rewrite
 
-ENV = "AEKIT_FAST_PATH"
-PARTS = ("encode", "decode", "reconstruct", "scores")
+__all__ = ["ENV", "PARTS", "PhaseUpConv", "batched", "candidates", "chosen", "clear", "eager",
+           "enabled", "max_abs_diff", "onnxruntime_available", "reports", "rewrite", "run",
+           "select"]
+
 TOLERANCE = 1e-5  # max |candidate - eager| allowed on the caller's batch
 SELECT_AFTER_S = 1.0  # eager seconds spent (or announced) before the candidates are measured
 BUCKETS = (1, 8, 64)  # batch-size buckets; larger batches share one more
 SPEEDUP = 0.95  # a candidate replaces eager only below this fraction of eager's time
 ROUNDS = 3  # timing rounds (alternating candidates); the best round of each counts
 MIN_TIMED_S = 0.002  # a timed round repeats the call until it lasts at least this long
-# UpConvs with at most this many output channels use conv + pixel shuffle rather than a
-# transposed conv: measured crossover on a 2-core AVX-512 machine (32 -> 1..8 channels, 14x14:
-# shuffle 1.2-2.4x faster; 32 -> 16 and wider: the transposed conv 1.3-2.3x faster).
-SHUFFLE_MAX_OUT = 8
-
-Output = torch.Tensor | tuple[torch.Tensor, ...]
-
-
-def enabled(fast: bool | None = None) -> bool:
-    """Whether the fast path is on: `fast` when given, else AEKIT_FAST_PATH (default on)."""
-    if fast is not None:
-        return bool(fast)
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def eager(model: nn.Module, part: str) -> Callable[[torch.Tensor], Output]:
-    """The reference computation of `part` on `model` (call it under inference_mode)."""
-    if part == "encode":
-        return model.encode
-    if part == "decode":
-        return lambda z: torch.sigmoid(model.decode(z))
-    if part == "reconstruct":
-        return lambda x: model(x)["x_hat"]
-    if part == "scores":
-        def scores(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out = model(x)
-            return out["x_hat"], out["z"]
-        return scores
-    raise ConfigError(f"part={part!r}: use one of {', '.join(PARTS)}")
-
-
-# --- the rewrite: nearest 2x resize + 3x3 conv on the low-resolution input --------------------
-
-
-def _taps(w: torch.Tensor, dim: int, factor: int) -> torch.Tensor:
-    """Transposed-conv taps along `dim` of a 3-tap conv kernel after a nearest resize by
-    `factor` (1 or 2). Output row 2i reads input rows i-1, i, i and row 2i+1 reads i, i, i+1,
-    so with stride 2, padding 1 the kernel is [w2, w1 + w2, w0 + w1, w0]; factor 1 is the
-    plain conv, i.e. the flipped kernel [w2, w1, w0]."""
-    a, b, c = w.unbind(dim)
-    return torch.stack([c, b + c, a + b, a] if factor == 2 else [c, b, a], dim)
-
-
-def _phase_kernel(w: torch.Tensor) -> torch.Tensor:
-    """(O, I, 3, 3) conv kernel after a 2x nearest resize -> (4*O, I, 3, 3) conv kernel on the
-    low-resolution input whose output channel 4*o + 2*a + b is output pixel (2i + a, 2j + b)
-    (pixel_shuffle's order). Phase 0 reads rows i-1, i; phase 1 reads rows i, i+1."""
-    def split(k: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b, c = k.unbind(dim)
-        zero = torch.zeros_like(a)
-        return torch.stack([a, b + c, zero], dim), torch.stack([zero, a + b, c], dim)
-
-    o, i = w.shape[:2]
-    out = torch.empty(o, 2, 2, i, 3, 3, dtype=w.dtype)
-    for pa, rows in enumerate(split(w, 2)):
-        for pb, k in enumerate(split(rows, 3)):
-            out[:, pa, pb] = k
-    return out.reshape(4 * o, i, 3, 3)
-
-
-def _phaseable(conv: nn.Module) -> bool:
-    return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
-            and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
-            and conv.padding_mode == "zeros")
-
-
-class PhaseUpConv(nn.Module):
-    """Nearest resize to `size` then a 3x3 'same' conv, computed on the low-resolution input
-    when each axis is resized by exactly 1x or 2x (any other size: the resize and the conv as
-    given). Weights are derived once from the conv's (summed in float64)."""
-
-    def __init__(self, resize: Resize, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self.resize, self.conv = resize, conv
-        self.size = resize.size
-        w = conv.weight.detach().double()
-        bias = conv.bias.detach() if conv.bias is not None else None
-        self.shuffle = conv.out_channels <= SHUFFLE_MAX_OUT
-        for fh, fw in ((2, 2), (1, 2), (2, 1)):
-            k = _taps(_taps(w, 2, fh), 3, fw).transpose(0, 1)  # (I, O, kh, kw)
-            self.register_buffer(f"t{fh}{fw}", k.float().contiguous(), persistent=False)
-        self.register_buffer("phase", _phase_kernel(w).float(), persistent=False)
-        self.register_buffer("phase_bias", None if bias is None else
-                             bias.repeat_interleave(4).clone(), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        fh, fw = self.size[0] // h if h else 0, self.size[1] // w if w else 0
-        if (fh, fw) == (1, 1) or fh not in (1, 2) or fw not in (1, 2) \
-                or (fh * h, fw * w) != self.size:
-            return self.conv(self.resize(x))
-        if (fh, fw) == (2, 2) and self.shuffle:
-            return F.pixel_shuffle(F.conv2d(x, self.phase, self.phase_bias, padding=1), 2)
-        return F.conv_transpose2d(x, getattr(self, f"t{fh}{fw}"), self.conv.bias,
-                                  stride=(fh, fw), padding=1)
-
-
-def rewrite(model: nn.Module) -> nn.Module | None:
-    """An inference copy of `model` (eval mode): every Resize directly followed by a phaseable
-    Conv2d in an nn.Sequential (UpConv is one) becomes a PhaseUpConv, and a model with convs gets
-    channels-last weights. None when nothing would change."""
-    with torch.inference_mode(False), torch.no_grad():
-        m = copy.deepcopy(model).eval()
-        changed = False
-        for seq in [s for s in m.modules() if isinstance(s, nn.Sequential)]:
-            mods = list(seq)
-            for i in range(len(mods) - 1):
-                if isinstance(mods[i], Resize) and _phaseable(mods[i + 1]):
-                    seq[i], seq[i + 1] = PhaseUpConv(mods[i], mods[i + 1]), nn.Identity()
-                    changed = True
-        convs = [c for c in m.modules() if isinstance(c, nn.Conv2d | nn.ConvTranspose2d)]
-        if any(not c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs):
-            m.to(memory_format=torch.channels_last)
-            changed = True
-        for c in m.modules():
-            if isinstance(c, PhaseUpConv):
-                for name in ("t22", "t12", "t21", "phase"):
-                    setattr(c, name, getattr(c, name).contiguous(memory_format=torch.channels_last))
-    return m if changed else None
 
 
 def _has_conv(model: nn.Module) -> bool:
@@ -198,69 +76,6 @@ def _channels_last_input(fn: Callable, nhwc: bool) -> Callable:
 
     def call(x: torch.Tensor) -> Output:
         return fn(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
-    return call
-
-
-# --- ONNX Runtime ---------------------------------------------------------------------------
-
-
-class _Part(nn.Module):
-    def __init__(self, model: nn.Module, part: str) -> None:
-        super().__init__()
-        self.model, self.part = model, part
-
-    def forward(self, x: torch.Tensor) -> Output:
-        return eager(self.model, self.part)(x)
-
-
-def onnxruntime_available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-def _onnx_bytes(model: nn.Module, part: str, x: torch.Tensor) -> tuple[bytes, int]:
-    """The part exported with a dynamic batch axis (traced at batch >= 2 so the exporter does
-    not specialise it); returns (model bytes, number of outputs)."""
-    # Traced with autograd on, as torch.onnx.export is meant to run: a model may switch to
-    # inference-only copies of its layers without it (unet's conv+BN folding), which the
-    # tracer would see as constants.
-    with torch.inference_mode(False), torch.enable_grad():
-        ex = (x[:2] if len(x) >= 2 else torch.cat([x, x])).detach().clone()
-        module = _Part(model, part).eval()
-        n_out = 2 if part == "scores" else 1
-        outs = [f"y{i}" for i in range(n_out)]
-        axes = {name: {0: "batch"} for name in ["x", *outs]}
-        buf = io.BytesIO()
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
-            torch.onnx.export(module, (ex,), buf, dynamo=False, input_names=["x"],
-                              output_names=outs, dynamic_axes=axes, opset_version=18)
-    return buf.getvalue(), n_out
-
-
-def _ort_session(onnx: bytes, threads: int) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 4  # failures come back as exceptions
-    # Worker threads sleep between runs instead of spinning: spinning threads take the cores
-    # from whatever the caller computes between batches, and from other processes (on a shared
-    # 2-core machine at load 2.6: batch 1 2,394 -> 5,554 img/s, batch 256 3,589 -> 4,757).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(onnx, opts, providers=["CPUExecutionProvider"])
-
-
-def _ort_call(sess: Any, n_out: int) -> Callable:
-    import numpy as np
-
-    def call(x: torch.Tensor) -> Output:
-        outs = sess.run(None, {"x": np.ascontiguousarray(x.detach().numpy())})
-        ts = tuple(torch.from_numpy(o) for o in outs)
-        return ts if n_out > 1 else ts[0]
     return call
 
 
@@ -292,7 +107,7 @@ class _State:
     key: tuple  # the weights this state was built for
     built: dict[str, Any] = field(default_factory=dict)  # shared builds, or the exception
     eager: dict[tuple, tuple[float, int]] = field(default_factory=dict)  # (seconds, images)
-    chosen: dict[tuple, tuple[str, Callable]] = field(default_factory=dict)
+    chosen: dict[tuple, tuple[str, Callable | None]] = field(default_factory=dict)
     reports: dict[tuple, dict] = field(default_factory=dict)
 
 
@@ -487,7 +302,9 @@ def select(model: nn.Module, part: str, x: torch.Tensor, onnx: bool = True
     info = {"chosen": winner, "part": part, "batch": len(x), "threads": threads,
             "candidates": report}
     if state is not None:
-        state.chosen[key] = (winner, live[winner])
+        # The eager variants are rebuilt from the model at each call: a stored bound method
+        # would keep the model alive through _STATES, whose keys are weak.
+        state.chosen[key] = (winner, None if winner.startswith("eager") else live[winner])
         state.reports[key] = info
     return ref, info
 
@@ -520,9 +337,12 @@ def run(model: nn.Module, part: str, x: torch.Tensor, total: int | None = None,
     key = _key(part, x, torch.get_num_threads())
     got = state.chosen.get(key)
     if got is not None:
+        name, fn = got
+        if fn is None:
+            fn = eager(model, part) if name == "eager" else _one_thread(eager(model, part))
         with torch.inference_mode():
             try:
-                return _contiguous(got[1](x))
+                return _contiguous(fn(x))
             except Exception:  # noqa: BLE001  e.g. an input eager rejects too: eager says why
                 return eager(model, part)(x)
     spent, seen = state.eager.get(key, (0.0, 0))
