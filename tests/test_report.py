@@ -68,6 +68,21 @@ def test_report_is_one_self_contained_file(runs, tmp_path, capsys):
         Image.open(io.BytesIO(base64.b64decode(b64))).verify()
 
 
+def test_a_run_that_did_not_train_says_so_in_the_report(runs, tmp_path):
+    """A collapsed run's warning (metrics.json "warnings") is shown on its card, never hidden."""
+    import shutil
+
+    run = tmp_path / "collapsed"
+    shutil.copytree(runs[0], run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["warnings"] = ["the output collapsed to a near-constant image"]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    page = tmp_path / "report.html"
+    assert main(["report", str(runs[1]), str(run), "-o", str(page)]) == 0
+    text = page.read_text()
+    assert text.count("training problem:") == 1 and "near-constant image" in text
+
+
 def test_generic_renderers():
     html = render_json({"a": 1.23456, "nested": {"x": {"auroc": 0.9}, "y": {"auroc": 0.8}},
                         "rows": [{"k": 1, "v": None}], "tags": ["p", "q"]})

@@ -5,6 +5,7 @@ Fashion-MNIST when its Debian package is installed, else scikit-learn's bundled 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -35,6 +36,10 @@ def main() -> int:
     if code == 0:
         print(f"pictures: {out / 'reconstructions.png'}  {out / 'loss.png'}")
         print(f"metrics:  {out / 'metrics.json'}")
+        # The collapse check's verdict, repeated last so it cannot scroll away unnoticed.
+        warnings = json.loads((out / "metrics.json").read_text()).get("warnings") or []
+        for warning in warnings:
+            print(f"NOTE: this run did not train well: {warning}")
     return code
 
 

@@ -271,6 +271,9 @@ def run_card(r: dict, latent: bool, notes: list[str]) -> str:
     out.append("<details><summary>config</summary>"
                f"<h5>model</h5>{render_json(run.model_cfg.to_dict())}"
                f"<h5>training</h5>{render_json(run.train_cfg.to_dict())}</details>")
+    # A run that failed (e.g. collapsed to a constant output) must never look like a success.
+    for warning in (m.get("warnings") or []) if m else []:
+        out.append(f"<p class='note bad'>training problem: {esc(warning)}</p>")
     if m:
         out.append("<h4>metrics vs baselines (test set)</h4>")
         out.append(table(["", "MSE", "PSNR dB", "SSIM"], _quality_rows(m)))
