@@ -45,15 +45,15 @@ EXAMPLE_CLASS = 0  # its detector draws docs/img/anomaly_heatmaps.png
 VAL_NORMAL, VAL_ANOMALIES = 1000, 2000
 
 
-def combos(parts: dict[str, np.ndarray], stats: dict, is_anomaly: np.ndarray) -> dict[str, float]:
-    """AUROC (%) of every combination of parts: the sum of z-scores (held-out normal stats)."""
+def combos(det, parts: dict[str, np.ndarray], is_anomaly: np.ndarray) -> dict[str, float]:
+    """AUROC (%) of every combination of parts, combined as the detector combines them (the sum
+    of z-scores with held-out normal stats; `local` by its excess, Detector.combine_parts)."""
     from itertools import combinations
 
     from aekit.eval.metrics import auroc
 
-    z = {p: (v - stats[p][0]) / stats[p][1] for p, v in parts.items()}
-    return {"+".join(c): 100 * auroc(sum(z[p] for p in c), is_anomaly)
-            for r in range(1, len(z) + 1) for c in combinations(z, r)}
+    return {"+".join(c): 100 * auroc(det.combine_parts(parts, c), is_anomaly)
+            for r in range(1, len(parts) + 1) for c in combinations(parts, r)}
 
 
 def val_split(ds, k: int, seed: int = 0):
@@ -129,10 +129,8 @@ def run_dataset(name: str, classes: list[int] | None, params: dict, threads: int
         t1, c1 = _clock()
         pca = pca_scores(normal, eval_x)
         t2, c2 = _clock()
-        z = {p: (v - det.stats_[p][0]) / det.stats_[p][1] for p, v in parts.items()}
-        score = sum(z[p] for p in default.split("+"))
-        held = sum((det.heldout_parts_[p] - det.stats_[p][0]) / det.stats_[p][1]
-                   for p in default.split("+"))
+        score = det.combine_parts(parts, default)
+        held = det.combine_parts(det.heldout_parts_, default)
         rate = det.contamination if det.contamination is not None else det.fpr
         flagged = score > np.quantile(held, 1.0 - rate, method="higher")
         if name == "fashion-mnist" and k == EXAMPLE_CLASS and protocol == "test":
@@ -140,7 +138,7 @@ def run_dataset(name: str, classes: list[int] | None, params: dict, threads: int
         row = {"class": k, "name": ds.classes[k], "n_train": len(normal),
                "aekit": 100 * auroc(score, is_anomaly),
                "parts": {p: 100 * auroc(v, is_anomaly) for p, v in parts.items()},
-               "combos": combos(parts, det.stats_, is_anomaly),
+               "combos": combos(det, parts, is_anomaly),
                "pca32": 100 * auroc(pca, is_anomaly),
                "test_fpr": float(flagged[~is_anomaly].mean()),
                "test_tpr": float(flagged[is_anomaly].mean()),

@@ -77,8 +77,8 @@ def test_sklearn_conventions():
                        atol=1e-6)
 
 
-@pytest.mark.parametrize("scores", ["mse", "ssim", "knn", "gauss", "pca", "pixknn",
-                                    "mse+ssim+knn+gauss+pca+pixknn"])
+@pytest.mark.parametrize("scores", ["mse", "ssim", "knn", "gauss", "pca", "pixknn", "local",
+                                    "mse+ssim+knn+gauss+pca+pixknn+local"])
 def test_every_score_kind_runs(scores):
     det = Detector(**{**FAST, "epochs": 1}, scores=scores).fit(make_blobs(60))
     s = det.score_samples(make_blobs(10, seed=2))
@@ -178,7 +178,8 @@ def test_a_wrong_type_is_a_type_error():
 
 def test_wrong_size_or_channels_at_scoring(fitted):
     with pytest.raises(DataError, match="expects"):
-        fitted.score_samples(np.zeros((2, 1, 16, 16), np.uint8))
+        fitted.score_samples(np.zeros((2, 1, 8, 8), np.uint8))  # smaller: larger ones are tiled
+    assert fitted.score_samples(np.zeros((2, 1, 16, 16), np.uint8)).shape == (2,)
     with pytest.raises(DataError, match="expects"):
         fitted.score_samples(np.zeros((2, 3, 12, 12), np.uint8))
 

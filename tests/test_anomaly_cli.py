@@ -132,25 +132,34 @@ def test_fit_lists_unreadable_files_exits_1_and_keeps_the_run(tmp_path, capsys):
     assert "broken.png" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
-def test_score_other_sizes_listed_or_resized(run, tmp_path, capsys):
-    """The one mismatch rule: a file of another size is listed with the flag that takes it and
-    the rest scored (exit 1); with --resize all are scored and the conversion said once."""
+def test_score_other_sizes_listed_tiled_or_resized(run, tmp_path, capsys):
+    """The one mismatch rule: a smaller file or one of another channel count is listed with the
+    flag that takes it and the rest scored (exit 1); a larger one is scored in tiles, with its
+    heat map at its own size, said once; with --resize all are resized and that said once."""
     src = tmp_path / "imgs"
     src.mkdir()
     for i, img in enumerate(make_blobs(2, seed=8)):
         Image.fromarray(img[0]).save(src / f"im{i}.png")
-    Image.fromarray(np.zeros((16, 16), np.uint8)).save(src / "big.png")
+    Image.fromarray(np.zeros((16, 20), np.uint8)).save(src / "big.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(src / "small.png")
     _rgb(src / "rgb.png")
-    assert main(["anomaly", "score", str(run), str(src), "-o", str(tmp_path / "a.csv")]) == 1
+    heat = tmp_path / "heat"
+    assert main(["anomaly", "score", str(run), str(src), "-o", str(tmp_path / "a.csv"),
+                 "--heatmaps", str(heat)]) == 1
     err = capsys.readouterr().err
-    assert "big.png: image is 1x16x16 but the detector in" in err and "--resize" in err
-    assert "rgb.png: image is 3x12x12" in err
-    assert len(list(csv.DictReader((tmp_path / "a.csv").open()))) == 2
+    assert "small.png: image is 1x8x8 but the detector in" in err and "--resize" in err
+    assert "rgb.png: image is 3x12x12" in err and "big.png:" not in err
+    assert err.count("aekit: 1 image(s) larger than 12x12 processed in overlapping tiles") == 1
+    rows = list(csv.DictReader((tmp_path / "a.csv").open()))
+    assert [r["path"].rsplit("/", 1)[-1] for r in rows] == ["big.png", "im0.png", "im1.png"]
+    with Image.open(heat / "big.png") as im:
+        assert im.size == (20, 16)
     assert main(["anomaly", "score", str(run), str(src), "--resize", "-o",
                  str(tmp_path / "b.csv")]) == 0
     err = capsys.readouterr().err
-    assert err.count("aekit: 2 image(s) converted/resized to 1x12x12") == 1
-    assert len(list(csv.DictReader((tmp_path / "b.csv").open()))) == 4
+    assert err.count("aekit: 3 image(s) converted/resized to 1x12x12") == 1
+    assert "tiles" not in err
+    assert len(list(csv.DictReader((tmp_path / "b.csv").open()))) == 5
 
 
 def _rgb(path, size=12):
@@ -190,9 +199,11 @@ def test_score_bad_inputs_exit_2(run, data, tmp_path, capsys):
                  "--batch-size", "32", "--out", str(plain), "--quiet"]) == 0
     big = tmp_path / "big.png"
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(big)
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(small)
     cases = [
         (["anomaly", "score", str(plain), str(big)], "not an anomaly detector"),
-        (["anomaly", "score", str(run), str(big)], "16x16"),
+        (["anomaly", "score", str(run), str(small)], "8x8"),
         (["anomaly", "score", str(run), _rgb(tmp_path / "c.png")], "is 3x12x12"),
         (["anomaly", "score", str(run), "--dataset", "digits"], "expects"),
         (["anomaly", "score", str(run)], "one of them"),

@@ -10,17 +10,41 @@ import torch
 from bench.anomaly import VAL_ANOMALIES, combos, val_split
 
 
+def _detector(stats: dict, held: dict):
+    """A Detector with only what combining parts needs: held-out part statistics."""
+    from aekit.anomaly.detector import Detector
+
+    det = Detector(scores="+".join(stats))
+    det.stats_, det.heldout_parts_ = stats, held
+    det.local_gate_ = det._gate(held, tuple(stats))
+    return det
+
+
 def test_combos_sum_held_out_z_scores():
     rng = np.random.default_rng(0)
     is_anomaly = np.r_[np.zeros(50, bool), np.ones(50, bool)]
     good = is_anomaly * 3.0 + rng.normal(size=100)  # separates well
     noise = rng.normal(size=100) * 100  # separates nothing, on a large scale
-    stats = {"good": (0.0, 1.0), "noise": (0.0, 100.0)}
-    out = combos({"good": good, "noise": noise}, stats, is_anomaly)
-    assert set(out) == {"good", "noise", "good+noise"}
-    assert out["good"] > 95 and 30 < out["noise"] < 70
+    det = _detector({"mse": (0.0, 1.0), "ssim": (0.0, 100.0)},
+                    {"mse": rng.normal(size=50), "ssim": rng.normal(size=50) * 100})
+    out = combos(det, {"mse": good, "ssim": noise}, is_anomaly)
+    assert set(out) == {"mse", "ssim", "mse+ssim"}
+    assert out["mse"] > 95 and 30 < out["ssim"] < 70
     # z-scoring keeps the large-scale noise from swamping the good part
-    assert out["good+noise"] > 80
+    assert out["mse+ssim"] > 80
+
+
+def test_local_adds_only_its_excess_over_the_held_out_range():
+    rng = np.random.default_rng(1)
+    held = {"mse": rng.normal(size=200), "local": rng.normal(size=200)}
+    det = _detector({"mse": (0.0, 1.0), "local": (0.0, 1.0)}, held)
+    top, scale = det.local_gate_
+    assert top == held["local"].max() and scale == held["mse"].std()
+    mse = np.array([0.5, 0.5, 0.5])
+    local = np.array([0.0, top, top + 2.0])
+    score = det.combine_parts({"mse": mse, "local": local})
+    assert np.allclose(score, [0.5, 0.5, 0.5 + 2.0 * scale])
+    assert np.allclose(det.combine_parts({"mse": mse}, "mse"), mse)
 
 
 def test_val_split_uses_the_train_split_only():

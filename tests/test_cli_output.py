@@ -142,17 +142,27 @@ def _skipped(err: str) -> list[str]:
 def test_mismatched_files_are_listed_with_the_flag_and_the_rest_processed(run, mixed, tmp_path,
                                                                            capsys, command):
     target = tmp_path / ("o" if command == "reconstruct" else "z.npy")
+    if command == "reconstruct":  # a larger image is reconstructed in tiles; a smaller one is not
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(mixed / "b_small.png")
     assert main([command, str(run), str(mixed), "-o", str(target)]) == 1
-    skipped = _skipped(capsys.readouterr().err)
-    assert [Path(ln.split(": ")[1].split()[-1]).name for ln in skipped] == [
-        "b_big.png", "c_rgb.png", "d_broken.png"]  # every bad file, in input order
-    assert "image is 1x16x16 but the model takes 1x12x12; pass --resize to convert and resize" \
-        in skipped[0]
-    assert "image is 3x12x12 but the model takes 1x12x12" in skipped[1]
+    err = capsys.readouterr().err
+    skipped = _skipped(err)
     if command == "reconstruct":
-        assert sorted(p.name for p in target.iterdir()) == ["a0.png", "a1.png"]
+        assert [Path(ln.split(": ")[1].split()[-1]).name for ln in skipped] == [
+            "b_small.png", "c_rgb.png", "d_broken.png"]  # every bad file, in input order
+        assert "image is 1x8x8 but the model takes 1x12x12 (or larger, in tiles); pass " \
+            "--resize to convert and resize" in skipped[0]
+        assert err.count("aekit: 1 image(s) larger than 12x12 processed in overlapping tiles") == 1
+        assert sorted(p.name for p in target.iterdir()) == ["a0.png", "a1.png", "b_big.png"]
+        with Image.open(target / "b_big.png") as im:
+            assert im.size == (16, 16)  # the input's own size
     else:
+        assert [Path(ln.split(": ")[1].split()[-1]).name for ln in skipped] == [
+            "b_big.png", "c_rgb.png", "d_broken.png"]  # every bad file, in input order
+        assert "image is 1x16x16 but the model takes 1x12x12; pass --resize to convert and " \
+            "resize" in skipped[0]
         assert np.load(target).shape == (2, 4)
+    assert "image is 3x12x12 but the model takes 1x12x12" in skipped[1]
 
 
 @pytest.mark.parametrize("command", ["reconstruct", "embed"])

@@ -6,8 +6,10 @@
     aekit anomaly score runs/tshirt --dataset fashion-mnist -o scores.csv
 
 Bad input (empty normal set, unknown class, a run that is not a detector) ends with one line and
-exit 2; unreadable image files, and files of another size or channel count than the detector's
-(unless --resize), are skipped and listed, the rest scored or fitted on (exit 1).
+exit 2; unreadable image files, and files of another channel count or a smaller size than the
+detector's (unless --resize), are skipped and listed, the rest scored or fitted on (exit 1).
+Images larger than the detector's size are scored in overlapping tiles (score: the highest
+tile's; heat map: at the image's own size), or resized with --resize.
 """
 
 from __future__ import annotations
@@ -223,7 +225,7 @@ def _score_files(det, args, threshold: float, heat_dir):
     from aekit.data.files import ModelInputs, output_path
 
     inputs = ModelInputs(args.images, det.model_config_.shape, args.resize,
-                         model=f"the detector in {args.run}")
+                         model=f"the detector in {args.run}", tiles=True)
     inputs.require_some()
     rows, used = [], set()
     for x, ok in inputs.float_batches(args.batch_size):
@@ -238,7 +240,7 @@ def _score_files(det, args, threshold: float, heat_dir):
 
 def _save_heatmaps(det, x: torch.Tensor, targets: list[Path]) -> None:
     """Per-pixel squared error as a colour map at the image's own resolution (Detector.heatmaps:
-    one fixed scale, so colours compare across images)."""
+    one fixed scale, so colours compare across images; larger images through blended tiles)."""
     from aekit.data.images import save_png
 
     for target, img in zip(targets, det.heatmaps(x), strict=True):

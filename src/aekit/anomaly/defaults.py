@@ -5,10 +5,10 @@ tests/test_anomaly.py checks that they equal `Detector()`'s constructor defaults
 RECON_PARTS = ("mse", "ssim")
 LATENT_PARTS = ("knn", "gauss")
 MODEL_PARTS = RECON_PARTS + LATENT_PARTS
-PIXEL_PARTS = ("pca", "pixknn")
+PIXEL_PARTS = ("pca", "pixknn", "local")
 COMPONENTS = MODEL_PARTS + PIXEL_PARTS
 
-DEFAULT_SCORE = "ssim+knn+gauss"  # best on the train-split validation (docs/bench/anomaly.md)
+DEFAULT_SCORE = "ssim+knn+gauss+local"  # docs/ANOMALY.md: "The default, and why"
 
 DEFAULTS = {
     "scores": DEFAULT_SCORE, "model": "conv", "latent_dim": 32, "widths": (32, 64),

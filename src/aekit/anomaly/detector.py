@@ -8,13 +8,17 @@ The autoencoder is trained as a *restoration* network (ARNet, Fei et al. 2020): 
 normal image rotated by a random multiple of 90 degrees, its target the upright image. Undoing the
 rotation forces it to learn what normal images look like (orientation, shape), not just to copy
 pixels, so anomalies are restored badly. The score (`scores=`, parts joined by '+') combines parts
-listed in aekit.anomaly.scores: mse, ssim, knn, gauss (from the networks) and pca, pixknn
-(from the normal pixels). The latent parts (knn, gauss) come from networks trained with
-`latent_restore` (default: a plain autoencoder): on a train-split validation the restoration
-network's pixel errors and the plain network's codes were each the better of the two.
+listed in aekit.anomaly.scores: mse, ssim, knn, gauss (from the networks) and pca, pixknn,
+local (from the normal pixels; local's per-pixel map is the heat map when it is in the
+score). The latent parts (knn, gauss) come from networks trained with `latent_restore`
+(default: a plain autoencoder): on a train-split validation the restoration network's pixel
+errors and the plain network's codes were each the better of the two.
 
-A combination adds each part's z-score (relative to held-out normal images); model parts are
-averaged over the ensemble members first; a single part is reported raw (e.g. the MSE itself).
+A combination adds each part's z-score (relative to held-out normal images; `local` adds only
+its excess over the held-out images' highest, see `_combine`); model parts are averaged over the
+ensemble members first; a single part is reported raw (e.g. the MSE itself). Images larger than
+the training size are scored in overlapping tiles of that size (aekit.data.tiles): the highest
+tile score is the image's, heat maps and reconstructions are blended back at full size.
 The threshold is the (1 - fpr) quantile of held-out normal scores, so about `fpr` of normal
 images are flagged (`contamination`, as in PyOD, the expected share of anomalies in X, takes the
 same rule); a hold-out too small for that quantile uses a Gaussian fit instead (calibrate.py).
@@ -45,6 +49,7 @@ from aekit.anomaly.scores import (
     LATENT_PARTS,
     RECON_PARTS,
     gauss_fit,
+    local_maps,
     model_parts,
     parse_score,
     pixel_parts,
@@ -52,6 +57,7 @@ from aekit.anomaly.scores import (
 )
 from aekit.config import ModelConfig, TrainConfig
 from aekit.console import info
+from aekit.data.tiles import TileGrid, map_tiles
 from aekit.data.units import (
     as_images,
     check_feature_names,
@@ -274,16 +280,17 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
             info(f"scoring {len(x):,} images to calibrate the threshold ...")
         self.codes_ = [self._codes(m, train_x) for m in self.latent_members_] if latent else []
         self.gauss_ = [gauss_fit(z) for z in self.codes_] if "gauss" in parts else []
-        self.pixel_state_ = pixel_state(train_x, parts, self.pca_k)
+        self.pixel_state_ = pixel_state(train_x, parts, self.pca_k, seed)
         raw = self._raw_scores(held_x)
         self.stats_ = {key: (float(v.mean()), float(v.std()) or 1.0) for key, v in raw.items()}
+        self.local_gate_ = self._gate(raw, tuple(raw))
         self.heldout_parts_ = raw
         self.heldout_scores_ = self._combine(raw)
         # At most `rate_` of the held-out scores lie strictly above this (flagged means `>`),
         # or a Gaussian fit when the hold-out is too small for that (calibrate.py).
         self.threshold_, self.threshold_method_ = calibrate_threshold(self.heldout_scores_,
                                                                       self._rate())
-        self.pixel_scale_ = float(torch.quantile(self._pixel_errors(held_x).flatten()[:2_000_000],
+        self.pixel_scale_ = float(torch.quantile(self._maps(held_x).flatten()[:2_000_000],
                                                  0.999)) or 1.0
         self.n_train_, self.heldout_indices_ = len(train_x), order[:n_hold].numpy()
         scores = np.empty(len(x), dtype=np.float64)  # PyOD: the scores of the fit images
@@ -325,8 +332,10 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Anomaly score per image (N,): higher = more anomalous (the same as
-        decision_function; scikit-learn's own detectors use the opposite sign here)."""
-        return self._combine(self._raw_scores(self._input(X)))
+        decision_function; scikit-learn's own detectors use the opposite sign here). Images
+        larger than the training size are scored in overlapping tiles of that size: their score
+        is the highest of their tiles' scores (aekit.data.tiles)."""
+        return self._scores_any(self._input(X))[0]
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw anomaly scores (N,), higher = more anomalous, as in PyOD: an image is flagged
@@ -336,30 +345,56 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
     def score_parts(self, X: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(score_samples(X), each part of the score raw and averaged over members) in one pass:
         the parts are what the score combines, e.g. {'mse': (N,), 'ssim': (N,)}; `stats_[part]`
-        holds each part's (mean, std) on held-out normal images."""
-        raw = self._raw_scores(self._input(X))
-        return self._combine(raw), raw
+        holds each part's (mean, std) on held-out normal images. For an image larger than the
+        training size the parts are those of its highest-scoring tile."""
+        return self._scores_any(self._input(X))
+
+    def combine_parts(self, parts: dict[str, np.ndarray], names: Any = None) -> np.ndarray:
+        """The score that the parts `names` (a '+' string or a sequence; default: the fitted
+        score) give, from raw parts as `score_parts` returns them: how a score made of fewer
+        parts would rank the same images, without refitting (a detector from `fit`, not one
+        loaded from a folder, when `names` is not the fitted score)."""
+        names = parse_score(names) if isinstance(names, str) else \
+            tuple(names) if names is not None else parse_score(self.scores)
+        if set(names) == set(parse_score(self.scores)):
+            return self._combine(parts, names)
+        if not hasattr(self, "heldout_parts_"):
+            raise DataError("combine_parts with other parts than the fitted score needs the "
+                            "held-out parts of a fitted detector (fit, not load_detector)")
+        return self._combine(parts, names, self._gate(self.heldout_parts_, names))
 
     def reconstruct(self, X: Any) -> Any:
-        """The first member's reconstructions, in X's layout and white = pixel_max_ (numpy)."""
+        """The first member's reconstructions, in X's layout and white = pixel_max_ (numpy);
+        larger images in overlapping tiles, stitched back at their own size."""
         x, layout = self._input(X, with_layout=True)
-        out = torch.cat(infer.batched(self.members_[0], "reconstruct", x, 512, to_unit))
+        module = self.members_[0]
+        out = map_tiles(lambda b: torch.cat(infer.batched(module, "reconstruct", b, 512,
+                                                           to_unit)),
+                        x, self._tile(), 4096)
         if self.pixel_max_ != 1.0:
             out = out * self.pixel_max_
         return to_layout(out, layout).numpy()
 
     def error_maps(self, X: Any) -> np.ndarray:
         """Per-pixel squared error (N, H, W), mean over channels and members; divide by
-        `pixel_scale_` (the held-out 99.9th percentile) for a comparable 0..1 heat map."""
+        `pixel_scale_` (the held-out 99.9th percentile) for a comparable 0..1 heat map. Images
+        larger than the training size: the tiles' maps blended at the image's own size."""
         return self._pixel_errors(self._input(X)).numpy()
 
+    def anomaly_maps(self, X: Any) -> np.ndarray:
+        """The heat maps' values (N, H, W), higher = more anomalous: with the `local` part in
+        the score its per-pixel map (each pixel's neighbourhood distance to the nearest normal
+        one, aekit.anomaly.scores.local_maps), else `error_maps`. Images larger than the
+        training size: the tiles' maps blended at the image's own size."""
+        return self._maps(self._input(X)).numpy()
+
     def heatmaps(self, X: Any) -> torch.Tensor:
-        """Per-pixel error as 'inferno' colour images (N, 3, H, W) in [0, 1], on one fixed scale
-        (the held-out 99.9th percentile pixel error) so colours compare across images."""
+        """`anomaly_maps` as 'inferno' colour images (N, 3, H, W) in [0, 1], on one fixed scale
+        (the held-out 99.9th percentile) so colours compare across images."""
         from matplotlib import colormaps
 
         lut = torch.from_numpy(colormaps["inferno"](np.linspace(0, 1, 256))[:, :3]).float()
-        maps = torch.from_numpy(self.error_maps(X)) / self.pixel_scale_
+        maps = torch.from_numpy(self.anomaly_maps(X)) / self.pixel_scale_
         idx = (maps.clamp(0, 1) * 255).round().long()  # (N, H, W)
         return lut[idx].permute(0, 3, 1, 2)  # (N, 3, H, W)
 
@@ -369,12 +404,29 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         check_fitted(self, "call fit(X) or load_detector(dir)")
 
     def _input(self, X: Any, with_layout: bool = False) -> Any:
-        """X validated against the fitted detector: (N, C, H, W) uint8 or [0, 1] float."""
+        """X validated against the fitted detector: (N, C, H, W) uint8 or [0, 1] float, of the
+        training size or larger (scored in tiles)."""
         self._check_fitted()
         x, layout = as_images(X, shape=self.model_config_.shape, owner=type(self).__name__,
-                              int_white=self._int_white(), float_white=self.pixel_max_)
+                              int_white=self._int_white(), float_white=self.pixel_max_,
+                              larger=True)
         check_feature_names(self, X, reset=False)
         return (x, layout) if with_layout else x
+
+    def _tile(self) -> tuple[int, int]:
+        return self.model_config_.height, self.model_config_.width
+
+    def _scores_any(self, x: torch.Tensor) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(scores (N,), raw parts) of images of the training size, or larger ones through
+        their tiles: an image's score is its highest tile score, its parts that tile's."""
+        if tuple(x.shape[2:]) == self._tile():
+            raw = self._raw_scores(x)
+            return self._combine(raw), raw
+        grid = TileGrid(x.shape[2:], self._tile())
+        raw = self._raw_scores(grid.split(x))
+        per_tile = self._combine(raw).reshape(len(x), len(grid))
+        best = per_tile.argmax(1) + np.arange(len(x)) * len(grid)
+        return per_tile.max(1), {k: v[best] for k, v in raw.items()}
 
     def _codes(self, module, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([z.flatten(1) for z in infer.batched(module, "encode", x, 512,
@@ -398,13 +450,50 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         sums.update(pixel_parts(x, parts, self.pixel_state_, self.k))
         return {name: sums[name].numpy() for name in parts}
 
-    def _combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
-        if len(raw) == 1:
-            return next(iter(raw.values()))
-        return sum((v - self.stats_[key][0]) / self.stats_[key][1] for key, v in raw.items())
+    def _combine(self, raw: dict[str, np.ndarray], names: tuple[str, ...] | None = None,
+                 gate: tuple[float, float] | None = None) -> np.ndarray:
+        """The score from raw parts: one part raw; else the sum of the parts' z-scores (held-out
+        normal mean and std), except `local`, which only adds its excess over the highest local
+        z-score of the held-out normal images, in units of the other parts' held-out spread
+        (`_gate`): a region more unusual than any held-out normal image showed raises the score
+        on its own, while images within the normal range score as without it. `names` picks a
+        subset of the parts (with its own `gate`, as `_gate` gives it; default: the fitted
+        score and `local_gate_`)."""
+        names = tuple(raw) if names is None else tuple(names)
+        if len(names) == 1:
+            return raw[names[0]]
+        z = {key: (raw[key] - self.stats_[key][0]) / self.stats_[key][1] for key in names}
+        total = sum(z[key] for key in names if key != "local")
+        if "local" in names:
+            top, scale = gate or self.local_gate_
+            total = total + scale * np.maximum(z["local"] - top, 0.0)
+        return total
+
+    def _gate(self, held: dict[str, np.ndarray], names: tuple[str, ...]
+              ) -> tuple[float, float] | None:
+        """(the highest local z-score of the held-out images, the held-out standard deviation of
+        the sum of the other parts' z-scores) for a score of `names` with `local` and other
+        parts; None otherwise. `held`: the held-out images' raw parts."""
+        if "local" not in names or len(names) == 1:
+            return None
+        z = {key: (held[key] - self.stats_[key][0]) / self.stats_[key][1] for key in names}
+        rest = sum(z[key] for key in names if key != "local")
+        return float(z["local"].max()), float(np.std(rest)) or 1.0
+
+    def _maps(self, x: torch.Tensor) -> torch.Tensor:
+        """anomaly_maps of validated images (N, H, W)."""
+        if "local" not in parse_score(self.scores):
+            return self._pixel_errors(x)
+        if tuple(x.shape[2:]) != self._tile():
+            return map_tiles(lambda b: self._maps(b)[:, None], x, self._tile(), 4096)[:, 0]
+        return local_maps(x, self.pixel_state_["local_bank"])
 
     @torch.inference_mode()
     def _pixel_errors(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel squared error (N, H, W); larger images through blended tiles."""
+        if tuple(x.shape[2:]) != self._tile():
+            return map_tiles(lambda b: self._pixel_errors(b)[:, None], x, self._tile(),
+                             4096)[:, 0]
         maps = []
         for b in x.split(512):
             xb = to_unit(b)
@@ -429,6 +518,8 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
             "heldout_fpr": float((held > self.threshold_).mean()),
             "pixel_max": self.pixel_max_,
             "components": {k: {"mean": m, "std": s} for k, (m, s) in self.stats_.items()},
+            **({"local_gate": {"threshold": self.local_gate_[0], "scale": self.local_gate_[1]}}
+               if self.local_gate_ is not None else {}),
             "heldout": {"n": int(len(held)), "mean": float(held.mean()), "std": float(held.std()),
                         "quantiles": {str(q): float(np.quantile(held, q))
                                       for q in (0.5, 0.9, 0.95, 0.99, 1.0)}},

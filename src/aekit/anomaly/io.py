@@ -84,6 +84,9 @@ def read_detector(path: str | Path, detector_cls: type):
         det.stats_ = {k: (float(v["mean"]), float(v["std"]))
                       for k, v in state["components"].items()}
         det.pixel_scale_ = float(state["pixel_scale"])
+        gate = state.get("local_gate")
+        det.local_gate_ = None if gate is None else (float(gate["threshold"]),
+                                                      float(gate["scale"]))
         det.n_train_, n_members = int(state["n_train"]), int(state["members"])
         n_latent = int(state.get("latent_members", 0))
         det.train_seconds_ = float(state.get("train_seconds", 0.0))

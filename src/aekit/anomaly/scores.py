@@ -11,6 +11,11 @@ Pixel parts need no network, only the normal training images:
 
     pca     mean squared residual of a PCA (k = pca_k components) fitted on the normal images
     pixknn  mean distance of the image to its k nearest normal training images (pixel space)
+    local   the largest, over the image, of each pixel's distance from its 5x5 neighbourhood to
+            the nearest of LOCAL_BANK neighbourhoods drawn from the normal images: how unlike
+            anything normal the most unusual small region looks. Its per-pixel map is a heat
+            map that localises (`local_maps`); it flags what no normal image contains at any
+            place (scratches, blobs, noise), whatever the rest of the image looks like.
 """
 
 from __future__ import annotations
@@ -42,6 +47,71 @@ def parse_score(spec: str) -> tuple[str, ...]:
     return parts
 
 
+
+
+# The `local` part: 5x5 neighbourhoods (radius 2), a bank of this many normal ones (a seeded
+# random draw), and queries on every other pixel of images at least LOCAL_STRIDE_FROM pixels on
+# both sides (the map is interpolated back; on the texture benchmark as good as every pixel).
+LOCAL_RADIUS, LOCAL_BANK, LOCAL_STRIDE_FROM = 2, 4096, 16
+
+
+def _mirror(x: torch.Tensor, r: int) -> torch.Tensor:
+    mode = "reflect" if min(x.shape[2:]) > r else "replicate"
+    return torch.nn.functional.pad(x, (r, r, r, r), mode=mode)
+
+
+def local_bank(train_x: torch.Tensor, size: int = LOCAL_BANK, seed: int = 0) -> torch.Tensor:
+    """`size` neighbourhoods ((2r+1)^2 * C values, uint8) at seeded random places of the normal
+    images train_x (N, C, H, W): what `local_maps` compares with."""
+    n, c, h, w = train_x.shape
+    k = 2 * LOCAL_RADIUS + 1
+    gen = torch.Generator().manual_seed(seed)
+    m = min(size, n * h * w)
+    flat = torch.randperm(n * h * w, generator=gen)[:m]
+    idx_n, rest = flat // (h * w), flat % (h * w)
+    ys, xs = rest // w, rest % w
+    out = []
+    for start in range(0, m, 2048):
+        sel = slice(start, start + 2048)
+        xp = _mirror(to_unit(train_x[idx_n[sel]]), LOCAL_RADIUS)  # (B, C, H + 2r, W + 2r)
+        rows = torch.arange(k)[None, :] + ys[sel, None]  # (B, k)
+        cols = torch.arange(k)[None, :] + xs[sel, None]
+        b = torch.arange(len(rows))[:, None, None, None]
+        ch = torch.arange(c)[None, :, None, None]
+        out.append(xp[b, ch, rows[:, None, :, None], cols[:, None, None, :]].flatten(1))
+    return (torch.cat(out) * 255).round().to(torch.uint8)
+
+
+@torch.inference_mode()
+def local_maps(x: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """Per-pixel distance (N, H, W) of each pixel's neighbourhood in images x (N, C, H, W) to
+    the nearest neighbourhood in `bank` (local_bank), as the root mean square difference of
+    their values in [0, 1]."""
+    k = 2 * LOCAL_RADIUS + 1
+    bank_f = bank.float() / 255.0
+    centre = bank_f.mean(0)  # distances are shift-invariant; centred values round less
+    bank_f = bank_f - centre
+    bank_t, bank_sq = bank_f.T.contiguous(), bank_f.pow(2).sum(1)
+    out = []
+    for b in x.split(256):
+        xb = to_unit(b)
+        n, c, h, w = xb.shape
+        step = 2 if min(h, w) >= LOCAL_STRIDE_FROM else 1
+        grid = _mirror(xb, LOCAL_RADIUS).unfold(2, k, step).unfold(3, k, step)
+        gh, gw = grid.shape[2:4]  # grid point (i, j) is centred on pixel (i * step, j * step)
+        q = grid.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k) - centre
+        # |q - b|^2 = |q|^2 - 2 q.b + |b|^2, minimised over the bank one block at a time
+        d2 = torch.cat([torch.addmm(bank_sq, qb, bank_t, alpha=-2).amin(1) + qb.pow(2).sum(1)
+                        for qb in q.split(4096)])
+        m = (d2.clamp_min(0) / q.shape[1]).sqrt().reshape(n, 1, gh, gw)
+        if step > 1:  # interpolate between grid points, repeat the last edge
+            m = torch.nn.functional.interpolate(m, size=((gh - 1) * step + 1,
+                                                         (gw - 1) * step + 1),
+                                                mode="bilinear", align_corners=True)
+            m = torch.nn.functional.pad(m, (0, w - m.shape[3], 0, h - m.shape[2]),
+                                        mode="replicate")
+        out.append(m[:, 0])
+    return torch.cat(out)
 
 
 def knn_distance(z: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
@@ -114,13 +184,17 @@ def pixel_parts(x: torch.Tensor, parts: tuple[str, ...], state: dict[str, torch.
         bank = to_unit(state["pixels"]).flatten(1)
         out["pixknn"] = torch.cat([knn_distance(to_unit(b).flatten(1), bank, k)
                                    for b in x.split(1024)]).double()
+    if "local" in parts:
+        out["local"] = local_maps(x, state["local_bank"]).flatten(1).amax(1).double()
     return out
 
 
-def pixel_state(train_x: torch.Tensor, parts: tuple[str, ...], pca_k: int
+def pixel_state(train_x: torch.Tensor, parts: tuple[str, ...], pca_k: int, seed: int = 0
                 ) -> dict[str, torch.Tensor]:
     """What the pixel parts need from the normal training images (saved with the detector)."""
     state = {}
+    if "local" in parts:
+        state["local_bank"] = local_bank(train_x, seed=seed)
     if "pca" in parts:
         state["pca_mean"], state["pca_components"] = pca_fit(train_x, pca_k)
     if "pixknn" in parts:

@@ -64,7 +64,8 @@ def add_parsers(sub) -> None:
                         "nested=true)")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("reconstruct", help="encode and decode image files with a run")
+    p = sub.add_parser("reconstruct", help="encode and decode image files with a run (larger "
+                       "images in overlapping tiles, at their own size)")
     p.add_argument("run")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("-o", "--out", required=True, help="output folder for PNGs")
@@ -206,19 +207,26 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     from aekit.core.io import load_model
     from aekit.data.files import ModelInputs, output_path
     from aekit.data.images import save_png
+    from aekit.data.tiles import map_tiles
 
     model, run = load_model(args.run)
     cfg = run.model_cfg
     if model.domains:
         raise ConfigError(f"{args.run} is a two-domain model; reconstruct domain D's images "
                           "with `aekit swap RUN IMAGES --to D -o DIR`")
-    inputs = ModelInputs(args.images, cfg.shape, args.resize)
+    # Images larger than the model's size go through it in overlapping tiles, stitched back at
+    # their own size (aekit.data.tiles); --resize resizes them instead.
+    inputs = ModelInputs(args.images, cfg.shape, args.resize, tiles=True)
     inputs.require_some()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     used, done = set(), 0
+
+    def reconstruct(x):
+        return infer.run(model, "reconstruct", x, total=len(inputs.files))
+
     for x, good in inputs.float_batches():
-        x_hat = infer.run(model, "reconstruct", x, total=len(inputs.files))
+        x_hat = map_tiles(reconstruct, x, (cfg.height, cfg.width))
         for path, img in zip(good, x_hat, strict=True):
             save_png(output_path(out_dir, Path(path), used), img)
         done += len(good)

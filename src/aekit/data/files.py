@@ -49,12 +49,18 @@ class ModelInputs:
       or ends with an error (exit 2) when nothing could be processed (`require_some`, `finish`).
 
     `keeps_size=True` is for commands that work at each image's own size (restoration, swap):
-    only the channel count has to match. Headers are read up front (`files`, `sizes`); pixels
-    are decoded batch by batch (`batches`), so a folder of any size runs in bounded memory.
+    only the channel count has to match. `tiles=True` is for commands that process an image
+    larger than the model's size (at least H x W, larger on one side) in overlapping tiles
+    (reconstruct, anomaly score; aekit.data.tiles): such a file of the right channel count is
+    taken at its own size (unless `resize`, which resizes it), and `finish` says so once.
+    Headers are read up front (`files`, `sizes`); pixels are decoded batch by batch
+    (`batches`), so a folder of any size runs in bounded memory.
     """
 
     def __init__(self, items: Sequence[str | Path], shape: Sequence[int], resize: bool = False,
-                 keeps_size: bool = False, model: str = "the model") -> None:
+                 keeps_size: bool = False, model: str = "the model", tiles: bool = False
+                 ) -> None:
+        from aekit.data.tiles import is_larger
         from aekit.errors import ConfigError
 
         c, h, w = (int(s) for s in shape)
@@ -62,10 +68,12 @@ class ModelInputs:
             raise ConfigError(f"{model} takes {c}-channel images; image files are grey (1 "
                               "channel) or colour (3)")
         self.shape, self.resize, self.keeps_size = (c, h, w), resize, keeps_size
+        self.tiles = tiles and not resize and not keeps_size
         self.bad: list[tuple[str, str]] = []  # in input order
         self.files: list[Path] = []
         self.sizes: list[tuple[int, int]] = []
         self.converted = 0
+        self.tiled = 0  # larger images taken at their own size, processed in tiles
         for p in collect_paths([str(p) for p in items]):
             probed, bad = probe_files([p])
             if bad:
@@ -74,6 +82,9 @@ class ModelInputs:
             _, hw, colour = probed[0]
             have = 3 if colour else 1
             other = have != c or (not keeps_size and tuple(hw) != (h, w))
+            if other and have == c and self.tiles and is_larger(hw, (h, w)):
+                other = False
+                self.tiled += 1
             if other and not resize:
                 self.bad.append((str(p), self._mismatch(have, hw, model)))
                 continue
@@ -87,8 +98,9 @@ class ModelInputs:
         if self.keeps_size:
             return (f"image is {shape_text((have, *hw))} but {model} takes {c}-channel images; "
                     "pass --resize to convert")
-        return (f"image is {shape_text((have, *hw))} but {model} takes {shape_text(self.shape)}; "
-                "pass --resize to convert and resize")
+        larger = " (or larger, in tiles)" if self.tiles else ""
+        return (f"image is {shape_text((have, *hw))} but {model} takes {shape_text(self.shape)}"
+                f"{larger}; pass --resize to convert and resize")
 
     @property
     def mode(self) -> str:
@@ -101,8 +113,9 @@ class ModelInputs:
         _no_image_left(self.bad)
 
     def batches(self, batch_size: int = 256) -> Iterator[tuple]:
-        """Yield (uint8 (B, C, H, W) at the model's size, their paths as str) chunk by chunk; a
-        file whose header was fine but whose pixels are not is added to `bad`."""
+        """Yield (uint8 (B, C, H, W) at the model's size, their paths as str) chunk by chunk, in
+        file order; with `tiles`, a larger image comes alone at its own size ((1, C, H', W')).
+        A file whose header was fine but whose pixels are not is added to `bad`."""
         import numpy as np
         import torch
 
@@ -111,13 +124,22 @@ class ModelInputs:
         c, h, w = self.shape
         for start in range(0, len(self.files), batch_size):
             arrays, good = [], []
-            for p in self.files[start : start + batch_size]:
+            chunk = range(start, min(start + batch_size, len(self.files)))
+            for i in chunk:
+                p, own = self.files[i], self.tiles and tuple(self.sizes[i]) != (h, w)
                 try:
-                    a = load_uint8(p, self.mode, (h, w))
+                    a = load_uint8(p, self.mode, None if own else (h, w))
                 except DataError as e:
                     self.bad.append((str(p), str(e).removeprefix(f"{p}: ")))
                     continue
-                arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))  # (C, H, W)
+                a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
+                if own:
+                    if good:
+                        yield torch.from_numpy(np.stack(arrays)), good
+                        arrays, good = [], []
+                    yield torch.from_numpy(np.array(a))[None], [str(p)]
+                    continue
+                arrays.append(a)
                 good.append(str(p))
             if good:
                 yield torch.from_numpy(np.stack(arrays)), good
@@ -164,6 +186,9 @@ class ModelInputs:
             what = (f"converted to {self.shape[0]} channel(s)" if self.keeps_size
                     else f"converted/resized to {shape_text(self.shape)}")
             print(f"aekit: {self.converted} image(s) {what}", file=sys.stderr)
+        if self.tiled and done:
+            print(f"aekit: {self.tiled} image(s) larger than {shape_text(self.shape[1:])} "
+                  "processed in overlapping tiles", file=sys.stderr)
         if not done:
             _no_image_left(self.bad)
         return report_bad(self.bad, done)

@@ -59,8 +59,8 @@ LAYOUTS = ("flat", "nhw", "nchw", "nhwc")
 
 
 def as_images(X: Any, name: str = "X", shape: tuple[int, ...] | None = None, *,
-              owner: str = "the model", int_white: float = 255.0, float_white: float = 1.0
-              ) -> tuple[torch.Tensor, str]:
+              owner: str = "the model", int_white: float = 255.0, float_white: float = 1.0,
+              larger: bool = False) -> tuple[torch.Tensor, str]:
     """Validate X; return ((N, C, H, W) tensor, layout it came in).
 
     X: a numpy array, a torch tensor or anything numpy reads as one (nested lists, a DataFrame);
@@ -68,10 +68,12 @@ def as_images(X: Any, name: str = "X", shape: tuple[int, ...] | None = None, *,
     expects, or how 2-D rows unflatten (without it a row of D values is a 1 x D image).
     Units: integer images count `int_white` (default 255) as white, float images `float_white`
     (default 1.0); the result is uint8 (integers with white 255, kept compact) or float32 in
-    [0, 1]. Values below 0 or above white are an error, never clipped.
+    [0, 1]. Values below 0 or above white are an error, never clipped. `larger=True` (with a
+    (C, H, W) `shape`) also accepts images (not rows) of C channels at least H x W, for callers
+    that process them in tiles (aekit.data.tiles).
     """
     t = read_array(X, name)
-    t, layout = _as_nchw(t, name, shape, owner)
+    t, layout = _as_nchw(t, name, shape, owner, larger)
     return _to_units(t, name, int_white, float_white), layout
 
 
@@ -133,8 +135,8 @@ def _full_shape(shape: tuple[int, ...], d: int | None = None) -> tuple[int, ...]
     return (d // (h * w), h, w)
 
 
-def _as_nchw(t: torch.Tensor, name: str, shape: tuple[int, ...] | None, owner: str
-             ) -> tuple[torch.Tensor, str]:
+def _as_nchw(t: torch.Tensor, name: str, shape: tuple[int, ...] | None, owner: str,
+             larger: bool = False) -> tuple[torch.Tensor, str]:
     if t.ndim == 2:
         n, d = t.shape
         if d == 0:
@@ -154,6 +156,8 @@ def _as_nchw(t: torch.Tensor, name: str, shape: tuple[int, ...] | None, owner: s
             chw = _full_shape(shape, math.prod(t.shape[1:]))
             if chw and tuple(t.shape[1:]) != chw and (t.shape[3], *t.shape[1:3]) == chw:
                 layout = "nhwc"
+            elif larger and len(shape) == 3 and t.shape[1] != shape[0] == t.shape[3]:
+                layout = "nhwc"
         elif t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):
             layout = "nhwc"
         if layout == "nhwc":
@@ -169,9 +173,13 @@ def _as_nchw(t: torch.Tensor, name: str, shape: tuple[int, ...] | None, owner: s
                         f"(N, H, W, C) or rows (N, C*H*W); got shape {tuple(t.shape)}")
     if shape is not None:
         want = _full_shape(shape, math.prod(t.shape[1:])) or tuple(shape)
+        if larger and layout != "flat" and len(want) == 3 and t.shape[1] == want[0] \
+                and t.shape[2] >= want[1] and t.shape[3] >= want[2]:
+            return t, layout
         if tuple(t.shape[1:]) != tuple(want):
+            also = " or larger, in tiles" if larger and layout != "flat" else ""
             raise DataError(f"{name}: images are {tuple(t.shape[1:])} (C, H, W) but {owner} "
-                            f"expects {tuple(want)}")
+                            f"expects {tuple(want)}{also}")
     return t, layout
 
 

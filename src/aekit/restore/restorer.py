@@ -13,7 +13,6 @@ the input's Y with the model's chroma (YCbCr, BT.601).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from aekit.data.corrupt import LUMA, Corruption, fill_masked, parse_corruption, to_grayscale
+from aekit.data.tiles import TileGrid, tent, tile_starts  # noqa: F401 (re-exported)
 from aekit.data.units import as_images, like_input, read_array, to_layout, to_unit
 from aekit.errors import ConfigError, DataError, RunError
 
@@ -154,45 +154,13 @@ class Restorer:
         return resize(self.predict(small), (h, w))
 
     def _tiled(self, img: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """One image (C, H, W) of any size through overlapping model-size tiles."""
-        th, tw = self.size
-        h, w = img.shape[1:]
-        ph, pw = max(0, th - h), max(0, tw - w)
-        if ph or pw:  # smaller than a tile: pad by repeating the border, crop afterwards
-            img = F.pad(img[None], (0, pw, 0, ph), mode="replicate")[0]
-            if mask is not None:
-                mask = F.pad(mask, (0, pw, 0, ph), value=False)
-        big_h, big_w = img.shape[1:]
-        ys, xs = tile_starts(big_h, th), tile_starts(big_w, tw)
-        tiles = torch.stack([img[:, y : y + th, x : x + tw] for y in ys for x in xs])
+        """One image (C, H, W) of any size through overlapping model-size tiles
+        (aekit.data.tiles: tent-window blending, smaller sides padded and cropped back)."""
+        grid = TileGrid(img.shape[1:], self.size)
+        tiles = grid.split(img[None])
         if mask is not None:
-            masks = torch.stack([mask[:, y : y + th, x : x + tw] for y in ys for x in xs])
-            tiles = fill_masked(tiles, masks)
-        out_tiles = self.predict(tiles)  # (T, C, th, tw)
-        window = tent(th)[:, None] * tent(tw)[None, :]  # (th, tw)
-        acc = torch.zeros_like(img, dtype=torch.float32)
-        weight = torch.zeros((1, big_h, big_w))
-        k = 0
-        for y in ys:
-            for x in xs:
-                acc[:, y : y + th, x : x + tw] += out_tiles[k] * window
-                weight[:, y : y + th, x : x + tw] += window
-                k += 1
-        return (acc / weight)[:, :h, :w]
-
-
-def tile_starts(length: int, tile: int) -> list[int]:
-    """Tile offsets covering [0, length) with about half a tile of overlap."""
-    if length <= tile:
-        return [0]
-    n = math.ceil((length - tile) / max(1, tile // 2)) + 1
-    return sorted({round(i * (length - tile) / (n - 1)) for i in range(n)})
-
-
-def tent(n: int) -> torch.Tensor:
-    """A positive triangular window: tile centres count more than tile edges when blending."""
-    i = torch.arange(n, dtype=torch.float32)
-    return torch.minimum(i + 1, n - i) / ((n + 1) / 2)
+            tiles = fill_masked(tiles, grid.split(mask[None], mode="constant"))
+        return grid.stitch(self.predict(tiles))[0]
 
 
 def resize(x: torch.Tensor, size: tuple[int, int], antialias: bool = True) -> torch.Tensor:
