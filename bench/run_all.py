@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["train_speed", "inference", "reconstruction", "seeds", "denoise", "inpaint", "colorize",
-           "codec", "anomaly", "fewlabel", "latents", "swap"]
+           "codec", "anomaly", "textures", "fewlabel", "latents", "swap"]
 # The recipes docs/BENCHMARKS.md records, where they differ from a script's defaults (the
 # defaults stay small so that pilots spell out what they change).
 ARGS = {
