@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-import aekit.train.loop as loop
+import aekit.train.objective as objective_mod
 from aekit.config import ModelConfig, TrainConfig
 from aekit.core.io import read_metrics
 from aekit.core.training import train_run
@@ -115,7 +115,7 @@ def test_warnings_list_in_metrics_json(tmp_path, tiny_npz, monkeypatch):
         def __call__(self, *args, **kwargs) -> str:
             return "training collapsed (test)"
 
-    monkeypatch.setattr(loop, "CollapseCheck", AlwaysCollapsed)
+    monkeypatch.setattr(objective_mod, "CollapseCheck", AlwaysCollapsed)
     train_run(tmp_path / "bad", ModelConfig(name="dense", latent_dim=4), cfg, progress=False,
               log=lambda s: None)
     assert read_metrics(tmp_path / "bad")["warnings"] == ["training collapsed (test)"]
@@ -184,7 +184,7 @@ def test_an_early_flat_phase_the_run_grows_out_of_is_not_recorded(tmp_path, tiny
         def __call__(self, model, device, step, final=False) -> str | None:
             return None if final else "training collapsed (early flat phase)"
 
-    monkeypatch.setattr(loop, "CollapseCheck", FlatThenHealthy)
+    monkeypatch.setattr(objective_mod, "CollapseCheck", FlatThenHealthy)
     cfg = TrainConfig(dataset=tiny_npz, epochs=4, batch_size=8)
     metrics = train_run(tmp_path / "r", ModelConfig(name="dense", latent_dim=4), cfg,
                         progress=False, log=lambda s: None)

@@ -14,8 +14,8 @@ from aekit.config import ModelConfig
 from aekit.errors import ConfigError, RunError
 from aekit.models import build_model
 from aekit.models.base import nested_dropout
-from aekit.train.loop import tile_target
 from aekit.train.losses import LOSSES, build_loss
+from aekit.train.objective import tile_target
 from tests.conftest import make_blobs
 
 

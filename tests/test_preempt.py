@@ -475,14 +475,14 @@ def test_handlers_are_restored_and_a_second_signal_changes_nothing(python_sigint
 def test_the_python_api_keeps_keyboard_interrupt(python_sigint, monkeypatch):
     """`aekit.Autoencoder.fit` installs no handler: Ctrl-C raises KeyboardInterrupt as before."""
     import aekit
-    import aekit.train.loop as loop_mod
+    import aekit.train.objective as objective_mod
 
     def interrupting(*a, **k):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(2)  # Python's handler raises KeyboardInterrupt here
         raise AssertionError("no KeyboardInterrupt")
 
-    monkeypatch.setattr(loop_mod, "iter_batches", interrupting)
+    monkeypatch.setattr(objective_mod, "iter_batches", interrupting)
     ae = aekit.Autoencoder(model="dense", latent_dim=4, epochs=1, batch_size=16, random_state=0)
     with pytest.raises(KeyboardInterrupt) as info:
         ae.fit(make_blobs(64))

@@ -11,7 +11,8 @@ from aekit.core.training import train_run
 from aekit.errors import RunError, TrainingDiverged
 from aekit.models import build_model
 from aekit.train.checkpoint import load_checkpoint
-from aekit.train.loop import fit, lr_at
+from aekit.train.loop import fit
+from aekit.train.objective import Objective, lr_at
 from tests.conftest import make_blobs
 
 DENSE = ModelConfig(name="dense", height=12, width=12, latent_dim=8)
@@ -134,3 +135,49 @@ def test_baseline_none_skips_pca(tmp_path, capsys):
     assert main(base + ["--out", str(tmp_path / "b")]) == 0
     assert "PCA-" in capsys.readouterr().out
     assert "pca" in json.loads((tmp_path / "b" / "metrics.json").read_text())["baselines"]
+
+
+class _LineObjective(Objective):
+    """A toy objective: fit y = 3x with a 1-parameter model, batches drawn with replacement,
+    two parameter groups with their own learning rates (the contract `fit` runs)."""
+
+    steps_per_epoch = 40
+
+    def __init__(self) -> None:
+        super().__init__(TrainConfig(epochs=2, batch_size=8, lr=0.1, dataset="array"))
+        self.rates: list[list[float]] = []
+        self.after: list[int] = []
+
+    def parameter_groups(self, model):
+        return [{"params": [model.w], "lr": 0.1}, {"params": [model.b], "lr": 0.0}]
+
+    def learning_rates(self, step, total_steps):
+        self.rates.append([0.1 * (1 - step / total_steps), 0.0])
+        return self.rates[-1]
+
+    def start_epoch(self, epoch, n):
+        return torch.Generator().manual_seed(epoch)
+
+    def batches(self, train_x, steps, start):
+        return iter(lambda: train_x, None)
+
+    def loss(self, net, x, gen):
+        xb = x[torch.randint(0, len(x), (8,), generator=gen)]
+        return ((net.w * xb + net.b - 3 * xb) ** 2).mean(), {}
+
+    def after_step(self, model, step, loss):
+        self.after.append(step)
+
+
+def test_fit_runs_any_objective():
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.zeros(()))
+    model.b = torch.nn.Parameter(torch.zeros(()))
+    objective = _LineObjective()
+    result = fit(model, torch.linspace(-1, 1, 20), objective.cfg, progress=False,
+                 objective=objective)
+    assert len(result.history) == 2 and objective.after == list(range(1, 81))
+    assert len(objective.rates) == 80 and objective.rates[0] == [0.1, 0.0]
+    assert abs(float(model.w) - 3) < 0.5  # from 0: it learned
+    assert float(model.b) == 0.0  # its group's learning rate stayed 0
+    assert not model.training  # the base objective's finish

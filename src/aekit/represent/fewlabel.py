@@ -24,11 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aekit.config import TrainConfig
 from aekit.data.augment import shift_flip, strong_augment
 from aekit.data.units import to_unit
 from aekit.errors import ConfigError, DataError, check_range
 from aekit.represent.config import FinetuneConfig
 from aekit.represent.semisup import Pseudo, embedding_graph, pseudo_labels
+from aekit.train.loop import fit
+from aekit.train.objective import Objective
 
 
 def balanced_indices(y: torch.Tensor, n_labels: int, num_classes: int, seed: int = 0
@@ -133,70 +136,115 @@ def finetune(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneCon
 
 def _train(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig,
            unlabeled: torch.Tensor | None, pseudo: Pseudo | None, round_: int) -> list[dict]:
-    """cfg.steps of AdamW with cosine decay on labelled (+ weighted pseudo-labelled) batches."""
+    """cfg.steps of AdamW with cosine decay on labelled (+ weighted pseudo-labelled) batches,
+    run by the one training loop (aekit.train.loop.fit)."""
+    if cfg.steps == 0:
+        return []
     device = clf.feat_mean.device
-    enc_params = list(clf.autoencoder.parameters())
-    groups = [{"params": list(clf.head.parameters()), "lr": cfg.lr}]
-    if not cfg.freeze_encoder and cfg.encoder_lr_scale > 0:
-        groups.append({"params": enc_params, "lr": cfg.lr * cfg.encoder_lr_scale})
-    for p in enc_params:
-        p.requires_grad_(not cfg.freeze_encoder and cfg.encoder_lr_scale > 0)
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    gen = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * round_)
-    teacher = _Teacher(clf, cfg.ema) if cfg.consistency else None
-    history, running, used = [], 0.0, 0.0
-    clf.train()
-    for step in range(cfg.steps):
-        scale = 0.5 * (1 + np.cos(np.pi * step / max(1, cfg.steps)))  # cosine decay
-        for g, lr in zip(opt.param_groups, base_lrs, strict=True):
-            g["lr"] = lr * scale
+    objective = FewLabelObjective(clf, y, cfg, unlabeled, pseudo, round_)
+    train_cfg = TrainConfig(epochs=1, batch_size=min(cfg.batch_size, len(x)), lr=cfg.lr,
+                            weight_decay=cfg.weight_decay, seed=cfg.seed, device=str(device),
+                            precision="fp32")
+    fit(clf, x, train_cfg, progress=False, objective=objective)
+    return objective.history
+
+
+class FewLabelObjective(Objective):
+    """One epoch of cfg.steps steps: a labelled batch drawn with replacement (shifted, maybe
+    flipped), plus, with pseudo-labels or a teacher, cfg.pseudo_batch unlabeled images in the
+    same forward pass. The head trains at cfg.lr, the encoder at cfg.lr * encoder_lr_scale (or
+    not at all), both decaying by a cosine to zero. A history row every 50 steps."""
+
+    def __init__(self, clf: Classifier, y: torch.Tensor, cfg: FinetuneConfig,
+                 unlabeled: torch.Tensor | None, pseudo: Pseudo | None, round_: int) -> None:
+        super().__init__(TrainConfig(epochs=1, batch_size=cfg.batch_size, seed=cfg.seed))
+        self.steps_per_epoch = cfg.steps
+        self.ft, self.y, self.round = cfg, y, round_
+        self.unlabeled, self.pseudo = unlabeled, pseudo
+        self.device = clf.feat_mean.device
+        self.teacher = _Teacher(clf, cfg.ema) if cfg.consistency else None
+        self.history: list[dict] = []
+        self.running, self.used = 0.0, 0.0
+
+    def setup(self, model: nn.Module, train_x: torch.Tensor, device: torch.device, resume: bool,
+              shard: slice | None) -> None:
+        model.train()
+
+    def parameter_groups(self, model: nn.Module) -> list[dict]:
+        cfg = self.ft
+        self.encoder_params = list(model.autoencoder.parameters())
+        groups = [{"params": list(model.head.parameters()), "lr": cfg.lr}]
+        train_encoder = not cfg.freeze_encoder and cfg.encoder_lr_scale > 0
+        if train_encoder:
+            groups.append({"params": self.encoder_params, "lr": cfg.lr * cfg.encoder_lr_scale})
+        for p in self.encoder_params:
+            p.requires_grad_(train_encoder)
+        self.base_lrs = [g["lr"] for g in groups]
+        return groups
+
+    def learning_rates(self, step: int, total_steps: int) -> list[float]:
+        self.scale = 0.5 * (1 + np.cos(np.pi * step / max(1, total_steps)))  # cosine decay
+        return [lr * self.scale for lr in self.base_lrs]
+
+    def start_epoch(self, epoch: int, n: int) -> torch.Generator:
+        self.n = n
+        return torch.Generator().manual_seed(self.ft.seed + 1 + 1000 * self.round)
+
+    def batches(self, train_x: torch.Tensor, steps: int, start: int):
+        return iter(lambda: train_x, None)  # every step samples from all labelled images
+
+    def loss(self, net: nn.Module, x: torch.Tensor, gen: torch.Generator
+             ) -> tuple[torch.Tensor, dict]:
+        cfg, device, pseudo, teacher = self.ft, self.device, self.pseudo, self.teacher
         idx = torch.randint(0, len(x), (min(cfg.batch_size, len(x)),), generator=gen)
         xb = shift_flip(to_unit(x[idx], device), cfg.augment, cfg.shift, gen)
-        if unlabeled is None or (pseudo is None and teacher is None):
-            loss = F.cross_entropy(clf(xb), y[idx].to(device))
-        else:  # one forward pass over labelled + unlabeled images
-            j = torch.randint(0, len(unlabeled), (cfg.pseudo_batch,), generator=gen)
-            xu = to_unit(unlabeled[j], device)
-            xw = shift_flip(xu, cfg.augment, cfg.shift, gen)  # the weak view
-            views = [xb]
-            if pseudo is not None:
-                views.append(xw)
-            if teacher is not None:
-                views.append(strong_augment(xu, gen, cfg.strength))
-            logits = clf(torch.cat(views)).split([len(v) for v in views])
-            loss = F.cross_entropy(logits[0], y[idx].to(device))
-            if pseudo is not None:  # propagated labels, weighted by their certainty
-                soft = cfg.soft and pseudo.probs is not None
-                target = pseudo.probs[j] if soft else pseudo.labels[j]
-                per = F.cross_entropy(logits[1], target.to(device), reduction="none")
-                fade = scale if cfg.pseudo_decay else 1.0
-                loss = loss + fade * (per * pseudo.weights[j].to(device)).mean()
-            if teacher is not None:  # the teacher's confident labels of the weak view
-                shared = logits[1] if pseudo is not None and cfg.ema == 0 else None
-                conf, target = teacher.probs(xw, shared).max(1)
-                sure = (conf >= cfg.threshold).float()
-                per = F.cross_entropy(logits[-1], target, reduction="none")
-                loss = loss + cfg.unlabeled_weight * (per * sure).mean()
-                used += float(sure.mean())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        labels = self.y[idx].to(device)
+        if self.unlabeled is None or (pseudo is None and teacher is None):
+            return F.cross_entropy(net(xb), labels), {}
+        # One forward pass over labelled + unlabeled images.
+        j = torch.randint(0, len(self.unlabeled), (cfg.pseudo_batch,), generator=gen)
+        xu = to_unit(self.unlabeled[j], device)
+        xw = shift_flip(xu, cfg.augment, cfg.shift, gen)  # the weak view
+        views = [xb]
+        if pseudo is not None:
+            views.append(xw)
         if teacher is not None:
-            teacher.update(clf)
-        running += float(loss.detach())
-        if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
-            n = (step % 50) + 1
-            history.append({"round": round_ + 1, "step": step + 1, "train_loss": running / n})
-            if teacher is not None:  # fraction of unlabeled images above the threshold
-                history[-1]["confident"] = used / n
-            running, used = 0.0, 0.0
-    for p in enc_params:
-        p.requires_grad_(True)
-    if teacher is not None and cfg.ema > 0:
-        clf.load_state_dict(teacher.model.state_dict())
-    clf.eval()
-    return history
+            views.append(strong_augment(xu, gen, cfg.strength))
+        logits = net(torch.cat(views)).split([len(v) for v in views])
+        loss = F.cross_entropy(logits[0], labels)
+        if pseudo is not None:  # propagated labels, weighted by their certainty
+            soft = cfg.soft and pseudo.probs is not None
+            target = pseudo.probs[j] if soft else pseudo.labels[j]
+            per = F.cross_entropy(logits[1], target.to(device), reduction="none")
+            fade = self.scale if cfg.pseudo_decay else 1.0
+            loss = loss + fade * (per * pseudo.weights[j].to(device)).mean()
+        if teacher is not None:  # the teacher's confident labels of the weak view
+            shared = logits[1] if pseudo is not None and cfg.ema == 0 else None
+            conf, target = teacher.probs(xw, shared).max(1)
+            sure = (conf >= cfg.threshold).float()
+            per = F.cross_entropy(logits[-1], target, reduction="none")
+            loss = loss + cfg.unlabeled_weight * (per * sure).mean()
+            self.used += float(sure.mean())
+        return loss, {}
+
+    def after_step(self, model: nn.Module, step: int, loss: float) -> None:
+        if self.teacher is not None:
+            self.teacher.update(model)
+        self.running += loss
+        if step % 50 == 0 or step == self.ft.steps:
+            n = ((step - 1) % 50) + 1
+            self.history.append({"round": self.round + 1, "step": step,
+                                 "train_loss": self.running / n})
+            if self.teacher is not None:  # fraction of unlabeled images above the threshold
+                self.history[-1]["confident"] = self.used / n
+            self.running, self.used = 0.0, 0.0
+
+    def finish(self, model: nn.Module) -> None:
+        for p in self.encoder_params:
+            p.requires_grad_(True)
+        if self.teacher is not None and self.ft.ema > 0:
+            model.load_state_dict(self.teacher.model.state_dict())
+        model.eval()
 
 
 class _Teacher:

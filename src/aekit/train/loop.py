@@ -1,13 +1,14 @@
-"""One model-agnostic training loop: in-memory uint8 data batched by indexing, Adam(W), cosine LR,
-early stopping, NaN detection, an atomic checkpoint every epoch and exact `--resume`.
+"""The one training loop: steps in epochs, AdamW, per-step learning rates, early stopping, NaN
+detection, an atomic checkpoint every epoch and exact `--resume`. What a step computes (batches,
+loss, schedule, validation) is an `Objective` (aekit.train.objective): an autoencoder's
+reconstruction by default, a few-label classifier's cross-entropy in aekit.represent.
 
-Resume from an epoch end is exact without saving RNG state: every epoch's shuffle (and corruption
-noise) comes from a generator seeded by (seed, epoch), and the global torch seed is reset from
-(seed, epoch) too, so epoch k behaves identically whether or not the process was restarted before
-it. A mid-epoch checkpoint (`--checkpoint-every N` steps, or a stop on SIGTERM/SIGINT, see
-aekit.train.preempt) also saves both generators' states and the position in the epoch: the
-resumed run rebuilds the same order, skips the batches already done and draws the same numbers.
-Writing checkpoints reads the state and changes nothing, so results do not depend on them.
+Resume from an epoch end is exact without saving RNG state: each epoch's draws come from a
+generator the objective seeds from (seed, epoch). A mid-epoch checkpoint (`--checkpoint-every N`
+steps, or a stop on SIGTERM/SIGINT, see aekit.train.preempt) also saves the generators' states and
+the position in the epoch: the resumed run rebuilds the same order, skips the batches already done
+and draws the same numbers. Writing checkpoints reads the state and changes nothing, so results do
+not depend on them.
 """
 
 from __future__ import annotations
@@ -23,10 +24,7 @@ import torch
 from torch import nn
 
 from aekit.config import TrainConfig
-from aekit.data.augment import augment_batch
-from aekit.data.stream import iter_batches, iter_chunks
-from aekit.data.units import to_unit
-from aekit.device import autocast_dtype, resolve_device
+from aekit.device import resolve_device
 from aekit.errors import AekitError, RunError, TrainingDiverged
 from aekit.train import distributed
 from aekit.train.checkpoint import (
@@ -36,12 +34,9 @@ from aekit.train.checkpoint import (
     rng_states,
     save_checkpoint,
 )
-from aekit.train.health import CollapseCheck, report, start_from_data
-from aekit.train.losses import build_loss
+from aekit.train.health import report
+from aekit.train.objective import Corruption, Objective, Reconstruction
 from aekit.train.preempt import Preempted, StopSignals
-
-# corrupt(x, generator) -> model input; None trains a plain autoencoder (input == target).
-Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 @dataclass
@@ -52,66 +47,6 @@ class FitResult:
     best_epoch: int = 0
     stopped_early: bool = False
     warnings: list[str] = field(default_factory=list)  # e.g. a collapsed run (train/health.py)
-
-
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
-def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    if cfg.schedule == "constant":
-        return cfg.lr
-    warmup = min(100, total_steps // 20)
-    if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total_steps - warmup)
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def tile_target(out: dict, target: torch.Tensor) -> torch.Tensor:
-    """The target repeated to match a forward pass that decoded each input several times
-    (nested dropout with nested_draws > 1 returns (draws*B, ...) rows, copy j of example i at row
-    j*B + i)."""
-    rows, b = out["x_hat"].shape[0], target.shape[0]
-    if rows == b:
-        return target
-    if rows % b:
-        raise RunError(f"model returned {rows} reconstructions for a batch of {b}")
-    return target.repeat(rows // b, *([1] * (target.dim() - 1)))  # (draws*B, C, H, W)
-
-
-def preferred_memory_format(model: nn.Module) -> torch.memory_format:
-    """Channels-last for convolutional models: oneDNN's conv kernels run ~2x faster on CPU with
-    NHWC tensors; dense models keep the default layout (they flatten anyway)."""
-    has_conv = any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules())
-    return torch.channels_last if has_conv else torch.contiguous_format
-
-
-
-
-@torch.inference_mode()
-def evaluate_loss(
-    model: nn.Module,
-    loss_fn: nn.Module,
-    x_uint8: torch.Tensor,
-    device: torch.device,
-    corrupt: Corruption | None = None,
-    seed: int = 0,
-    batch_size: int = 1000,
-) -> float:
-    """Mean loss over a dataset (fixed corruption noise so validation numbers are comparable)."""
-    was_training = model.training
-    model.eval()
-    gen = torch.Generator().manual_seed(seed + 7)
-    total, n = 0.0, 0
-    for chunk in iter_chunks(x_uint8, batch_size):
-        target = to_unit(chunk, device)
-        x_in = corrupt(target, gen) if corrupt else target
-        loss, _ = loss_fn(model(x_in), target)
-        total += float(loss) * len(target)
-        n += len(target)
-    model.train(was_training)
-    return total / max(1, n)
 
 
 def fit(
@@ -127,10 +62,13 @@ def fit(
     on_step: Callable[[int, float, dict], None] | None = None,
     stop: StopSignals | None = None,
     log_state: Any = None,
+    objective: Objective | None = None,
 ) -> FitResult:
     """Train `model` on uint8 images (N, C, H, W); returns the history. Weights end at the best
     validation epoch when there is a validation set, else at the last epoch.
 
+    `objective` (aekit.train.objective) says what a step computes; the default, `Reconstruction`,
+    trains an autoencoder to rebuild its input or, with `corrupt`, to undo that corruption.
     `train_x` may also be streamed images (aekit.data.stream). Under a torchrun process group
     each rank trains a DDP replica on its shard of every global batch; only rank 0 checkpoints.
 
@@ -145,15 +83,15 @@ def fit(
     world = distributed.current()
     main = world is None or world.is_main
     device = resolve_device(cfg.device)
-    memory_format = preferred_memory_format(model)
-    amp_dtype = autocast_dtype(cfg.precision, device)
-    model.to(device, memory_format=memory_format).train()
-    if not resume:  # a freshly built model starts at the data's mean intensity, not 0.5 grey
-        start_from_data(model, train_x)
-    loss_fn = build_loss(cfg.loss, model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    objective = objective if objective is not None else Reconstruction(cfg, corrupt)
+    shard = distributed.batch_shard(cfg.batch_size, world) if world else None
+    objective.setup(model, train_x, device, resume, shard)
+    optimizer = torch.optim.AdamW(objective.parameter_groups(model), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     n = len(train_x)
-    steps_per_epoch = max(1, n // cfg.batch_size)  # drop the ragged last batch: steady batch stats
+    # An epoch drops the ragged last batch (steady batch statistics), unless the objective sets
+    # its own length.
+    steps_per_epoch = objective.steps_per_epoch or max(1, n // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
 
     result = FitResult()
@@ -192,12 +130,8 @@ def fit(
             if log_state is not None and meta.get("log_state") is not None:
                 log_state.load_state_dict(meta["log_state"])
     net = distributed.wrap(model, device) if world else model
-    shard = distributed.batch_shard(cfg.batch_size, world) if world else None
-    # With a corruption the noise is drawn for the whole global batch (as one process would),
-    # so each rank then keeps its shard of the corrupted batch.
-    late_shard = shard if corrupt is not None else None
-    collapse = CollapseCheck(val_x if val_x is not None and len(val_x) else train_x, corrupt,
-                             cfg.seed) if main else None
+    has_val = val_x is not None and len(val_x) > 0
+    collapse = objective.collapse_check(val_x if has_val else train_x) if main else None
 
     def write_checkpoint(epochs_done: int, position: int = 0, running: float = 0.0,
                          epoch_seconds: float = 0.0, gen: torch.Generator | None = None) -> None:
@@ -225,9 +159,7 @@ def fit(
                          at_epoch_end=at_epoch_end, report=main, distributed=world is not None)
 
     for epoch in range(start_epoch, cfg.epochs):
-        torch.manual_seed(cfg.seed * 1_000_003 + epoch)
-        gen = epoch_generator(cfg.seed, epoch)
-        order = torch.randperm(n, generator=gen)
+        gen = objective.start_epoch(epoch, n)
         first, running, t0 = 0, 0.0, time.perf_counter()
         if partial is not None:  # the rest of the epoch a mid-epoch checkpoint stopped in
             first, running = partial["position"], partial["running"]
@@ -237,23 +169,12 @@ def fit(
         bar = _progress(progress and main, steps_per_epoch, epoch, cfg.epochs)
         if bar is not None and first:
             bar.update(first)
-        batches = iter_batches(train_x, order, cfg.batch_size, steps_per_epoch,
-                               shard if late_shard is None else None, start=first)
+        batches = objective.batches(train_x, steps_per_epoch, first)
         for i in range(first, steps_per_epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(cfg, step, total_steps)
-            target = to_unit(next(batches), device).contiguous(memory_format=memory_format)
-            if cfg.augment:
-                target = augment_batch(target, cfg.augment, gen)
-            x_in = corrupt(target, gen) if corrupt else target
-            if late_shard is not None:
-                target, x_in = target[late_shard], x_in[late_shard]
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                                enabled=amp_dtype is not None):
-                out = net(x_in)
-            # The loss is always computed in float32, whatever the forward pass ran in.
-            out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
-            loss, logs = loss_fn(out, tile_target(out, target))
+            rates = objective.learning_rates(step, total_steps)
+            for group, lr in zip(optimizer.param_groups, rates, strict=True):
+                group["lr"] = lr
+            loss, logs = objective.loss(net, next(batches), gen)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}; "
@@ -266,6 +187,7 @@ def fit(
             optimizer.step()
             step += 1
             loss_value = float(loss.detach())
+            objective.after_step(model, step, loss_value)
             running += loss_value
             if on_step is not None:
                 on_step(step, loss_value, logs)
@@ -295,9 +217,9 @@ def fit(
         row = {"epoch": epoch + 1, "train_loss": train_loss,
                "val_loss": None, "seconds": round(epoch_seconds, 3),
                "lr": optimizer.param_groups[0]["lr"]}
-        if val_x is not None and len(val_x):
+        if has_val:
             if main:
-                row["val_loss"] = evaluate_loss(model, loss_fn, val_x, device, corrupt, cfg.seed)
+                row["val_loss"] = objective.validation_loss(model, val_x, device)
             if world:  # every rank takes the same early-stopping decision
                 row["val_loss"] = distributed.from_main(row["val_loss"])
             if row["val_loss"] < best_val:
@@ -333,9 +255,7 @@ def fit(
         model.load_state_dict(best_state)
     # Back to the default layout: a model saved and reloaded must compute bit-identically.
     model.to(memory_format=torch.contiguous_format)
-    model.output_init_pending = False  # trained: a second fit continues, never restarts
-    model.finalize()
-    model.eval()
+    objective.finish(model)
     total_images = sum(1 for _ in result.history) * steps_per_epoch * cfg.batch_size
     result.images_per_second = total_images / max(result.train_seconds, 1e-9)
     return result
