@@ -20,9 +20,15 @@ Targets and how each is measured:
       is encoded by B's autoencoder, the nearest of B's training codes is decoded) and, for
       reference, that B autoencoder applied to the A image directly.
   (3) reconstruction in each domain within 1 dB of a single-domain `conv` model of the same
-      architecture and epochs, trained on that domain alone.
+      architecture and epochs, trained on that domain alone. Both train for the same number of
+      optimizer steps (a pair is one A and one B image, so an epoch is max(len A, len B) / batch
+      steps, and each decoder is updated at every step) on the same learning-rate schedule. The
+      result gives the parameter counts of both sides: the swap model's total, the part one
+      domain's images go through (shared encoder, own decoder, own input map) and the single
+      model's.
+The swap model runs with its defaults (`SwapOptions`); `--option` overrides them for ablations.
 
-Run: python -m bench.swap --threads 1   (one run, ~15 minutes on one shared thread; writes
+Run: python -m bench.swap --threads 1   (one run, ~7 minutes on one shared thread; writes
 bench/results/swap.json and docs/img/swap_grid.png, prints tables).
 """
 
@@ -116,8 +122,8 @@ def autoencode(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.inference_mode()
-def swap_all(model, x: torch.Tensor, to: str) -> torch.Tensor:
-    return torch.cat([model.swap(b, to) for b in x.split(500)])
+def swap_all(model, x: torch.Tensor, to: str, source: str) -> torch.Tensor:
+    return torch.cat([model.swap(b, to, source) for b in x.split(500)])
 
 
 def quality(x_hat: torch.Tensor, x: torch.Tensor) -> dict:
@@ -145,6 +151,18 @@ def share_as(clf, imgs: torch.Tensor, label: int) -> float:
     return float((clf.predict(imgs.flatten(1).numpy()) == label).mean())
 
 
+def parameters(swap, single) -> dict:
+    """"Of the same size", in numbers: the swap model's total, the part one domain's images go
+    through (the shared encoder, that domain's decoder and its half of the per-domain maps) and
+    the single-domain model."""
+    def count(m) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    maps = sum(count(m) for m in (swap.domain_in, swap.domain_layers) if m is not None)
+    return {"swap_total": count(swap), "swap_per_domain": count(swap.encoder)
+            + count(swap.decoder_a) + maps // 2, "single": count(single)}
+
+
 def evaluate_pair(pair: str, a: dict, b: dict, runs: Path, seed: int,
                   name: str = "swap") -> tuple[dict, list]:
     from aekit.core import load_model
@@ -154,13 +172,14 @@ def evaluate_pair(pair: str, a: dict, b: dict, runs: Path, seed: int,
     single_b, _ = load_model(runs / "single-b")
     ta = torch.from_numpy(a["test"]).float() / 255
     tb = torch.from_numpy(b["test"]).float() / 255
-    a2b, b2a = swap_all(swap, ta, "b"), swap_all(swap, tb, "a")
+    a2b, b2a = swap_all(swap, ta, "b", "a"), swap_all(swap, tb, "a", "b")
     res: dict = {"images": {"train": [len(a["train"]), len(b["train"])],
-                            "test": [len(ta), len(tb)]}}
+                            "test": [len(ta), len(tb)]},
+                 "parameters": parameters(swap, single_a)}
     # (3) reconstruction per domain: the swap model's own decoder vs a single-domain model.
     res["reconstruction"] = {}
     for d, x, single in (("a", ta, single_a), ("b", tb, single_b)):
-        mine, theirs = quality(swap_all(swap, x, d), x), quality(autoencode(single, x)[1], x)
+        mine, theirs = quality(swap_all(swap, x, d, d), x), quality(autoencode(single, x)[1], x)
         res["reconstruction"][d] = {"swap": mine, "single": theirs,
                                     "gap_db": round(mine["psnr"] - theirs["psnr"], 3)}
     # (1) swap success by a real-A-vs-real-B classifier.

@@ -69,8 +69,12 @@ class VAEOptions(ModelOptions):
 
 @dataclass(frozen=True)
 class SwapOptions(ConvOptions):
-    confusion: float = option(0.1, "weight of the domain-confusion term pulling A's and B's "
-                                   "codes together (0 = off)", low=0.0, high=100.0)
+    confusion: float = option(0.03, "weight of the domain-confusion term pulling A's and B's "
+                                    "codes together (0 = off)", low=0.0, high=100.0)
+    domain_norm: str = option("input", "per-domain affine maps in the shared encoder: none, "
+                                      "input (on the input, started from the domains' mean "
+                                      "images), layers (input and after every encoder layer)",
+                              choices=("none", "input", "layers"))
 
 
 for _card in (

@@ -16,7 +16,13 @@ channels is then the mean of both domains' losses, and `--corrupt` / `--augment`
 Encoder and decoders are the `conv` model's stacks (models/conv.py). Options: `SwapOptions` in
 cards.py, conv's plus `confusion`, the weight of a domain-confusion term (an MMD between the
 batch's A codes and B codes) that pulls the two domains' codes together, so that B's decoder is
-fed codes like the ones it was trained on.
+fed codes like the ones it was trained on, and `domain_norm`, per-domain affine maps in the
+shared encoder (`DomainAffine`): on the input ("input") and also after every encoder layer
+("layers"). They give each domain a few parameters of its own in the encoder, so that the two
+domains can reach one code distribution without bending the shared weights: a contrast-inverted
+domain is turned back at the input, whose map starts from the data (`init_output_bias`).
+Because of them the encoder needs to know which domain an image comes from: `swap(x, to,
+source)`, with the other domain as the default source.
 """
 
 from __future__ import annotations
@@ -50,8 +56,9 @@ class SwapAE(AutoencoderModule):
             raise ConfigError(
                 f"swap: in_channels={cfg.in_channels} is odd; the model takes an image of each "
                 "domain stacked on the channel axis (train it with --dataset A --dataset-b B)")
-        # confusion 0.1: on sneaker <-> sandal it raised the swaps a classifier takes for the
-        # other domain from 15% to 94% (10 epochs) for ~0.6-1.3 dB of reconstruction.
+        # confusion 0.03 with domain_norm "input": on sneaker <-> sandal (10 epochs) the swaps a
+        # classifier takes for the other domain go from 52% / 41% (no term) to 95% / 96% for
+        # 0.3 / 0.6 dB of reconstruction; without the input maps 0.03 reaches only 82% / 86%.
         self.confusion = self.options.confusion  # SwapOptions, checked (models/cards.py)
         self.channels = cfg.in_channels // 2  # C of one domain
         half = dataclasses.replace(
@@ -64,17 +71,41 @@ class SwapAE(AutoencoderModule):
         self.decoder_b = ae_b.decoder
         self.latent_shape = (2, *ae_a.latent_shape)
         self._bias_domain = "a"  # which decoder `output_bias` answers for
+        norm = self.options.domain_norm
+        self.domain_in = DomainAffine(self.channels) if norm != "none" else None
+        # After every conv / linear of the encoder (before its activation), the code included.
+        self.domain_layers = nn.ModuleList(
+            DomainAffine(m.out_channels if isinstance(m, nn.Conv2d) else m.out_features)
+            for m in self.encoder if isinstance(m, nn.Conv2d | nn.Linear)
+        ) if norm == "layers" else None
+        # Runs saved before `domain_norm` existed have no such weights: they load as identity
+        # maps, which is exactly the model they were.
+        self.register_load_state_dict_pre_hook(_identity_for_missing_affines)
 
     # --- the AutoencoderModule contract ----------------------------------------------------------
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 2C, H, W) -> (B, 2, *code): both halves through the one shared encoder."""
         xa, xb = self.split_domains(x)
-        z = self.encoder(torch.cat([xa, xb]))  # (2B, *code): one pass for both domains
+        z = self.encode_domain(torch.cat([xa, xb]), None)  # (2B, *code): one pass for both
         z = z.reshape(2, -1, *z.shape[1:]).transpose(0, 1)  # (B, 2, *code)
         if self.training and self.confusion > 0 and torch.is_grad_enabled():
             z = _Confusion.apply(z, self.confusion)
         return z
+
+    def encode_domain(self, x: torch.Tensor, domain: int | None) -> torch.Tensor:
+        """The shared encoder with domain `domain`'s affine maps (0 = A, 1 = B) on images
+        (N, C, H, W); domain None: the first half of the batch is A's, the second B's."""
+        if self.domain_in is None:
+            return self.encoder(x)
+        x = self.domain_in(x, domain)
+        k = 0
+        for layer in self.encoder:
+            x = layer(x)
+            if self.domain_layers is not None and isinstance(layer, nn.Conv2d | nn.Linear):
+                x = self.domain_layers[k](x, domain)
+                k += 1
+        return x
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, 2, *code) -> logits (B, 2C, H, W): decoder A on z[:, 0], decoder B on z[:, 1]."""
@@ -92,7 +123,12 @@ class SwapAE(AutoencoderModule):
 
     @torch.no_grad()
     def init_output_bias(self, mean: torch.Tensor) -> bool:
-        """Each decoder starts at its own domain's mean (the first C channels are A's)."""
+        """Each decoder starts at its own domain's mean (the first C channels are A's), and B's
+        input map starts as the affine map that turns B's mean image into A's (`match_means`)."""
+        if self.domain_in is not None and mean.dim() == 3:
+            scale, shift = match_means(*mean.split(self.channels))
+            self.domain_in.scale[1].copy_(scale)
+            self.domain_in.shift[1].copy_(shift)
         done = []
         for domain, part in zip(DOMAINS, mean.split(self.channels), strict=True):
             self._bias_domain = domain
@@ -135,16 +171,20 @@ class SwapAE(AutoencoderModule):
             raise ConfigError(f"--to {to!r}: this model has domains a and b")
         return self.decoder_a if to == "a" else self.decoder_b
 
-    def swap(self, x: torch.Tensor, to: str) -> torch.Tensor:
-        """Images (N, C, H, W) in [0, 1], encoded by the shared encoder and drawn by domain `to`'s
-        decoder. Given images of the other domain this is the translation; given images of `to`
-        itself it is their reconstruction."""
+    def swap(self, x: torch.Tensor, to: str, source: str | None = None) -> torch.Tensor:
+        """Images (N, C, H, W) in [0, 1] of domain `source` (default: the domain that is not
+        `to`), encoded by the shared encoder with `source`'s input maps and drawn by domain
+        `to`'s decoder. source != to is the translation; source == to the reconstruction."""
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise ConfigError(f"swap: expected images (N, {self.channels}, H, W), got "
                               f"{tuple(x.shape)}")
         decoder = self.domain_decoder(to)
+        if source is None:
+            source = DOMAINS[1 - DOMAINS.index(to)]
+        elif source not in DOMAINS:
+            raise ConfigError(f"--from {source!r}: this model has domains a and b")
         with torch.inference_mode():
-            return torch.sigmoid(decoder(self.encoder(x)))
+            return torch.sigmoid(decoder(self.encode_domain(x, DOMAINS.index(source))))
 
     def swap_preview(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Picture rows for pairs x (N, 2C, H, W): A originals, A->B, B originals, B->A."""
@@ -152,9 +192,53 @@ class SwapAE(AutoencoderModule):
         self.eval()
         device = next(self.parameters()).device
         xa, xb = (t.to(device) for t in self.split_domains(x))
-        rows = [xa, self.swap(xa, "b"), xb, self.swap(xb, "a")]
+        rows = [xa, self.swap(xa, "b", "a"), xb, self.swap(xb, "a", "b")]
         self.train(was_training)
         return [r.float().cpu() for r in rows]
+
+
+class DomainAffine(nn.Module):
+    """A per-domain, per-channel scale and shift: x * scale[d] + shift[d] on (N, ch, ...).
+    Starts as the identity for both domains."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(2, channels))
+        self.shift = nn.Parameter(torch.zeros(2, channels))
+
+    def forward(self, x: torch.Tensor, domain: int | None) -> torch.Tensor:
+        """domain 0 or 1: the whole batch is that domain's; None: first half A, second half B."""
+        ones = (1,) * (x.dim() - 2)
+        if domain is not None:
+            return x * self.scale[domain].view(1, -1, *ones) + self.shift[domain].view(1, -1, *ones)
+        y = x.reshape(2, -1, *x.shape[1:])
+        y = y * self.scale.view(2, 1, -1, *ones) + self.shift.view(2, 1, -1, *ones)
+        return y.reshape(x.shape)
+
+
+def match_means(mean_a: torch.Tensor, mean_b: torch.Tensor,
+                flip_below: float = -0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per channel, (scale, shift) of the affine map that takes B's mean image (C, H, W) onto A's:
+    it matches the mean images' average and spread over the pixels, and its sign is the sign of
+    their correlation, so that a contrast-inverted domain (correlation below `flip_below`) enters
+    the encoder turned back. Weakly related means (|r| small) keep the sign +1: a sign drawn from
+    noise would invert a domain for nothing."""
+    a, b = mean_a.double().flatten(1), mean_b.double().flatten(1)  # (C, H*W)
+    ca, cb = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    sa, sb = ca.pow(2).mean(1).sqrt(), cb.pow(2).mean(1).sqrt()
+    r = (ca * cb).mean(1) / (sa * sb).clamp_min(1e-12)
+    # A flat mean image (spread ~0) says nothing about the scale: keep 1 there.
+    ratio = torch.where((sa > 1e-6) & (sb > 1e-6), sa / sb.clamp_min(1e-12), torch.ones_like(sa))
+    scale = torch.where(r < flip_below, -1.0, 1.0) * ratio.clamp(0.25, 4.0)
+    shift = a.mean(1) - scale * b.mean(1)
+    return scale.float(), shift.float()
+
+
+def _identity_for_missing_affines(module, state_dict, prefix, *args) -> None:
+    for name, tensor in module.state_dict().items():
+        if name.startswith(("domain_in.", "domain_layers.")) and prefix + name not in state_dict:
+            state_dict[prefix + name] = (torch.ones_like(tensor) if name.endswith("scale")
+                                         else torch.zeros_like(tensor))
 
 
 def confusion_penalty(z: torch.Tensor) -> torch.Tensor:

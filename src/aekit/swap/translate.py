@@ -4,6 +4,10 @@ The run's shared encoder codes each image and the decoder of the target domain (
 Images of another size than the model's are resized to it and the output back to the input's
 size, so every output PNG has its input's size.
 
+The images' own domain (`source`, `--from`) defaults to the one that is not the target: the
+encoder's per-domain input maps (`domain_norm`) need it. Translating to the images' own domain
+reconstructs them.
+
 `Translator.translate` takes numpy or torch, uint8 0..255 or float 0..1, shaped (N, H, W),
 (N, C, H, W) or (N, H, W, C), and returns floats in [0, 1] in the input's library and layout.
 """
@@ -74,11 +78,20 @@ class Translator:
             raise ConfigError(f"{what}: {self.run_dir} translates between domains "
                               f"{' and '.join(self.domains)}; use one of them")
 
+    def source_of(self, to: str, source: str | None, name: str = "source") -> str:
+        """The domain the images come from: `source`, checked, or the domain that is not `to`."""
+        if source is None:
+            return next(d for d in self.domains if d != to)
+        self.check_domain(source, name)
+        return source
+
     @torch.inference_mode()
-    def translate(self, x: Any, to: str) -> Any:
-        """Images of any size (see the module docstring) -> the same images drawn by domain
-        `to`'s decoder: floats in [0, 1], in x's library and layout."""
+    def translate(self, x: Any, to: str, source: str | None = None) -> Any:
+        """Images of any size (see the module docstring) of domain `source` (default: the one
+        that is not `to`) -> the same images drawn by domain `to`'s decoder: floats in [0, 1],
+        in x's library and layout. source == to reconstructs them."""
         self.check_domain(to, "to")
+        source = self.source_of(to, source)
         t, layout = as_images(x, "x", owner="this translator")
         if t.shape[1] != self.channels:
             raise DataError(f"x: images have {t.shape[1]} channel(s) but the model in "
@@ -88,7 +101,7 @@ class Translator:
         outs = []
         for chunk in t.split(self.batch_size):
             chunk = _resize(to_unit(chunk, device), self.size)
-            outs.append(_resize(self.model.swap(chunk, to), hw).clamp(0, 1).cpu())
+            outs.append(_resize(self.model.swap(chunk, to, source), hw).clamp(0, 1).cpu())
         return like_input(to_layout(torch.cat(outs), layout), x)
 
 
@@ -100,11 +113,13 @@ def _resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
 
 
 def translate_files(translator: Translator, inputs: ModelInputs, to: str,
-                    out_dir: str | Path) -> tuple[int, int]:
+                    out_dir: str | Path, source: str | None = None) -> tuple[int, int]:
     """Translate the usable files of `inputs` (data.files.ModelInputs: unreadable and
-    mismatched files are already listed in `inputs.bad`) into PNGs in `out_dir`, one per input,
-    named after it, of its size. Returns (written, how many were not the model's size)."""
+    mismatched files are already listed in `inputs.bad`), images of domain `source` (default:
+    the one that is not `to`), into PNGs in `out_dir`, one per input, named after it, of its
+    size. Returns (written, how many were not the model's size)."""
     translator.check_domain(to)
+    source = translator.source_of(to, source, "--from")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
@@ -119,7 +134,7 @@ def translate_files(translator: Translator, inputs: ModelInputs, to: str,
         for p, img in loaded.items():
             by_size.setdefault(tuple(img.shape[1:]), []).append(p)
         for hw, group in by_size.items():
-            y = translator.translate(torch.stack([loaded[p] for p in group]), to)
+            y = translator.translate(torch.stack([loaded[p] for p in group]), to, source)
             for p, img in zip(group, y, strict=True):
                 save_png(output_path(out_dir, p, used), img)
             done += len(group)
