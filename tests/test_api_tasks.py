@@ -150,8 +150,8 @@ def test_codec_bad_calls(codec, ae, digits):
     X, _ = digits
     with raises(AekitTypeError, "x"):
         compress(codec, "images")
-    with raises(DataError, "x"):
-        compress(codec, np.zeros((2, 10, 10)))
+    with raises(DataError, "x", "channel"):
+        compress(codec, np.zeros((2, 3, 10, 10)))  # any size, but the codec's channel count
     with raises(DataError, "x", "NaN"):
         compress(codec, np.full((1, 8, 8), np.nan))
     with raises(ConfigError, "model", "not a codec"):

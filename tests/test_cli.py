@@ -73,7 +73,7 @@ def test_reconstruct_writes_pngs_and_reports_bad_files(trained_run, tmp_path, ca
     (["train", "--resume", "NOT_A_RUN"], "not a run folder"),
     (["eval", "NOT_A_RUN"], "not a run folder"),
     (["summary", "nope"], "unknown model"),
-    (["train", "--dataset", "digits", "--epochs", "0", "--out", "X"], "epochs=0"),
+    (["train", "--dataset", "digits", "--epochs", "-1", "--out", "X"], "epochs=-1"),  # 0: automatic
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

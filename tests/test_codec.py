@@ -106,8 +106,10 @@ def test_float_and_uint8_inputs_agree(codec, images) -> None:
 
 
 @pytest.mark.parametrize("bad,match", [
-    (torch.zeros(2, 1, 10, 12), "expects"),
-    (torch.zeros(2, 3, 12, 12), "expects"),
+    (torch.zeros(2, 3, 12, 12), "channel"),
+    (torch.zeros(2, 5, 12, 12), "channels"),
+    ([torch.zeros(1, 12, 12), torch.zeros(2, 12, 12)], "one image"),
+    ([], "empty"),
     (torch.full((1, 1, 12, 12), float("nan")), "NaN"),
     (torch.full((1, 1, 12, 12), 2.0), r"\[0, 1\]"),
     (torch.zeros(0, 1, 12, 12, dtype=torch.uint8), "non-empty"),
@@ -241,7 +243,7 @@ def test_fuzz_decoder_only_format_errors(codec, images, data) -> None:
             del p[data.draw(st.integers(0, len(p))):]
         else:
             p.extend(data.draw(st.binary(min_size=1, max_size=16)))
-    blob = pack(AezFile(f.fingerprint, f.shape, tuple(bytes(p) for p in payloads)))
+    blob = pack(AezFile(f.fingerprint, f.shapes, tuple(bytes(p) for p in payloads)))
     if data.draw(st.booleans()):
         i = data.draw(st.integers(0, len(blob) - 1))
         blob = blob[:i] + bytes([blob[i] ^ 0xFF]) + blob[i + 1:]

@@ -28,6 +28,17 @@ def test_pillow_points_count_real_bytes() -> None:
     png = bl.pillow_sweep(x, "PNG")[0]
     assert webp["bytes"] > 6 * 20 and webp["bpp"] == webp["bytes"] * 8 / (6 * 16 * 16)
     assert png["psnr"] == float("inf") and 0 < webp["psnr"] < 60
+    # payload only: each lossy WebP file loses its 12 + 8 + 10 header bytes
+    assert webp["payload_bpp"] == (webp["bytes"] - 6 * 30) * 8 / (6 * 16 * 16)
+
+
+def test_webp_payload_bytes_parses_riff() -> None:
+    vp8 = b"\x9d" * 10 + b"DATA!"  # a 10-byte frame header and 5 payload bytes (odd: padded)
+    riff = b"WEBP" + b"VP8 " + len(vp8).to_bytes(4, "little") + vp8 + b"\0"
+    data = b"RIFF" + len(riff).to_bytes(4, "little") + riff
+    assert bl.webp_payload_bytes(data) == 5
+    with pytest.raises(ValueError):
+        bl.webp_payload_bytes(b"\x89PNG" + bytes(20))
 
 
 def test_pca_quant_roundtrip_and_rate_falls_with_step() -> None:

@@ -44,9 +44,9 @@ def test_compress_decompress_info(setup, capsys) -> None:
     tmp, run, imgs = setup
     assert main(["compress", run, str(imgs), "-o", "out.aez"]) == 0
     f = unpack((tmp / "out.aez").read_bytes())
-    assert f.count == 4 and f.shape == (1, 12, 12)
+    assert f.count == 4 and f.shapes == ((1, 12, 12),) * 4
     assert main(["codec-info", "out.aez", "--run", run]) == 0
-    assert "images            4 x 1x12x12" in capsys.readouterr().out
+    assert "images            4 of 1x12x12 (C x H x W)" in capsys.readouterr().out
     assert main(["decompress", "out.aez", "-o", "dec", "--run", run]) == 0
     pngs = sorted((tmp / "dec").glob("*.png"))
     assert [p.name for p in pngs] == [f"out-{i}.png" for i in range(4)]
@@ -71,9 +71,10 @@ def test_compress_each_and_dataset(setup, tiny_npz) -> None:
 
 def test_bad_inputs_one_line_exit_2_nothing_written(setup, capsys) -> None:
     tmp, run, imgs = setup
-    Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp / "small.png")
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(tmp / "small.png")
     assert main(["compress", run, str(tmp / "small.png"), "-o", "x.aez"]) == 2
-    one_error_line(capsys, "small.png: image is 1x10x12 but the codec takes 1x12x12; pass --resize")
+    one_error_line(capsys, "small.png: image is 3x10x12 but the codec takes 1-channel images; "
+                           "pass --resize")
     assert not (tmp / "x.aez").exists()
     (tmp / "junk.png").write_bytes(b"not a png")
     assert main(["compress", run, str(tmp / "junk.png"), "-o", "x.aez"]) == 2
@@ -113,24 +114,51 @@ def test_run_without_codec_or_match(setup, capsys) -> None:
     one_error_line(capsys, "no codec run with fingerprint")
 
 
-def test_compress_resize_converts_other_shapes_and_says_so_once(setup, capsys) -> None:
+def test_compress_any_size_resize_converts_channels_and_says_so_once(setup, capsys) -> None:
     tmp, run, imgs = setup
-    Image.fromarray(np.zeros((10, 12), np.uint8)).save(imgs / "small.png")
+    wide = np.concatenate(list(make_blobs(3, size=12, seed=9)[:, 0]), axis=1)[:10, :31]
+    Image.fromarray(wide).save(imgs / "small.png")  # 3 blocks across, cut inside a block
     Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(imgs / "rgb.png")
     assert main(["compress", run, str(imgs), "--resize", "-o", "x.aez"]) == 0
     out, err = capsys.readouterr()
-    assert err.strip() == "aekit: 2 image(s) converted/resized to 1x12x12"
+    assert err.strip() == "aekit: 1 image(s) converted to 1 channel(s)"
     assert out.startswith("6 image(s) -> x.aez")
+    assert main(["codec-info", "x.aez"]) == 0
+    assert "6 of 1x12x12, 1x10x31 (C x H x W)" in capsys.readouterr().out
+    assert main(["decompress", "x.aez", "-o", "dec", "--run", run]) == 0
+    small = np.asarray(Image.open(tmp / "dec" / "x-5.png"))  # sorted: im0..im3, rgb, small
+    assert small.shape == (10, 31) and np.mean((small - wide.astype(float)) ** 2) < 0.01 * 255**2
+
+
+def test_compress_quality_and_targets(setup, capsys) -> None:
+    tmp, run, imgs = setup
+    sizes = {}
+    for q in ("-8", "0", "8"):
+        assert main(["compress", run, str(imgs), "--quality", q, "-o", f"q{q}.aez"]) == 0
+        sizes[q] = (tmp / f"q{q}.aez").stat().st_size
+    # (a step other than 0 costs ~2 bytes per image: on 12x12 images a coarser step saves
+    # less than that; it pays on photos)
+    assert sizes["-8"] < sizes["8"] and sizes["0"] < sizes["8"]
+    assert main(["compress", run, str(imgs), "--target-psnr", "30", "-o", "t.aez"]) == 0
+    assert main(["decompress", "t.aez", "-o", "dt", "--run", run]) == 0
+    for i in range(4):
+        a = np.asarray(Image.open(imgs / f"im{i}.png"), dtype=float)
+        b = np.asarray(Image.open(tmp / "dt" / f"t-{i}.png"), dtype=float)
+        assert 10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-9)) >= 30
+    capsys.readouterr()
+    assert main(["compress", run, str(imgs), "--quality", "99", "-o", "bad.aez"]) == 2
+    one_error_line(capsys, "quality")
+    assert not (tmp / "bad.aez").exists()
 
 
 def test_compress_skips_bad_files_keeps_good_in_order(setup, capsys) -> None:
     tmp, run, imgs = setup
-    Image.fromarray(np.zeros((10, 12), np.uint8)).save(imgs / "im1b_small.png")
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(imgs / "im1b_rgb.png")
     (imgs / "im2b_junk.png").write_bytes(b"not a png")
     assert main(["compress", run, str(imgs), "-o", "x.aez"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[0].startswith("aekit: skipped ") and "im1b_small.png" in err[0]
-    assert "takes 1x12x12" in err[0] and "im2b_junk.png" in err[1]
+    assert err[0].startswith("aekit: skipped ") and "im1b_rgb.png" in err[0]
+    assert "takes 1-channel images" in err[0] and "im2b_junk.png" in err[1]
     assert err[2] == "aekit: 4 file(s) done, 2 skipped"
     assert main(["compress", run, str(imgs / "im2.png"), "-o", "two.aez"]) == 0
     assert main(["decompress", "x.aez", "-o", "dec", "--run", run]) == 0
@@ -163,3 +191,49 @@ def test_train_codec_starts_from_the_closed_form_mixture(tmp_path: Path) -> None
     assert cfg.model_cfg.options["lambda"] == 0.002  # the model's default, stored
     centres = fit_mixture(torch.from_numpy(x), 2, 24, seed=0).means.float()
     assert torch.allclose(model.mean.detach(), centres, atol=0.02)
+
+
+def test_resume_before_first_checkpoint_runs_the_start_and_export_refuses(tmp_path: Path,
+                                                                           capsys,
+                                                                           monkeypatch) -> None:
+    """A codec run stopped before its first checkpoint restarts with the closed-form start
+    (not from the pixel basis); train_seconds counts the start; export names the part."""
+    import shutil
+    import time
+
+    import torch
+
+    from aekit.codec.mixture import fit_mixture
+    from aekit.codec.model import CodecAE
+    from aekit.core.io import load_model
+    from aekit.io import read_json
+
+    start = CodecAE.init_from_data
+
+    def slow_start(self, *args, **kwargs):  # a start of >= 2 s must show in train_seconds
+        time.sleep(2.0)
+        return start(self, *args, **kwargs)
+
+    monkeypatch.setattr(CodecAE, "init_from_data", slow_start)
+    x = make_blobs(64, size=12, seed=5)
+    np.savez(tmp_path / "d.npz", x_train=x, x_test=x[:8])
+    run = tmp_path / "run"
+    argv = ["train", "--model", "codec", "--dataset", f"npz:{tmp_path / 'd.npz'}",
+            "--latent-dim", "24", "--option", "clusters=2", "--val-fraction", "0",
+            "--epochs", "1", "--batch-size", "16", "--quiet", "--out", str(run)]
+    assert main(argv) == 0
+    metrics = read_json(run / "metrics.json")
+    assert metrics["train_seconds"] >= 2.0 and metrics["baselines"] == {}  # no PCA "at code size"
+    # as if stopped during epoch 1: the config is written, no checkpoint, no weights
+    for p in run.iterdir():
+        if p.name != "config.json":
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    model, _ = load_model(run)
+    centres = fit_mixture(torch.from_numpy(x), 2, 24, seed=0).means.float()
+    assert torch.allclose(model.mean.detach(), centres, atol=0.02)
+    capsys.readouterr()
+    for part in ("encoder", "decoder", "model"):
+        assert main(["export", str(run), "--part", part, "-o", str(tmp_path / "c.onnx")]) == 2
+        one_error_line(capsys, f"codec --part {part}: cannot be exported")
+        assert not (tmp_path / "c.onnx").exists()

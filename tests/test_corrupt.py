@@ -11,6 +11,7 @@ from aekit.data.corrupt import (
     LUMA,
     MASK_FILL,
     Corruption,
+    block_mask,
     fill_masked,
     parse_corruption,
     to_grayscale,
@@ -189,3 +190,16 @@ def test_valid_specs_round_trip_and_reproduce(ops, seed):
     a, b = c.apply(x, _gen(seed)), again.apply(x, _gen(seed))
     assert torch.equal(a.x, b.x)
     assert 0.0 <= float(a.x.min()) and float(a.x.max()) <= 1.0
+
+
+def test_default_blocks_leave_most_of_a_small_image():
+    """The default mask:blocks removes about a quarter of any image: on 8x8 not all of it (an
+    8x8 square would), on 28x28 the same three 8x8 squares as always."""
+    spec = parse_corruption("mask:blocks")
+    for h, w, low, high in [(8, 8, 0.05, 0.4), (12, 12, 0.05, 0.4), (28, 28, 0.1, 0.3)]:
+        out = spec(torch.ones(16, 1, h, w), torch.Generator().manual_seed(0))
+        removed = float((out == 0).float().mean())
+        assert low < removed < high, (h, w, removed)
+    ref = block_mask((16, 28, 28), torch.Generator().manual_seed(1), 3, 8)
+    got = spec(torch.ones(16, 1, 28, 28), torch.Generator().manual_seed(1)) == 0
+    assert torch.equal(got, ref)

@@ -358,6 +358,7 @@ def _aez_fields(bitstream, i: int, shape) -> dict:
     import inspect
 
     values = {"fingerprint": bytes(range(bitstream.FINGERPRINT_BYTES)), "shape": shape,
+              "shapes": (shape,) * (i + 1),
               "payloads": (bytes([i, 1, 2, 3]) * (i + 1),) * (i + 1)}
     out = {}
     for f in dataclasses.fields(bitstream.AezFile):
@@ -388,7 +389,8 @@ def test_fuzz_aez_decoder(tmp_path, n, derandomize):
         if fix_crc and len(data) > 4:
             data = data[:-4] + zlib.crc32(data[:-4]).to_bytes(4, "big")
         x = call(tally, lambda: decompress(data, model, like="torch"), len(data))
-        if x is not None:
-            assert x.shape[1:] == (1, 16, 16) and bool(torch.isfinite(x).all())
+        if x is not None:  # any image size decodes; a list when the sizes differ
+            for img in (x if isinstance(x, list) else list(x)):
+                assert img.shape[0] == 1 and bool(torch.isfinite(img).all())
 
     fuzz(tally, st.tuples(mutated(samples), st.booleans()), check, n, derandomize)

@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import json
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aekit.errors import AekitError
 
@@ -92,15 +92,19 @@ def add_resize(p: argparse.ArgumentParser, keeps_size: bool = False) -> None:
 
 
 def add_config_flags(p: argparse.ArgumentParser, config_cls: type,
-                     deferred: Sequence[str] = ()) -> list[str]:
+                     deferred: Sequence[str] = (),
+                     defaults: Mapping[str, object] | None = None) -> list[str]:
     """One flag per user-facing dataclass field (`--batch-size` for `batch_size`): the fields
     whose metadata holds a "help" text. Type, default, choices and help come from the field, so
     a setting has exactly one source of truth: the config class. Returns the field names.
 
     bool fields become switches (`negate="--no-x"` for one that defaults to True); `deferred`
     fields default to None on the command line, for a caller that fills them from elsewhere
-    (a seed preset's own recipe) before falling back to the dataclass default.
+    (a seed preset's own recipe) before falling back to the dataclass default. `defaults`
+    replaces some fields' defaults for this command (a task's recorded recipe); a bool field
+    that it turns on gets both `--x` and `--no-x`.
     """
+    defaults = defaults or {}
     hints = typing.get_type_hints(config_cls)
     names = []
     for f in dataclasses.fields(config_cls):
@@ -111,14 +115,19 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls: type,
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
         if kind is bool:
-            if meta.get("negate"):
+            if defaults.get(f.name) is True and not meta.get("negate"):
+                p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=True, help=meta["help"] + " (default: on)")
+            elif meta.get("negate"):
                 p.add_argument(meta["negate"], dest=f.name, action="store_false",
                                help=meta["help"])
             else:
                 p.add_argument(flag, dest=f.name, action="store_true", help=meta["help"])
             continue
-        default = None if f.name in deferred else f.default
-        shown = f" (default: {f.default})" if f.name in deferred else ""
+        default = None if f.name in deferred else defaults.get(f.name, f.default)
+        shown = f" (default: {meta.get('default_text', f.default)})" \
+            if f.name in deferred else f" (default: {defaults[f.name]})" \
+            if f.name in defaults else ""
         parse = parse_size if kind == (tuple[int, int] | None) else kind
         p.add_argument(flag, dest=f.name, type=parse, default=default,
                        choices=meta.get("choices"), metavar=meta.get("metavar"),

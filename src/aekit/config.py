@@ -52,6 +52,13 @@ class ModelConfig:
 # Training-time augmentations of `aekit train --augment` (applied by aekit.data.augment).
 TRAIN_AUGMENTS = ("none", "hflip")
 
+# The automatic training budget (TrainConfig.epochs = 0 and steps = 0; aekit.train.budget):
+# AUTO_EPOCHS passes over the data, raised on a small dataset to reach MIN_STEPS optimizer steps.
+# Fashion-MNIST (55,000 training images, 429 steps an epoch) keeps exactly 10 epochs; the
+# evidence for MIN_STEPS is in docs/BENCHMARKS.md ("Training budgets in steps").
+AUTO_EPOCHS = 10
+MIN_STEPS = 3000
+
 
 def _flag(default, help: str, **extra):
     """A field that `aekit train` exposes as a flag (see aekit.args.add_config_flags)."""
@@ -65,7 +72,13 @@ class TrainConfig:
     dataset: str = _flag("fashion-mnist", "dataset (see `aekit datasets`)")
     dataset_b: str = _flag("", "second domain's dataset, for --model swap (domain translation): "
                                "each training item pairs a --dataset image with one of these")
-    epochs: int = _flag(10, "passes over the training images")
+    # 0: automatic (aekit.train.budget): AUTO_EPOCHS, or more on a small dataset so that training
+    # takes at least MIN_STEPS optimizer steps. A number given is honoured as given.
+    epochs: int = _flag(0, f"passes over the training images (0 = automatic: {AUTO_EPOCHS}, or "
+                           f"more on a small dataset so that training takes at least "
+                           f"{MIN_STEPS:,} optimizer steps)", default_text="automatic")
+    steps: int = _flag(0, "train for N optimizer steps instead, rounded up to whole epochs "
+                          "(0 = by --epochs)", metavar="N")
     batch_size: int = _flag(128, "images per optimizer step")
     lr: float = _flag(2e-3, "peak learning rate (Adam)")
     weight_decay: float = _flag(0.0, "decoupled weight decay (AdamW)")
@@ -96,7 +109,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"precision={self.precision!r} is not allowed; use auto, fp32, bf16")
-        check_range("epochs", self.epochs, 1, 100_000)
+        check_range("epochs", self.epochs, 0, 100_000)
+        check_range("steps", self.steps, 0, 1 << 40)
         check_range("batch_size", self.batch_size, 1, 1 << 16)
         check_range("lr", self.lr, 1e-8, 10.0)
         check_range("weight_decay", self.weight_decay, 0.0, 10.0)

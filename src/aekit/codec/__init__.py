@@ -1,10 +1,12 @@
 """The learned codec: compress images to `.aez` files and back, bit-exactly on any machine.
 
     algorithm  model.py      CodecAE, the `codec` model (registered by name like every model)
-               steps.py      its quantisation / integer coding steps
+               steps.py      its quantisation / integer coding steps, rate-control steps
+               blocks.py     images of any size as a grid of the model's blocks
                mixture.py    the closed-form start (a mixture of PCAs)
                density.py    integer probability tables
                entropy.py    range coding of the symbols (constriction)
+               payload.py    one image's payload: block symbols in one range-coder stream
                api.py        compress / decompress / info
                baselines.py  JPEG, WebP, PNG and PCA+quantisation on the same images
     files      io.py         the `.aez` container (docs/FORMAT.md)

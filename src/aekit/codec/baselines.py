@@ -37,27 +37,49 @@ def _from_pil(im, channels: int) -> np.ndarray:
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 
-def _point(name: str, setting, n_bytes: int, rec: np.ndarray, x: np.ndarray) -> dict:
+def _point(name: str, setting, n_bytes: int, rec: np.ndarray, x: np.ndarray,
+           payload: int | None = None) -> dict:
     n, _, h, w = x.shape
     q = quality(torch.from_numpy(rec).float() / 255, torch.from_numpy(x).float() / 255)
-    return {"codec": name, "setting": setting, "bytes": int(n_bytes),
-            "bpp": n_bytes * 8.0 / (n * h * w), "psnr": q["psnr"], "ssim": q["ssim"]}
+    out = {"codec": name, "setting": setting, "bytes": int(n_bytes),
+           "bpp": n_bytes * 8.0 / (n * h * w), "psnr": q["psnr"], "ssim": q["ssim"]}
+    if payload is not None:
+        out["payload_bpp"] = payload * 8.0 / (n * h * w)
+    return out
+
+
+def webp_payload_bytes(data: bytes) -> int:
+    """Bytes of a lossy WebP file that are VP8 compressed data: the file without its RIFF
+    header (12 bytes), chunk headers (8 bytes each) and the VP8 frame header (10 bytes: frame
+    tag, start code, width and height). Other chunks (VP8X, ALPH, metadata) count as headers."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise ValueError("not a WebP file")
+    pos, payload = 12, 0
+    while pos + 8 <= len(data):
+        tag, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if tag == b"VP8 ":
+            payload += max(0, size - 10)
+        pos += 8 + size + (size & 1)
+    return payload
 
 
 def pillow_point(x: np.ndarray, fmt: str, quality_value: int | None = None) -> dict:
     """One Pillow format at one quality on uint8 images (N, C, H, W); one file per image."""
     from PIL import Image
 
-    total, rec = 0, np.empty_like(x)
+    total, payload, rec = 0, 0, np.empty_like(x)
     kwargs = {"quality": quality_value} if quality_value is not None else {"optimize": True}
     for i, img in enumerate(x):
         buf = io.BytesIO()
         _to_pil(img).save(buf, format=fmt, **kwargs)
         data = buf.getvalue()
         total += len(data)
+        if fmt.upper() == "WEBP":
+            payload += webp_payload_bytes(data)
         with Image.open(io.BytesIO(data)) as im:
             rec[i] = _from_pil(im, x.shape[1])
-    return _point(fmt.lower(), quality_value, total, rec, x)
+    return _point(fmt.lower(), quality_value, total, rec, x,
+                  payload if fmt.upper() == "WEBP" else None)
 
 
 def pillow_sweep(x: np.ndarray, fmt: str, qualities=None) -> list[dict]:
@@ -122,7 +144,7 @@ def pca_quant_point(train: np.ndarray, x: np.ndarray, step: float,
     pq = PCAQuantizer(train, step, components, pca)
     payloads = pq.encode(x)
     shape = tuple(int(s) for s in x.shape[1:])
-    total = sum(len(pack(AezFile(b"\0" * 4, shape, (p,)))) for p in payloads)
+    total = sum(len(pack(AezFile.uniform(b"\0" * 4, shape, (p,)))) for p in payloads)
     return _point("pca+quant", {"step": step, "components": pq.basis.shape[1]}, total,
                   pq.decode(payloads), x)
 

@@ -1,10 +1,10 @@
 """CLI subcommands of the codec: compress, decompress, codec-info.
 
-`compress` over many files compresses every good image and lists the bad ones (unreadable, or not
-the codec's channels and size, unless --resize converts them) on stderr, exit 1. Every other bad
-input (a corrupt or foreign `.aez`, a run that is not a codec, no good image at all) raises an
-AekitError before anything is written; outputs are written atomically, so a failure never leaves
-a partial file under the final name.
+`compress` over many files compresses every good image at its own size and lists the bad ones
+(unreadable, or not the codec's channel count, unless --resize converts them) on stderr, exit 1.
+Every other bad input (a corrupt or foreign `.aez`, a run that is not a codec, no good image at
+all) raises an AekitError before anything is written; outputs are written atomically, so a
+failure never leaves a partial file under the final name.
 """
 
 from __future__ import annotations
@@ -34,6 +34,14 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--out", required=True,
                    help="output .aez file (with --each: a folder of one .aez per image)")
     p.add_argument("--each", action="store_true", help="one single-image .aez file per image")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=int, default=None, metavar="Q",
+                      help="quantizer step from -16 (smallest files) to 16 (best quality); 0, "
+                           "the default, is the run's own rate point; each step is ~1.2 dB")
+    rate.add_argument("--target-psnr", type=float, default=None, metavar="DB",
+                      help="per image, the smallest file whose PSNR reaches DB")
+    rate.add_argument("--target-bpp", type=float, default=None, metavar="BPP",
+                      help="per image, the best quality within BPP bits per pixel (payload)")
     add_resize(p)
     add_threads(p)
     p.set_defaults(func=cmd_compress)
@@ -84,17 +92,18 @@ def _dataset_images(args: argparse.Namespace, model) -> tuple[torch.Tensor, list
     x = ds.test_x if args.split == "test" else ds.train_x
     if args.limit:
         x = x[: args.limit]
-    if tuple(x.shape[1:]) != tuple(model.cfg.shape):
-        raise DataError(f"dataset {args.dataset} has images {tuple(x.shape[1:])} but the "
-                        f"codec expects {tuple(model.cfg.shape)}")
+    if x.shape[1] != model.cfg.in_channels:
+        raise DataError(f"dataset {args.dataset} has {x.shape[1]}-channel images but the "
+                        f"codec codes {model.cfg.in_channels}-channel images")
     prefix = args.dataset.replace(":", "_").replace("/", "_")
     return x, [f"{prefix}-{i:05d}" for i in range(len(x))]
 
 
 def _inputs(args: argparse.Namespace, model):
-    """(chunks of (uint8 (B, C, H, W), names), the ModelInputs of image files or None): a
-    dataset split, or image files read under the one rule for files of another channel count or
-    size (skipped and listed unless --resize: a codec never resizes silently)."""
+    """(chunks of (uint8 (B, C, H, W) of one size, names), the ModelInputs of image files or
+    None): a dataset split, or image files at their own size under the one rule for files of
+    another channel count (skipped and listed unless --resize converts them: a codec never
+    converts silently)."""
     if args.limit < 0:
         raise ConfigError(f"--limit {args.limit}: must be >= 0")
     if args.dataset and args.images:
@@ -108,9 +117,29 @@ def _inputs(args: argparse.Namespace, model):
 
     paths = collect_paths(args.images)
     inputs = ModelInputs(paths[: args.limit] if args.limit else paths, tuple(model.cfg.shape),
-                         args.resize, model="the codec")
+                         args.resize, model="the codec", keeps_size=True)
     inputs.require_some()
-    return ((x, [Path(p).stem for p in good]) for x, good in inputs.batches(CHUNK)), inputs
+    return _file_chunks(inputs), inputs
+
+
+def _file_chunks(inputs):
+    """Consecutive files of one size, up to CHUNK images or ~16 M values at a time."""
+    import torch
+
+    run, names = [], []
+    for path in inputs.files:
+        x = inputs.load_own_size(path)
+        if x is None:
+            continue
+        x = (x * 255).round_().to(torch.uint8)  # exact: the file's own 8-bit values
+        if run and (x.shape != run[0].shape or len(run) >= CHUNK
+                    or len(run) * x.numel() >= 1 << 24):
+            yield torch.stack(run), names
+            run, names = [], []
+        run.append(x)
+        names.append(Path(path).stem)
+    if run:
+        yield torch.stack(run), names
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -126,29 +155,34 @@ def cmd_compress(args: argparse.Namespace) -> int:
     left out (exit 1). The container holds the good images in input order (folders sorted by
     path); with --each, one file per good image. No good image at all: an error, nothing
     written."""
-    from aekit.codec.api import encode_payloads, fingerprint
+    from aekit.codec.api import encode_payloads, fingerprint, rate_control
     from aekit.codec.io import AezFile, pack
     from aekit.io import atomic_write_bytes
 
+    step = rate_control(args.quality, args.target_psnr, args.target_bpp)
     model = load_codec(args.run)
     out = Path(args.out)
     if args.each and out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder (--each writes a folder)")
-    fp, shape = fingerprint(model), tuple(model.cfg.shape)
+    fp = fingerprint(model)
     payloads: list[bytes] = []
+    shapes: list[tuple[int, int, int]] = []
     used: set[str] = set()
-    done = total = 0
+    done = total = pixels = 0
     chunks, inputs = _inputs(args, model)
     for x, names in chunks:
         if not names:
             continue
-        chunk = encode_payloads(model, x)
+        shape = tuple(x.shape[1:])
+        chunk = encode_payloads(model, x, step=step)
         done += len(chunk)
+        pixels += len(chunk) * shape[1] * shape[2]
         if not args.each:
             payloads.extend(chunk)
+            shapes += [shape] * len(chunk)
             continue
         for name, payload in zip(names, chunk, strict=True):
-            data = pack(AezFile(fp, shape, (payload,)))
+            data = pack(AezFile(fp, (shape,), (payload,)))
             atomic_write_bytes(out / f"{_unique(name, used)}.aez", data)
             total += len(data)
     if not done:
@@ -156,10 +190,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
             raise DataError(f"dataset {args.dataset}: no images to compress")
         inputs.finish(0)  # raises: nothing could be compressed, nothing written
     if not args.each:
-        data = pack(AezFile(fp, shape, tuple(payloads)))
+        data = pack(AezFile(fp, tuple(shapes), tuple(payloads)))
         atomic_write_bytes(out, data)
         total = len(data)
-    bpp = total * 8 / (done * shape[1] * shape[2])
+    bpp = total * 8 / pixels
     where = f"{done} file(s) written to {out}" if args.each else f"{done} image(s) -> {out}"
     code = inputs.finish(done) if inputs is not None else 0
     print(f"{where}: {total} bytes, {bpp:.3f} bits per pixel")
@@ -203,6 +237,8 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.file).stem
+    if isinstance(x, list) and len(x) == 1:
+        x = x[0][None]
     if len(x) == 1:
         names = [f"{stem}.png"]
     else:
@@ -229,11 +265,13 @@ def cmd_codec_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(meta, indent=2))
         return 0
-    c, h, w = meta["shape"]
+    sizes = ", ".join("x".join(str(v) for v in s) for s in meta["shapes"][:4])
+    if len(meta["shapes"]) > 4:
+        sizes += f", ... ({len(meta['shapes'])} sizes)"
     print(f"file              {args.file}")
     print(f"format version    {meta['version']}")
     print(f"model fingerprint {meta['fingerprint']}")
-    print(f"images            {meta['images']} x {c}x{h}x{w}")
+    print(f"images            {meta['images']} of {sizes} (C x H x W)")
     print(f"size              {meta['bytes']} bytes ({meta['header_bytes']} header+CRC, "
           f"{meta['payload_bytes']} payload)")
     print(f"bits per pixel    {meta['bits_per_pixel']:.4f} "

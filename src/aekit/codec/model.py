@@ -1,5 +1,9 @@
 """`codec`: a learned image codec, a mixture of K learned transforms with a factorized prior.
 
+The transforms code fixed-size blocks (C x bh x bw: the training size when small, else 16 x 16;
+option `block`); an image of any size is a grid of them (blocks.py), so below "image" means one
+block.
+
 Encoder: y = gain_k * A_k (x - mean_k), a learned D-dim transform of the cluster k with the lowest
 rate-distortion cost (all K tried in one matmul); round y. The code is the integer vector
 [k, round(y)]. Decoder: x_hat = S_k (y_hat / gain_k) + mean_k, clipped to [0, 1];
@@ -30,9 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from aekit.codec.blocks import from_blocks, grid, to_blocks
+from aekit.codec.card import block_size
 from aekit.codec.density import PRECISION, UnitDensity, integer_table
 from aekit.codec.mixture import Mixture, fit_mixture
-from aekit.codec.steps import N_LEVELS, CodecSteps
+from aekit.codec.steps import N_LEVELS, CodecSteps, step_factor
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, RunError, check_range
 from aekit.models.base import AutoencoderModule
@@ -55,13 +61,20 @@ class CodecAE(CodecSteps, AutoencoderModule):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        self.latent_shape = (1 + cfg.latent_dim,)  # the cluster index, then D coefficients
+
         if cfg.options.get("nested"):
             raise ConfigError("codec: nested dropout is not supported (options.nested)")
         opts = self.options  # CodecOptions, checked (card.py)
-        self.pixels = cfg.in_channels * cfg.height * cfg.width
+        # The transform codes blocks of (C, bh, bw); an image of any size is a grid of them.
+        self.block_hw = block_size(cfg.in_channels, cfg.height, cfg.width, opts.block)
+        self.block_area = self.block_hw[0] * self.block_hw[1]
+        self.pixels = cfg.in_channels * self.block_area  # values per block
+        gh, gw = grid(cfg.height, cfg.width, *self.block_hw)
+        # per block of a training-size image: the cluster index, then D coefficients
+        self.latent_shape = (gh * gw * (1 + cfg.latent_dim),)
         d, k = cfg.latent_dim, opts.clusters
-        check_range("codec latent_dim (coefficients, at most C*H*W)", d, 1, self.pixels)
+        check_range("codec latent_dim (coefficients, at most C*bh*bw of a block)", d, 1,
+                    self.pixels)
         self.rdoq, self.fast_select = opts.rdoq, opts.fast_select
         self._max_shift, self.lmbda, max_symbols = opts.shifts, opts.rate_weight, opts.max_symbols
         g0 = 1.0 / math.sqrt(8.66 * self.lmbda)  # high-rate optimal step for this lambda
@@ -186,16 +199,23 @@ class CodecAE(CodecSteps, AutoencoderModule):
         return self._cached("exact-synthesis", (self.synthesis_p, self.log_gain, self.mean_p),
                             build)
 
-    def _synthesise(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    def _synthesise(self, q: torch.Tensor, k: torch.Tensor, step: int = 0) -> torch.Tensor:
         """(B, D) integer-valued coefficients -> (B, P) pixels in [0, 1]. In eval mode the
-        result is bit-identical on any thread count (see _exact_synthesis_weights)."""
+        result is bit-identical on any thread count (see _exact_synthesis_weights): with a
+        rate-control step the exact matmul's result is multiplied by the step factor (one
+        correctly rounded product per value) before the mean is added."""
         if self.training:
             w, mean = self._synthesis_weights()
             return self._grouped(q, k, lambda r, c: torch.addmm(mean[c], r, w[c])).clamp(0, 1)
         w, mean = self._exact_synthesis_weights()
         dev = self._exact_device()
-        x = self._grouped(q.to(dev, torch.float64), k.to(dev),
-                          lambda r, c: torch.addmm(mean[c], r, w[c]))
+        if step == 0:
+            x = self._grouped(q.to(dev, torch.float64), k.to(dev),
+                              lambda r, c: torch.addmm(mean[c], r, w[c]))
+        else:
+            f = step_factor(step)
+            x = self._grouped(q.to(dev, torch.float64), k.to(dev),
+                              lambda r, c: (r @ w[c]) * f + mean[c])
         return x.float().clamp(0, 1).to(q.device)
 
     def _exact_device(self) -> torch.device:
@@ -204,20 +224,30 @@ class CodecAE(CodecSteps, AutoencoderModule):
 
     # --- entropy model ------------------------------------------------------------------------
 
-    def _tables(self) -> dict:
-        """Derived lookup tensors of the frozen tables (cached until the tables change)."""
-        if "lo" not in self._cache:
-            lo = self.offsets[self.level_index.long()].float()  # (K, D)
-            hi = lo + self.lengths[self.level_index.long()].float() - 1
-            s = self.freqs.shape[1]
+    def base_levels(self, step: int = 0) -> torch.Tensor:
+        """(K, D) table level of every coefficient before the per-block shift: the frozen
+        level, moved by a rate-control step (steps.py) and kept inside the 64 levels."""
+        li = self.level_index.long()
+        return li if step == 0 else (li + step).clamp_(0, N_LEVELS - 1)
+
+    def _tables(self, step: int = 0) -> dict:
+        """Derived lookup tensors of the frozen tables (cached until the tables change); lo,
+        hi and base are those of the rate-control step `step`."""
+        if "bits" not in self._cache:
             f = self.freqs.double().clamp_min(1)
             self._cache.update({
-                "lo": lo, "hi": hi,
-                "base": self.level_index.long() * s - lo.long(),  # flat index = base + q
                 "bits": (PRECISION - torch.log2(f)).float().flatten(),  # -log2 p per entry
                 "cluster_bits": PRECISION - torch.log2(self.cluster_freqs.double()).float(),
             })
-        return self._cache
+        key = f"support-{step}"
+        if key not in self._cache:
+            li = self.base_levels(step)
+            lo = self.offsets[li].float()  # (K, D)
+            hi = lo + self.lengths[li].float() - 1
+            s = self.freqs.shape[1]
+            self._cache[key] = {"lo": lo, "hi": hi,
+                                "base": li * s - lo.long()}  # flat index = base + q
+        return {**self._cache, **self._cache[key]}
 
     def _likelihood(self, y: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Probability of each coefficient under the continuous learned model (training, or
@@ -229,10 +259,10 @@ class CodecAE(CodecSteps, AutoencoderModule):
             return self._tables()["cluster_bits"]
         return -torch.log_softmax(self.cluster_logits, 0) / math.log(2)
 
-    def _bit_table(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def _bit_table(self, dtype: torch.dtype, step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(flat -log2 p table, base (K, D)) so that bits of q[..., k, d] = table[base + q]."""
         if self._use_tables():
-            t = self._tables()
+            t = self._tables(step)
             return t["bits"], t["base"]
         # Continuous model tabulated per scale level: N_LEVELS x grid evaluations, not B*K*D.
         half = self.freqs.shape[1] // 2
@@ -243,7 +273,7 @@ class CodecAE(CodecSteps, AutoencoderModule):
         return -torch.log2(p).flatten(), level * (2 * half) + half
 
     @torch.no_grad()
-    def select(self, xf: torch.Tensor, chunk: int = 128):
+    def select(self, xf: torch.Tensor, chunk: int = 128, step: int = 0):
         """Encoder decisions for images (B, P) -> (cluster k (B,), continuous coefficients
         (B, D), quantized coefficients (B, D)), in two steps:
 
@@ -255,19 +285,25 @@ class CodecAE(CodecSteps, AutoencoderModule):
         2. The chosen cluster's coefficients in float32, quantized with rate-distortion
            optimized rounding in eval mode (option rdoq): floor or ceil, whichever costs less in
            D + lambda*R under the factorized model (the decoder does not care how the integers
-           were chosen)."""
+           were chosen).
+
+        step: a rate-control step (steps.py; frozen tables only): the coefficients are divided
+        by the step factor f, the decoder multiplies them by f, so a unit error in them costs
+        f**2 times the distortion, and the tables move by `step` levels."""
         kk, d = self.log_gain.shape
         inv_g2 = (-2 * self.log_gain).exp() / self.pixels  # (K, D): distortion per unit error
-        table, base = self._bit_table(xf.dtype)
+        table, base = self._bit_table(xf.dtype, step)
         if self._use_tables():
-            lo, hi = self._tables()["lo"], self._tables()["hi"]
+            lo, hi = self._tables(step)["lo"], self._tables(step)["hi"]
         else:
             half = self.freqs.shape[1] // 2
             lo, hi = torch.full_like(inv_g2, -half), torch.full_like(inv_g2, half - 1)
-        rate = self.lmbda / (self.cfg.height * self.cfg.width)  # loss per bit
+        rate = self.lmbda / self.block_area  # loss per bit
         const = rate * self._cluster_bits()
         low = self.fast_select and not self.training
         w, b = self._stacked_analysis(torch.bfloat16 if low else torch.float32)
+        inv_f = 1.0 / step_factor(step)
+        g2 = inv_g2 / inv_f**2
         ks = []
         for start in range(0, len(xf), chunk):
             xc = xf[start : start + chunk]
@@ -275,17 +311,21 @@ class CodecAE(CodecSteps, AutoencoderModule):
                 y = (xc.to(torch.bfloat16) @ w).float().add_(b).view(-1, kk, d)  # (c, K, D)
             else:
                 y = torch.addmm(b, xc, w).view(-1, kk, d)
+            if step:
+                y = y * inv_f
             q = torch.clamp(torch.round(y), lo, hi)
-            cost = (y - q).square_().mul_(inv_g2).sum(-1)
+            cost = (y - q).square_().mul_(g2).sum(-1)
             cost += rate * table[q.long().add_(base)].sum(-1)
             if d < self.pixels:
                 cost += torch.cdist(xc, self.mean).pow(2) / self.pixels
-                cost -= (y.square() * inv_g2).sum(-1)
+                cost -= (y.square() * g2).sum(-1)
             ks.append((cost + const).argmin(1))
         k = torch.cat(ks)
         wk, bk = self._cluster_analysis()
         y = self._grouped(xf, k, lambda r, c: torch.addmm(bk[c], r, wk[c]))
         lo, hi, g, base = lo[k], hi[k], inv_g2[k], base[k]
+        if step:
+            y, g = y * inv_f, g / inv_f**2
         if not (self.rdoq and not self.training):
             return k, y, torch.clamp(torch.round(y), lo, hi)
         q0 = torch.clamp(torch.floor(y), lo, hi)
@@ -296,24 +336,35 @@ class CodecAE(CodecSteps, AutoencoderModule):
 
     # --- the AutoencoderModule contract ----------------------------------------------------------
 
+    def blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) images of any size -> (B * blocks per image, C*bh*bw) block rows."""
+        return to_blocks(x, *self.block_hw)
+
+    def unblock(self, rows: torch.Tensor, n: int, shape) -> torch.Tensor:
+        """Block rows of n images of `shape` (C, H, W) -> (n, C, H, W)."""
+        return from_blocks(rows, n, tuple(shape), *self.block_hw)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> z (B, 1 + D): [cluster index, continuous coefficients]."""
-        k, y, _ = self.select(x.flatten(1))
+        """(B, C, H, W) -> z (B, blocks x (1 + D)): per block [cluster index, continuous
+        coefficients]."""
+        xf = self.blocks(x)
+        k, y, _ = self.select(xf)
         if torch.is_grad_enabled():
-            y = self._analyse(x.flatten(1), k)
-        return torch.cat([k.to(y.dtype)[:, None], y], 1)
+            y = self._analyse(xf, k)
+        return torch.cat([k.to(y.dtype)[:, None], y], 1).reshape(len(x), -1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, 1 + D) -> logits (B, C, H, W) of the clipped reconstruction."""
-        x = self._synthesise(z[:, 1:], z[:, 0].round().long())
-        return torch.logit(x, eps=_EPS).view(-1, *self.cfg.shape)
+        """z (B, blocks x (1 + D)) -> logits (B, C, H, W) of the clipped reconstruction."""
+        z = z.reshape(-1, 1 + self.cfg.latent_dim)
+        x = self.unblock(self._synthesise(z[:, 1:], z[:, 0].round().long()), -1, self.cfg.shape)
+        return torch.logit(x, eps=_EPS)
 
     def forward(self, x: torch.Tensor, keep: int | None = None) -> dict[str, torch.Tensor]:
         if keep is not None:
             raise ConfigError("codec: latent truncation (keep) is not supported")
         if self.training and self.frozen:
             self.unfreeze()  # training changes the weights, so the old tables no longer fit
-        xf = x.flatten(1)  # (B, P)
+        xf = self.blocks(x)  # (B * blocks, P)
         k, y, q = self.select(xf)
         if self.training:
             y = self._analyse(xf, k)  # with gradients
@@ -325,13 +376,14 @@ class CodecAE(CodecSteps, AutoencoderModule):
         else:
             y_hat = q
             lik = self._likelihood(y_hat, k)
-        x_hat = self._synthesise(y_hat, k).view(-1, *self.cfg.shape)
+        x_hat = self.unblock(self._synthesise(y_hat, k), len(x), x.shape[1:])
         cluster_p = torch.exp2(-self._cluster_bits()[k])
         if self.max_shift:  # the shift symbol, uniform over 2m + 1 values
             cluster_p = cluster_p / (2 * self.max_shift + 1)
+        n = len(x)
         return {"x_hat": x_hat, "logits": torch.logit(x_hat, eps=_EPS),
-                "z": torch.cat([k.to(y.dtype)[:, None], y_hat], 1),
-                "likelihoods": torch.cat([cluster_p[:, None], lik], 1)}
+                "z": torch.cat([k.to(y.dtype)[:, None], y_hat], 1).reshape(n, -1),
+                "likelihoods": torch.cat([cluster_p[:, None], lik], 1).reshape(n, -1)}
 
     # --- data-dependent start, freezing -----------------------------------------------------------
 
@@ -339,11 +391,14 @@ class CodecAE(CodecSteps, AutoencoderModule):
     def init_from_data(self, x: torch.Tensor, seed: int = 0, max_images: int = 20000,
                        mixture: Mixture | None = None) -> str:
         """Closed-form start: k-means clusters, then per-cluster PCA as each transform and the
-        PCA standard deviations as scales (training then refines everything). `mixture` reuses
-        a `fit_mixture` result (it does not depend on lambda)."""
+        PCA standard deviations as scales (training then refines everything), on up to
+        `max_images` blocks cut from the training images (so its memory and time do not depend
+        on the image size). `mixture` reuses a `fit_mixture` result (it does not depend on
+        lambda)."""
         k, d = self.mean.shape[0], self.cfg.latent_dim
         if mixture is None:
-            mixture = fit_mixture(x, k, d, max_images, seed)
+            mixture = fit_mixture(sample_blocks(x, self, max_images, seed), k, d, max_images,
+                                  seed)
         if mixture.means.shape != (k, self.pixels) or mixture.vectors.shape[-1] != d:
             raise ConfigError("codec init_from_data: mixture does not match the model's shape")
         self.unfreeze()
@@ -353,7 +408,9 @@ class CodecAE(CodecSteps, AutoencoderModule):
         self.synthesis_p.copy_(mixture.vectors / TRANSFORM_LR)
         self.log_scale.copy_(torch.log(mixture.stds.clamp_min(1e-3) * g0))
         self.cluster_logits.copy_(torch.log(mixture.weights.clamp_min(1e-6)))
-        return "codec: closed-form start (a mixture of PCAs) from the training images"
+        bh, bw = self.block_hw
+        return (f"codec: closed-form start (a mixture of {k} PCAs of {self.pixels} values: "
+                f"{self.cfg.in_channels}x{bh}x{bw} blocks) from the training images")
 
     def loss_options(self, loss: str) -> dict:
         return {"lmbda": self.lmbda} if loss == "rd" else {}
@@ -400,3 +457,17 @@ class CodecAE(CodecSteps, AutoencoderModule):
         if not self.frozen:
             raise RunError("codec model has no frozen entropy tables; call model.finalize() "
                            "after training (aekit's training loop does this)")
+
+
+def sample_blocks(x: torch.Tensor, model: CodecAE, max_blocks: int, seed: int) -> torch.Tensor:
+    """Up to `max_blocks` blocks (rows of C*bh*bw values, x's dtype) cut from a seeded random
+    subset of the images x: only the images needed are cut, never the whole set at once."""
+    per_image = len(model.blocks(x[:1]))
+    if per_image == 1:  # whole-image blocks: fit_mixture samples the images itself
+        return x
+    gen = torch.Generator().manual_seed(seed + 1)
+    order = torch.randperm(len(x), generator=gen)[: -(-max_blocks // per_image)]
+    rows = torch.cat([model.blocks(x[order[i : i + 256]]) for i in range(0, len(order), 256)])
+    if len(rows) > max_blocks:
+        rows = rows[torch.randperm(len(rows), generator=gen)[:max_blocks]]
+    return rows

@@ -17,6 +17,28 @@ import torch
 import torch.nn.functional as F
 
 N_LEVELS = 64  # scale levels of the frozen tables
+# Rate control: an image may be coded with a quantizer step factor f = STEP_RATIO**step instead
+# of the run's own (step 0); STEP_RATIO is the ratio of neighbouring table levels (LEVEL_MIN..
+# LEVEL_MAX over 64 levels), so a step moves every coefficient's distribution by one level and
+# the per-image shift search follows it. Each step is ~1.2 dB at high rates.
+MAX_STEP = 16
+STEP_RATIO = 10000.0 ** (1 / 63)
+_STEP_GRID = 2.0**20
+
+
+def step_table() -> np.ndarray:
+    """Integer frequencies of an image's step symbol step + MAX_STEP: step 0 (the run's own
+    rate point) costs ~0.001 bits, any other step ~15 bits once per image."""
+    table = np.ones(2 * MAX_STEP + 1, dtype=np.int32)
+    table[MAX_STEP] = (1 << 16) - 2 * MAX_STEP
+    return table
+
+
+def step_factor(step: int) -> float:
+    """The decoder's step factor for `step`, on a 2**-20 grid so that it is the same float64
+    on every machine (a libm's last-bit differences in pow cannot move it to another value)."""
+    return round(STEP_RATIO ** (-step) * _STEP_GRID) / _STEP_GRID
+_SYNTH_CHUNK = 8192  # blocks synthesised at a time when decoding
 _FIXED = 1024.0  # shift search in 1/1024 bits: integer sums are exact in float32 (< 2**24)
 
 
@@ -31,9 +53,9 @@ class CodecSteps:
         """Integer frequencies of the shift symbol s + m (uniform)."""
         return np.ones(2 * self._max_shift + 1, dtype=np.int32)
 
-    def _shifted_levels(self, k: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def _shifted_levels(self, k: torch.Tensor, s: torch.Tensor, step: int = 0) -> torch.Tensor:
         """(B,) clusters, (B,) shifts -> (B, D) table level of every coefficient."""
-        return (self.level_index.long()[k] + s[:, None]).clamp_(0, N_LEVELS - 1)
+        return (self.base_levels(step)[k] + s[:, None]).clamp_(0, N_LEVELS - 1)
 
     def _level_bits(self, q: torch.Tensor, lvl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bits of integer coefficients q under table levels lvl (both (B, D)) and whether each
@@ -65,8 +87,8 @@ class CodecSteps:
         return t["shift_bits"]
 
     @torch.no_grad()
-    def choose_shift(self, k: torch.Tensor, y: torch.Tensor,
-                     q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def choose_shift(self, k: torch.Tensor, y: torch.Tensor, q: torch.Tensor,
+                     step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Per image the shift that codes q in the fewest bits (shift 0 always fits; ties go
         to the lowest shift), then q re-rounded (rdoq) under the chosen tables:
         (shifts (B,) int64, q (B, D))."""
@@ -74,14 +96,16 @@ class CodecSteps:
         if m == 0:
             return torch.zeros(len(q), dtype=torch.long, device=q.device), q
         table, size = self._shift_bits(), self.freqs.shape[1]
-        base = self.level_index.long()[k] * size + size // 2  # (B, D)
+        base = self.base_levels(step)[k] * size + size // 2  # (B, D)
         # One bag per image: the sum over its coefficients of every shift's cost, (B, 2m + 1).
         col = F.embedding_bag(base + q.long(), table, mode="sum").argmin(1)
         s = col - m
         if not self.rdoq:
             return s, q
         g = ((-2 * self.log_gain).exp() / self.pixels)[k]  # distortion per unit error
-        rate = self.lmbda / (self.cfg.height * self.cfg.width * _FIXED)
+        if step:  # the decoder multiplies the coefficients by the step factor
+            g = g * step_factor(step) ** 2
+        rate = self.lmbda / (self.block_area * _FIXED)
         flat, best, best_cost = table.view(-1), q, None
         for c in (q, torch.floor(y), torch.floor(y) + 1):  # q itself always fits
             inside = (c >= -(size // 2)) & (c < size - size // 2)
@@ -110,23 +134,37 @@ class CodecSteps:
             raise RunError("codec: call model.eval() before compressing")
 
     @torch.inference_mode()
-    def symbols(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Images -> (cluster (B,) int64, shift (B,) int64 in [-m, m], table indices (B, D)
-        int32 in [0, length of the coefficient's table))."""
+    def symbols(self, x: torch.Tensor, step: int = 0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images (B, C, H, W) of any size -> per block, image by image in row-major block
+        order: (cluster (n,) int64, shift (n,) int64 in [-m, m], table indices (n, D) int32 in
+        [0, length of the coefficient's table))."""
+        return self.block_symbols(self.blocks(x), step)
+
+    @torch.inference_mode()
+    def block_symbols(self, rows: torch.Tensor, step: int = 0
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`symbols` of block rows (n, C*bh*bw) in [0, 1]."""
         self._require_eval()
-        k, y, q = self.select(x.flatten(1))
-        s, q = self.choose_shift(k, y, q)
-        lo = self.offsets[self._shifted_levels(k, s)]
+        k, y, q = self.select(rows, step=step)
+        s, q = self.choose_shift(k, y, q, step)
+        lo = self.offsets[self._shifted_levels(k, s, step)]
         return k, s, (q - lo).to(torch.int32)
 
     @torch.inference_mode()
-    def reconstruct_symbols(self, k: torch.Tensor, s: torch.Tensor,
-                            idx: torch.Tensor) -> torch.Tensor:
-        """(cluster (B,), shift (B,), table indices (B, D)) -> images (B, C, H, W) in [0, 1]."""
+    def reconstruct_symbols(self, k: torch.Tensor, s: torch.Tensor, idx: torch.Tensor,
+                            shape=None, step: int = 0) -> torch.Tensor:
+        """Per block (cluster (n,), shift (n,), table indices (n, D)) of images of `shape`
+        (C, H, W; default the training size) -> images (B, C, H, W) in [0, 1]."""
         self._require_frozen()
         k = k.long()
-        q = idx.to(torch.float32) + self.offsets[self._shifted_levels(k, s.long())]
-        return self._synthesise(q, k).view(-1, *self.cfg.shape)
+        rows = []
+        for i in range(0, len(k), _SYNTH_CHUNK):  # float64 work in bounded chunks of blocks
+            kc, sc = k[i : i + _SYNTH_CHUNK], s[i : i + _SYNTH_CHUNK].long()
+            q = idx[i : i + _SYNTH_CHUNK].to(torch.float32) \
+                + self.offsets[self._shifted_levels(kc, sc, step)]
+            rows.append(self._synthesise(q, kc, step))
+        return self.unblock(torch.cat(rows), -1, shape or self.cfg.shape)
 
     def coding_plan(self, k: int, s: int) -> list[tuple[int, np.ndarray]]:
         """[(table level, coefficient indices)] in coding order for cluster k and shift s;

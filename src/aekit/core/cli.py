@@ -25,7 +25,9 @@ def add_parsers(sub) -> None:
     from aekit.config import TrainConfig
 
     p = sub.add_parser("train", help="train an autoencoder and write a run folder")
-    p.add_argument("--model", default="conv", help="model name (see `aekit models`)")
+    p.add_argument("--model", default=None,
+                   help="model name (see `aekit models`; default: conv, or with --corrupt the "
+                        "recorded restoration U-Net)")
     p.add_argument("--latent-dim", type=int, default=None, help="size of the code (default 32)")
     p.add_argument("--widths", type=parse_widths, default=(),
                    help="comma-separated channel/unit widths, e.g. 32,64")
@@ -84,16 +86,27 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_summary)
 
 
-def train_configs_from_args(args: argparse.Namespace):
-    """(ModelConfig, TrainConfig) from `aekit train` flags; seed presets bring their defaults."""
+def train_configs_from_args(args: argparse.Namespace, log=lambda s: None):
+    """(ModelConfig, TrainConfig) from `aekit train` flags; seed presets bring their defaults.
+    Without --model the task picks the recorded recipe's model (aekit.core.recipes) and `log`
+    says which."""
     from aekit.args import config_from_args
     from aekit.config import ModelConfig, TrainConfig
+    from aekit.core.recipes import for_task
     from aekit.registry import get_model_class
 
+    widths, options = args.widths, dict(args.option)
+    if args.model is None:
+        recipe = for_task(args.corrupt or "")
+        args.model = recipe.model
+        if recipe.note:
+            log(recipe.note)
+        # The recipe's architecture, where the command line does not choose it.
+        widths = widths or recipe.widths
+        options = {**recipe.options, **options}
     preset = preset_defaults(get_model_class(args.model))
     latent = args.latent_dim if args.latent_dim is not None else \
         preset.get("latent_dim", ModelConfig.latent_dim)
-    options = dict(args.option)
     for flag, key, value in (("--nested", "nested", True if args.nested else None),
                              ("--nested-p", "nested_p", args.nested_p),
                              ("--beta", "beta", args.beta)):
@@ -101,9 +114,14 @@ def train_configs_from_args(args: argparse.Namespace):
             if key in options and options[key] != value:
                 raise ConfigError(f"{flag} and --option {key}={options[key]} disagree; give one")
             options[key] = value
-    model_cfg = ModelConfig(name=args.model, latent_dim=latent, widths=args.widths,
+    model_cfg = ModelConfig(name=args.model, latent_dim=latent, widths=widths,
                             options=options)
-    from_preset = {k: preset[k] for k in PRESET_FIELDS if getattr(args, k) is None and k in preset}
+    if args.epochs is not None and args.steps:
+        raise ConfigError(f"--epochs {args.epochs} and --steps {args.steps} both set the training "
+                          "budget; give one")
+    # A seed preset's own epochs are its recipe; --steps replaces them like --epochs would.
+    from_preset = {k: preset[k] for k in PRESET_FIELDS if getattr(args, k) is None and k in preset
+                   and not (k == "epochs" and args.steps)}
     return model_cfg, config_from_args(TrainConfig, args, **from_preset)
 
 
@@ -148,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.out:
             raise ConfigError("train needs --out RUN (a new folder) or --resume RUN")
-        model_cfg, train_cfg = train_configs_from_args(args)
+        model_cfg, train_cfg = train_configs_from_args(args, log)
         metrics = train_run(args.out, model_cfg, train_cfg, progress=not args.quiet, log=log,
                             **extra)
         out = args.out

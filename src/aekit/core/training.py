@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import time
@@ -99,6 +100,9 @@ def train_run(
     from aekit.device import resolve_device
     from aekit.models import build_model, resolve_options
     from aekit.train import distributed
+    from aekit.train.budget import describe as describe_budget
+    from aekit.train.budget import plan as plan_budget
+    from aekit.train.budget import resolve as resolve_budget
     from aekit.train.losses import build_loss
     from aekit.train.preempt import Preempted, StopSignals
 
@@ -130,6 +134,12 @@ def train_run(
                 c, h, w = ds.shape
                 model_cfg = resolve_options(ModelConfig(**{
                     **model_cfg.to_dict(), "in_channels": c, "height": h, "width": w}))
+                # The run folder records the epochs chosen, so a resume plans the same ones.
+                train_cfg, budget = resolve_budget(train_cfg, len(train_x))
+            if resume:
+                budget = dataclasses.replace(plan_budget(train_cfg, len(train_x)),
+                                             why="as recorded in the run")
+            schedule = describe_budget(budget, train_cfg.batch_size)
             # Everything that can be wrong with the settings fails here, before anything is
             # written: a failed start leaves no folder in the way of the corrected command.
             torch.manual_seed(train_cfg.seed)
@@ -165,7 +175,7 @@ def train_run(
                 write_config(out, model_cfg, train_cfg)
             try:
                 return _train(out, model, model_cfg, train_cfg, ds, train_x, val_x, corrupt,
-                              resume, main, progress, log, log_to, baseline, stop)
+                              resume, main, progress, log, log_to, baseline, stop, schedule)
             except Preempted as e:
                 # Raised again below without the training frames its traceback holds: their
                 # DDP replica must be freed while its process group exists (freed after the
@@ -184,13 +194,15 @@ def train_run(
 
 def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds, train_x, val_x,
            corrupt, resume: bool, main: bool, progress: bool, log: Log,
-           log_to: tuple[str, ...], baseline: str, stop=None) -> dict[str, Any]:
+           log_to: tuple[str, ...], baseline: str, stop=None,
+           schedule: str = "") -> dict[str, Any]:
     """The training part of `train_run`, once the settings are known to be good."""
     from aekit.console import warn
     from aekit.models.base import AutoencoderModule
     from aekit.train.logging import RunLogger
     from aekit.train.loop import fit
 
+    start_seconds = 0.0
     if not resume:
         # A model with a data-dependent start (the codec's mixture of PCAs) begins from it; a
         # resumed run gets its weights from the checkpoint instead, and a run stopped before
@@ -199,10 +211,13 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
             log(f"data-dependent start of {model_cfg.name} from {len(train_x):,} images ...")
         t0 = time.perf_counter()
         note = model.init_from_data(train_x, seed=train_cfg.seed)
+        start_seconds = time.perf_counter() - t0
         if note:
-            log(f"{note} ({time.perf_counter() - t0:.1f}s)")
+            log(f"{note} ({start_seconds:.1f}s)")
     log(f"training {model_cfg.name} ({model.num_parameters():,} parameters) on {ds.name} "
         f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation images")
+    if schedule:
+        log(schedule)
     run_log = RunLogger(out, log_to, train_cfg.batch_size, note=warn) if main else None
     try:
         def on_epoch(row: dict) -> None:
@@ -214,6 +229,8 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
                      corrupt=corrupt, progress=progress, on_epoch=on_epoch,
                      on_step=run_log.step if run_log is not None else None, stop=stop,
                      log_state=run_log)
+        # train_seconds counts the data-dependent start too: it is part of training
+        result.train_seconds += start_seconds
         if stop is not None:  # trained: the final evaluation is interrupted as any command
             stop.restore()
         if not main:
@@ -285,7 +302,12 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
                         "torch": torch.__version__, "machine": platform.machine(),
                         "cpus": os.cpu_count()},
     }
-    if baseline == "pca":
+    if baseline == "pca" and model.entropy_coded:
+        # A codec's code is entropy-coded integers per block, not code_size floats: PCA "at the
+        # same size" would keep every dimension of the image (a (C*H*W)^2 eigendecomposition
+        # for nothing); a codec is compared with JPEG/WebP in `python -m bench.codec`.
+        log("baseline: PCA skipped for a codec (its baselines: python -m bench.codec)")
+    elif baseline == "pca":
         with phase(f"baseline: PCA with {code_size} components (skip with --baseline none)",
                    log):
             metrics["baselines"]["pca"] = pca_baseline(

@@ -4,7 +4,8 @@ A spec is one or more operations joined by '+', applied left to right:
 
     gaussian:SIGMA            clip(x + SIGMA * N(0, 1), 0, 1)   (the seed protocol uses 0.5)
     salt-pepper:P             each pixel (all channels) set to 0 or 1 with probability P
-    mask:blocks[:N[:SIZE]]    N random SIZE x SIZE squares removed (default SIZE 8, N = H*W/256)
+    mask:blocks[:N[:SIZE]]    N random SIZE x SIZE squares removed (default: SIZE 8, or a third
+                              of the shorter side below 24 px; N removes about a quarter)
     mask:crosshair[:WIDTH]    a full-length horizontal + vertical bar of WIDTH pixels (default 2)
                               crossing at a random point of the image's central half
     mask:random-pixels:P      each pixel removed with probability P
@@ -292,9 +293,14 @@ def _parse_mask(part: str, args: list[str]) -> Op:
             _check("mask:blocks COUNT", count, 1, 1024)
             text = f"mask:blocks:{count}" + (f":{size}" if size != BLOCK_SIZE else "")
             return mask_op(text, lambda s, g: block_mask(s, g, count, size))
-        # Default count scales with the area: about one block per 256 pixels (3 on 28x28).
-        return mask_op("mask:blocks",
-                       lambda s, g: block_mask(s, g, max(1, round(s[1] * s[2] / 256)), size))
+        # Default size: 8, or a third of the shorter side of a smaller image (an 8x8 square
+        # would remove every pixel of an 8x8 image); default count: about a quarter of the
+        # image removed (3 blocks on 28x28, one per 256 pixels at size 8).
+        def default_blocks(s, g):
+            side = min(BLOCK_SIZE, max(1, min(s[1], s[2]) // 3))
+            return block_mask(s, g, max(1, round(s[1] * s[2] / (4 * side * side))), side)
+
+        return mask_op("mask:blocks", default_blocks)
     if kind == "crosshair":
         _args(part, "mask:crosshair", rest, 0, 1, "at most one integer: mask:crosshair[:WIDTH]")
         width = _number(rest[0], "mask:crosshair WIDTH", int) if rest else CROSSHAIR_WIDTH

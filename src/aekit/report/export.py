@@ -174,6 +174,22 @@ def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().max()) if a.numel() else 0.0
 
 
+# The codec is refused whole rather than exported in a form that would not decode its files.
+_CODEC_REFUSAL = {
+    "encoder": "codec --part {part}: cannot be exported: its encoder picks each block's cluster "
+               "and rounds with rate-distortion decisions over the frozen integer entropy "
+               "tables, and its output is a range-coded byte stream, not a tensor; use `aekit "
+               "compress`",
+    "decoder": "codec --part {part}: cannot be exported: its decoder is an order-independent "
+               "exact float64 matmul (what makes decoding bit-exact), and ONNX Runtime has no "
+               "float64 MatMul kernel; use `aekit decompress`",
+    "model": "codec --part {part}: cannot be exported: its encoder makes rate-distortion "
+             "decisions over the frozen integer entropy tables and range-codes bytes, and its "
+             "decoder is an exact float64 matmul that ONNX Runtime has no kernel for; use `aekit "
+             "compress` / `aekit decompress`",
+}
+
+
 def export_model(model: nn.Module, part: str, fmt: str, out: str | os.PathLike,
                  meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Export one part of a model (eval mode, CPU) to `out`, checked for parity; returns info.
@@ -182,6 +198,8 @@ def export_model(model: nn.Module, part: str, fmt: str, out: str | os.PathLike,
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if getattr(model, "entropy_coded", False):
+        raise ConfigError(_CODEC_REFUSAL.get(part, _CODEC_REFUSAL["model"]).format(part=part))
     model = model.to("cpu").eval()
     module = part_module(model, part)
     names = _NAMES[part]

@@ -13,6 +13,7 @@ not depend on them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from aekit.config import TrainConfig
 from aekit.device import resolve_device
 from aekit.errors import AekitError, RunError, TrainingDiverged
 from aekit.train import distributed
+from aekit.train.budget import resolve as resolve_budget
 from aekit.train.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
@@ -89,10 +91,15 @@ def fit(
     optimizer = torch.optim.AdamW(objective.parameter_groups(model), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     n = len(train_x)
-    # An epoch drops the ragged last batch (steady batch statistics), unless the objective sets
-    # its own length.
-    steps_per_epoch = objective.steps_per_epoch or max(1, n // cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
+    if objective.steps_per_epoch is None:
+        # Whole epochs from --epochs/--steps or the automatic minimum-steps rule
+        # (aekit.train.budget); an epoch drops the ragged last batch: steady batch statistics.
+        cfg, budget = resolve_budget(cfg, n)
+        steps_per_epoch, total_steps = budget.steps_per_epoch, budget.total_steps
+    else:  # the objective's own epoch length; no automatic budget: one epoch unless told
+        cfg = dataclasses.replace(cfg, epochs=cfg.epochs or 1)
+        steps_per_epoch = objective.steps_per_epoch
+        total_steps = steps_per_epoch * cfg.epochs
 
     result = FitResult()
     start_epoch, step, best_val, best_state, bad_epochs = 0, 0, math.inf, None, 0

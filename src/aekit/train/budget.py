@@ -1,0 +1,62 @@
+"""How long a run trains: whole epochs, chosen from TrainConfig's `epochs` and `steps`.
+
+- `steps` > 0: enough whole epochs to take at least that many optimizer steps (an epoch is
+  `n // batch_size` steps: the ragged last batch is dropped).
+- else `epochs` > 0: exactly that many epochs, as given.
+- else (the default, `epochs` = 0): AUTO_EPOCHS epochs, raised on a small dataset so that the run
+  still takes at least MIN_STEPS steps. 455 images at batch 128 are 3 steps an epoch: 10 epochs
+  would be 30 steps, far from a useful model; Fashion-MNIST's 55,000 (429 steps an epoch) keep
+  exactly 10 epochs.
+
+The choice depends only on the settings and the number of training images, so a resumed run
+(which reads the same settings and data) plans the same epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from aekit.config import AUTO_EPOCHS, MIN_STEPS, TrainConfig
+
+
+@dataclass(frozen=True)
+class Budget:
+    epochs: int
+    steps_per_epoch: int
+    why: str  # one line: what was chosen and why
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def plan(cfg: TrainConfig, n_train: int) -> Budget:
+    """The epochs `cfg` asks for on `n_train` training images, and a one-line reason."""
+    per_epoch = max(1, n_train // cfg.batch_size)
+    if cfg.steps:
+        epochs = math.ceil(cfg.steps / per_epoch)
+        why = f"--steps {cfg.steps:,}"
+    elif cfg.epochs:
+        epochs, why = cfg.epochs, "--epochs as given"
+    else:
+        epochs = max(AUTO_EPOCHS, math.ceil(MIN_STEPS / per_epoch))
+        why = (f"automatic: {AUTO_EPOCHS} epochs" if epochs == AUTO_EPOCHS else
+               f"automatic: {n_train:,} images are {per_epoch} steps an epoch, raised from "
+               f"{AUTO_EPOCHS} epochs to reach {MIN_STEPS:,} steps")
+        why += "; choose with --epochs or --steps"
+    epochs = min(epochs, 100_000)
+    return Budget(epochs, per_epoch, why)
+
+
+def resolve(cfg: TrainConfig, n_train: int) -> tuple[TrainConfig, Budget]:
+    """`cfg` with its epochs fixed by `plan` (what a run folder records), and the plan."""
+    budget = plan(cfg, n_train)
+    return dataclasses.replace(cfg, epochs=budget.epochs), budget
+
+
+def describe(budget: Budget, batch_size: int) -> str:
+    """The schedule line a run prints before its first epoch."""
+    return (f"schedule: {budget.epochs} epochs x {budget.steps_per_epoch:,} steps of "
+            f"{batch_size} images = {budget.total_steps:,} optimizer steps ({budget.why})")

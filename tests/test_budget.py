@@ -1,0 +1,144 @@
+"""Training budgets (aekit.train.budget): `--steps`, the automatic minimum-steps rule, --epochs
+honoured as given, exact resume under every kind of budget; and the task defaults of
+aekit.core.recipes (`train --corrupt` picks the recorded U-Net) and of `aekit finetune`
+(the recorded few-label recipe)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from aekit.cli import main
+from aekit.config import AUTO_EPOCHS, MIN_STEPS, TrainConfig
+from aekit.train import budget
+from aekit.train.preempt import Preempted, StopSignals
+from tests.test_preempt import _data, _equal_state, _fit, _log_rows, _rows
+
+
+def test_plan_rules():
+    # Fashion-MNIST: 55,000 training images at batch 128 keep exactly today's 10 epochs.
+    fashion = budget.plan(TrainConfig(), 55_000)
+    assert (fashion.epochs, fashion.steps_per_epoch) == (AUTO_EPOCHS, 429)
+    assert fashion.total_steps == 4290 >= MIN_STEPS
+    # 455 images are 3 steps an epoch: raised to reach MIN_STEPS.
+    small = budget.plan(TrainConfig(), 455)
+    assert small.steps_per_epoch == 3 and small.epochs == -(-MIN_STEPS // 3)
+    assert small.total_steps >= MIN_STEPS and "raised" in small.why
+    assert budget.plan(TrainConfig(epochs=4), 455).epochs == 4  # given: honoured as given
+    assert budget.plan(TrainConfig(steps=100), 455).epochs == 34  # rounded up to whole epochs
+    assert budget.plan(TrainConfig(steps=100, batch_size=1000), 455).epochs == 100  # 1 step
+    # Resolving twice changes nothing: a run folder's recorded settings plan the same epochs.
+    cfg, first = budget.resolve(TrainConfig(), 455)
+    assert cfg.epochs == first.epochs and budget.resolve(cfg, 455)[0] == cfg
+
+
+def _train(tmp_path, name, *extra):
+    run = tmp_path / name
+    code = main(["train", "--dataset", "digits", "--limit", "300", "--batch-size", "64",
+                 "--widths", "8,16", "--latent-dim", "4", "--baseline", "none", "--out", str(run),
+                 *extra])
+    return code, run
+
+
+def test_steps_flag_and_schedule_line(tmp_path, capsys):
+    code, run = _train(tmp_path, "steps", "--steps", "9")
+    assert code == 0
+    err = capsys.readouterr().err
+    # 275 training images at batch 64: 4 steps an epoch, 9 steps rounded up to 3 epochs.
+    assert "schedule: 3 epochs x 4 steps of 64 images = 12 optimizer steps (--steps 9)" in err
+    cfg = json.loads((run / "config.json").read_text())["train"]
+    assert (cfg["epochs"], cfg["steps"]) == (3, 9)
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_automatic_budget_and_given_epochs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(budget, "MIN_STEPS", 60)  # keeps the test fast; the rule is the same
+    code, run = _train(tmp_path, "auto")
+    assert code == 0
+    assert "= 60 optimizer steps (automatic: 275 images are 4 steps an epoch, raised from 10 " \
+           "epochs to reach 60 steps" in capsys.readouterr().err
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 15
+    code, run = _train(tmp_path, "given", "--epochs", "2")
+    assert code == 0 and "(--epochs as given)" in capsys.readouterr().err
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_epochs_and_steps_together_is_one_line_error(tmp_path, capsys):
+    code, run = _train(tmp_path, "both", "--epochs", "2", "--steps", "10")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--epochs 2 and --steps 10" in err and "\n" not in err
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("kind", ["steps", "automatic"])
+def test_stop_and_resume_exact_under_a_step_budget(tmp_path, monkeypatch, kind):
+    """A run planned by --steps or by the automatic rule stops on SIGTERM mid-epoch and resumes
+    to the same weights, history and log as an uninterrupted one."""
+    monkeypatch.setattr(budget, "MIN_STEPS", 30)
+    x, val = _data()  # 200 images at batch 16: 12 steps an epoch
+    cfg = TrainConfig(dataset="array", batch_size=16, precision="fp32",
+                      **({"steps": 25} if kind == "steps" else {}))
+    ref_model, ref = _fit(x, val, cfg, tmp_path / "ref")
+    assert len(ref.history) == (3 if kind == "steps" else AUTO_EPOCHS)
+    run = tmp_path / "run"
+
+    def signal_at(step):
+        if step == 17:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with StopSignals() as stop, pytest.raises(Preempted):
+        _fit(x, val, cfg, run, stop=stop, on_step=signal_at)
+    model, result = _fit(x, val, cfg, run, resume=True)
+    assert _equal_state(ref_model, model) and _rows(result) == _rows(ref)
+    assert _log_rows(run) == _log_rows(tmp_path / "ref")
+
+
+def test_corrupt_without_model_trains_the_recorded_unet(tmp_path, capsys):
+    code, run = _train(tmp_path, "denoise", "--corrupt", "gaussian:0.2", "--steps", "2")
+    assert code == 0
+    assert "model: unet --widths 32,64,128" in capsys.readouterr().err
+    model = json.loads((run / "config.json").read_text())["model"]
+    assert model["name"] == "unet" and model["widths"] == [8, 16]  # --widths given: kept
+    assert model["options"]["shuffle"] == 2 and model["options"]["depth"] == 2
+    run = tmp_path / "denoise2"
+    assert main(["train", "--dataset", "digits", "--limit", "300", "--corrupt", "gaussian:0.2",
+                 "--steps", "1", "--option", "depth=1", "--baseline", "none", "--out",
+                 str(run), "-q"]) == 0
+    model = json.loads((run / "config.json").read_text())["model"]
+    assert model["widths"] == [32, 64, 128] and model["options"]["depth"] == 1  # given wins
+    for extra in (["--corrupt", "affine"], ["--corrupt", "gaussian:0.2", "--model", "conv"], []):
+        code, run = _train(tmp_path, f"plain{len(extra)}", *extra, "--steps", "1", "-q")
+        assert code == 0
+        assert json.loads((run / "config.json").read_text())["model"]["name"] == "conv"
+
+
+def test_finetune_defaults_are_the_recorded_recipe(tmp_path, capsys):
+    from aekit.represent.config import RECIPE, recipe_config
+
+    x = (np.random.default_rng(0).random((96, 12, 12)) * 255).astype(np.uint8)
+    y = np.arange(96) % 4
+    np.savez(tmp_path / "lab.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:],
+             y_test=y[64:])
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", f"npz:{tmp_path / 'lab.npz'}", "--widths", "8,16",
+                 "--latent-dim", "4", "--epochs", "1", "--batch-size", "16", "--baseline",
+                 "none", "--out", str(run), "-q"]) == 0
+    clf = tmp_path / "clf"
+    # The recipe's values, but few steps and a graph small enough for 64 images.
+    assert main(["finetune", str(run), "--labels", "8", "--steps", "3", "--lp-k", "5",
+                 "--pseudo-batch", "16", "--out", str(clf)]) == 0
+    ft = json.loads((clf / "classifier.json").read_text())["finetune"]
+    expected = recipe_config(steps=3, lp_k=5, pseudo_batch=16).to_dict()
+    assert ft == expected and ft["semi"] and ft["consistency"] and ft["lp_cmn"]
+    assert all(ft[k] == v for k, v in RECIPE.items() if k not in ("steps", "lp_k"))
+    out = capsys.readouterr()
+    assert "aekit train --corrupt affine --latent-dim 64 --epochs 120" in out.err
+    clf2 = tmp_path / "clf2"
+    assert main(["finetune", str(run), "--labels", "8", "--steps", "3", "--no-semi",
+                 "--no-consistency", "--out", str(clf2), "-q"]) == 0
+    ft = json.loads((clf2 / "classifier.json").read_text())["finetune"]
+    assert not ft["semi"] and not ft["consistency"]
