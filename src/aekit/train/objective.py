@@ -19,6 +19,7 @@ another: labelled batches drawn with replacement, its own loss and a teacher.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,7 +39,7 @@ from aekit.train.losses import build_loss
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
-class Objective:
+class Objective(ABC):
     """The base: one parameter group, a cosine or constant schedule (`lr_at`), no validation.
 
     `steps_per_epoch`: None lets `fit` plan epochs over the data (aekit.train.budget); a number
@@ -53,7 +54,8 @@ class Objective:
     def setup(self, model: nn.Module, train_x: Any, device: torch.device, resume: bool,
               shard: slice | None) -> None:
         """Called once before the optimizer is built; `shard` is this rank's share of a global
-        batch under a process group (None alone)."""
+        batch under a process group (None alone). Nothing by default."""
+        return None
 
     def parameter_groups(self, model: nn.Module) -> list[dict]:
         return [{"params": list(model.parameters())}]
@@ -62,21 +64,22 @@ class Objective:
         """One learning rate per parameter group at this step."""
         return [lr_at(self.cfg, step, total_steps)]
 
+    @abstractmethod
     def start_epoch(self, epoch: int, n: int) -> torch.Generator:
         """Seed the epoch; returns the generator its random draws come from."""
-        raise NotImplementedError
 
+    @abstractmethod
     def batches(self, train_x: Any, steps: int, start: int) -> Iterator[Any]:
         """What steps start..steps-1 of the epoch get (after `start_epoch`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def loss(self, net: nn.Module, batch: Any, gen: torch.Generator
              ) -> tuple[torch.Tensor, dict]:
         """The step's loss (a scalar to minimise) and a dict of numbers to show."""
-        raise NotImplementedError
 
     def after_step(self, model: nn.Module, step: int, loss: float) -> None:
-        """After the optimizer step; `step` counts steps done, from 1."""
+        """After the optimizer step; `step` counts steps done, from 1. Nothing by default."""
+        return None
 
     def validation_loss(self, model: nn.Module, val_x: Any, device: torch.device) -> float:
         raise RunError(f"{type(self).__name__} has no validation loss; train without one")
