@@ -61,7 +61,6 @@ class CodecAE(CodecSteps, AutoencoderModule):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-
         if cfg.options.get("nested"):
             raise ConfigError("codec: nested dropout is not supported (options.nested)")
         opts = self.options  # CodecOptions, checked (card.py)

@@ -15,7 +15,7 @@ import torch
 
 from aekit.codec.entropy import TableCoder
 from aekit.codec.io import VERSION
-from aekit.codec.steps import MAX_STEP, N_LEVELS, step_table
+from aekit.codec.steps import MAX_STEP, step_table
 from aekit.data.units import to_unit
 
 _coders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -27,8 +27,8 @@ StepSpec = int | tuple  # a fixed step, or ("psnr", dB) / ("bpp", bits per pixel
 def coder_of(model) -> TableCoder:
     """The model's range coder (table 0: cluster index, 1 + t: scale level t, then the
     per-block shift and the per-image rate-control step), rebuilt only when its frozen tables
-    (or the levels they are used at, which the cached coding orders depend on) change."""
-    parts = (model.freqs, model.lengths, model.cluster_freqs, model.level_index)
+    change."""
+    parts = (model.freqs, model.lengths, model.cluster_freqs)
     key = b"".join(t.cpu().numpy().tobytes() for t in parts) + bytes([model.max_shift])
     cached = _coders.get(model)
     if cached is None or cached[0] != key:
@@ -37,9 +37,7 @@ def coder_of(model) -> TableCoder:
         tables += [freqs[t, : lengths[t]] for t in range(len(lengths))]
         tables.append(model.shift_table())
         tables.append(step_table())
-        coder = TableCoder(tables)
-        coder.plans = {}  # one-block coding orders by (cluster, shift, step); see _plan
-        cached = (key, coder)
+        cached = (key, TableCoder(tables))
         _coders[model] = cached
     return cached[1]
 
@@ -65,36 +63,6 @@ def blocks_per_image(model, shape) -> int:
     return gh * gw
 
 
-def _levels(model, k: np.ndarray, s: np.ndarray, step: int) -> np.ndarray:
-    """(nb, D) table level of every coefficient of an image's blocks."""
-    base = model.base_levels(step).cpu().numpy()
-    return np.clip(base[k] + s[:, None], 0, N_LEVELS - 1)
-
-
-def _plan(model, k: np.ndarray, s: np.ndarray, step: int, coder: TableCoder | None = None):
-    """Coding order of an image's coefficients: for each table level t in ascending order
-    among those with more than one symbol, the coefficients at level t in block order, then
-    coefficient order (for one block exactly the version-2 order). (flat positions, [(t, a,
-    b)]) with positions[a:b] coded with table t."""
-    # A one-block image (28x28 at the training size) has few distinct (cluster, shift, step):
-    # its order is looked up, not re-sorted for every image. The cache lives on the coder, so it
-    # is rebuilt with it when the frozen tables change.
-    key = (int(k[0]), int(s[0]), step) if len(k) == 1 and coder is not None else None
-    if key is not None and key in coder.plans:
-        return coder.plans[key]
-    lv = _levels(model, k, s, step).ravel()
-    order = np.argsort(lv, kind="stable")
-    sorted_lv = lv[order]
-    levels, starts = np.unique(sorted_lv, return_index=True)
-    ends = np.append(starts[1:], len(sorted_lv))
-    lengths = model.lengths.cpu().numpy()
-    plan = order, [(int(t), int(a), int(b)) for t, a, b in zip(levels, starts, ends, strict=True)
-                   if lengths[t] > 1]
-    if key is not None:
-        coder.plans[key] = plan
-    return plan
-
-
 def encode_one(model, coder: TableCoder, k: np.ndarray, s: np.ndarray, idx: np.ndarray,
                 step: int, version: int = VERSION) -> bytes:
     m = model.max_shift
@@ -103,7 +71,7 @@ def encode_one(model, coder: TableCoder, k: np.ndarray, s: np.ndarray, idx: np.n
         enc.put(_step_table(coder), np.array([step + MAX_STEP], dtype=np.int32))
     enc.put(0, k.astype(np.int32))
     enc.put(_shift_table(coder), (s + m).astype(np.int32))
-    order, groups = _plan(model, k, s, step, coder)
+    order, groups = model.coding_order(k, s, step)
     flat = idx.ravel()[order]
     for t, a, b in groups:
         enc.put(1 + t, flat[a:b])
@@ -195,7 +163,7 @@ def decode_payloads(model, payloads, shape=None, version: int = VERSION) -> torc
         step = int(dec.get(_step_table(coder), 1)[0]) - MAX_STEP if version >= 3 else 0
         k = dec.get(0, nb).astype(np.int64)
         s = dec.get(_shift_table(coder), nb).astype(np.int64) - m
-        order, groups = _plan(model, k, s, step, coder)
+        order, groups = model.coding_order(k, s, step)
         flat = np.zeros(nb * d, dtype=np.int32)
         for t, a, b in groups:
             flat[order[a:b]] = dec.get(1 + t, b - a)

@@ -38,6 +38,8 @@ def step_factor(step: int) -> float:
     """The decoder's step factor for `step`, on a 2**-20 grid so that it is the same float64
     on every machine (a libm's last-bit differences in pow cannot move it to another value)."""
     return round(STEP_RATIO ** (-step) * _STEP_GRID) / _STEP_GRID
+
+
 _SYNTH_CHUNK = 8192  # blocks synthesised at a time when decoding
 _FIXED = 1024.0  # shift search in 1/1024 bits: integer sums are exact in float32 (< 2**24)
 
@@ -166,15 +168,28 @@ class CodecSteps:
             rows.append(self._synthesise(q, kc, step))
         return self.unblock(torch.cat(rows), -1, shape or self.cfg.shape)
 
-    def coding_plan(self, k: int, s: int) -> list[tuple[int, np.ndarray]]:
-        """[(table level, coefficient indices)] in coding order for cluster k and shift s;
-        levels whose table has one symbol are left out (the decoder knows that symbol)."""
+    def coding_order(self, k: np.ndarray, s: np.ndarray, step: int = 0):
+        """Coding order of one image's coefficients, its blocks' clusters k (nb,) and shifts s
+        (nb,): for each table level t in ascending order among those with more than one symbol
+        (the decoder knows the only symbol of the others), the coefficients at level t in
+        block order, then coefficient order (for one block exactly the version-2 order).
+        Returns (flat positions, [(t, a, b)]) with positions[a:b] coded with table t.
+
+        A one-block image (28x28 at the training size) has few distinct (cluster, shift,
+        step): its order is cached with the frozen tables (cleared whenever they change)."""
+        key = (int(k[0]), int(s[0]), step) if len(k) == 1 else None
+        if key is not None and key in self._plans:  # filled only while frozen
+            return self._plans[key]
         self._require_frozen()
-        plans = self._plans
-        if (k, s) not in plans:
-            row = np.clip(self.level_index[k].cpu().numpy().astype(np.int64) + s, 0,
-                          N_LEVELS - 1)
-            lengths = self.lengths.cpu().numpy()
-            plans[(k, s)] = [(int(t), np.flatnonzero(row == t)) for t in np.unique(row)
-                             if lengths[t] > 1]
-        return plans[(k, s)]
+        base = self.base_levels(step).cpu().numpy()
+        lv = np.clip(base[k] + s[:, None], 0, N_LEVELS - 1).ravel()  # (nb * D,)
+        order = np.argsort(lv, kind="stable")
+        sorted_lv = lv[order]
+        levels, starts = np.unique(sorted_lv, return_index=True)
+        ends = np.append(starts[1:], len(sorted_lv))
+        lengths = self.lengths.cpu().numpy()
+        plan = order, [(int(t), int(a), int(b))
+                       for t, a, b in zip(levels, starts, ends, strict=True) if lengths[t] > 1]
+        if key is not None:
+            self._plans[key] = plan
+        return plan
