@@ -117,7 +117,7 @@ def test_corrupt_without_model_trains_the_recorded_unet(tmp_path, capsys):
 
 
 def test_finetune_defaults_are_the_recorded_recipe(tmp_path, capsys):
-    from aekit.represent.config import RECIPE, recipe_config
+    from aekit.represent.config import RECIPE, FinetuneConfig
 
     x = (np.random.default_rng(0).random((96, 12, 12)) * 255).astype(np.uint8)
     y = np.arange(96) % 4
@@ -132,7 +132,7 @@ def test_finetune_defaults_are_the_recorded_recipe(tmp_path, capsys):
     assert main(["finetune", str(run), "--labels", "8", "--steps", "3", "--lp-k", "5",
                  "--pseudo-batch", "16", "--out", str(clf)]) == 0
     ft = json.loads((clf / "classifier.json").read_text())["finetune"]
-    expected = recipe_config(steps=3, lp_k=5, pseudo_batch=16).to_dict()
+    expected = FinetuneConfig(**{**RECIPE, "steps": 3, "lp_k": 5, "pseudo_batch": 16}).to_dict()
     assert ft == expected and ft["semi"] and ft["consistency"] and ft["lp_cmn"]
     assert all(ft[k] == v for k, v in RECIPE.items() if k not in ("steps", "lp_k"))
     out = capsys.readouterr()

@@ -97,8 +97,3 @@ RECIPE = {"steps": 2000, "encoder_lr_scale": 0.3, "semi": True, "lp_k": 20, "lp_
 RECIPE_PRETRAIN = {"name": "conv", "latent_dim": 64, "corrupt": "affine", "epochs": 120}
 RECIPE_COMMAND = ("aekit train --corrupt affine --latent-dim 64 --epochs 120 --out RUN, then "
                   "aekit finetune RUN --labels N")
-
-
-def recipe_config(**given) -> FinetuneConfig:
-    """FinetuneConfig with RECIPE's values where `given` does not set them."""
-    return FinetuneConfig(**{**RECIPE, **given})

@@ -140,11 +140,10 @@ def _train(clf: Classifier, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfi
     run by the one training loop (aekit.train.loop.fit)."""
     if cfg.steps == 0:
         return []
-    device = clf.feat_mean.device
-    objective = FewLabelObjective(clf, y, cfg, unlabeled, pseudo, round_)
     train_cfg = TrainConfig(epochs=1, batch_size=min(cfg.batch_size, len(x)), lr=cfg.lr,
-                            weight_decay=cfg.weight_decay, seed=cfg.seed, device=str(device),
-                            precision="fp32")
+                            weight_decay=cfg.weight_decay, seed=cfg.seed,
+                            device=str(clf.feat_mean.device), precision="fp32")
+    objective = FewLabelObjective(train_cfg, clf, y, cfg, unlabeled, pseudo, round_)
     fit(clf, x, train_cfg, progress=False, objective=objective)
     return objective.history
 
@@ -155,19 +154,20 @@ class FewLabelObjective(Objective):
     same forward pass. The head trains at cfg.lr, the encoder at cfg.lr * encoder_lr_scale (or
     not at all), both decaying by a cosine to zero. A history row every 50 steps."""
 
-    def __init__(self, clf: Classifier, y: torch.Tensor, cfg: FinetuneConfig,
-                 unlabeled: torch.Tensor | None, pseudo: Pseudo | None, round_: int) -> None:
-        super().__init__(TrainConfig(epochs=1, batch_size=cfg.batch_size, seed=cfg.seed))
+    def __init__(self, train_cfg: TrainConfig, clf: Classifier, y: torch.Tensor,
+                 cfg: FinetuneConfig, unlabeled: torch.Tensor | None, pseudo: Pseudo | None,
+                 round_: int) -> None:
+        super().__init__(train_cfg)  # the batch size, capped at the labelled images
         self.steps_per_epoch = cfg.steps
         self.ft, self.y, self.round = cfg, y, round_
         self.unlabeled, self.pseudo = unlabeled, pseudo
-        self.device = clf.feat_mean.device
         self.teacher = _Teacher(clf, cfg.ema) if cfg.consistency else None
         self.history: list[dict] = []
         self.running, self.used = 0.0, 0.0
 
     def setup(self, model: nn.Module, train_x: torch.Tensor, device: torch.device, resume: bool,
               shard: slice | None) -> None:
+        self.device = device  # where the classifier is (train_cfg.device)
         model.train()
 
     def parameter_groups(self, model: nn.Module) -> list[dict]:
@@ -196,7 +196,7 @@ class FewLabelObjective(Objective):
     def loss(self, net: nn.Module, x: torch.Tensor, gen: torch.Generator
              ) -> tuple[torch.Tensor, dict]:
         cfg, device, pseudo, teacher = self.ft, self.device, self.pseudo, self.teacher
-        idx = torch.randint(0, len(x), (min(cfg.batch_size, len(x)),), generator=gen)
+        idx = torch.randint(0, len(x), (self.cfg.batch_size,), generator=gen)
         xb = shift_flip(to_unit(x[idx], device), cfg.augment, cfg.shift, gen)
         labels = self.y[idx].to(device)
         if self.unlabeled is None or (pseudo is None and teacher is None):
