@@ -125,9 +125,12 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls: type,
                 p.add_argument(flag, dest=f.name, action="store_true", help=meta["help"])
             continue
         default = None if f.name in deferred else defaults.get(f.name, f.default)
-        shown = f" (default: {meta.get('default_text', f.default)})" \
-            if f.name in deferred else f" (default: {defaults[f.name]})" \
-            if f.name in defaults else ""
+        if f.name in deferred:
+            shown = f" (default: {meta.get('default_text', f.default)})"
+        elif f.name in defaults:
+            shown = f" (default: {defaults[f.name]})"
+        else:
+            shown = ""
         parse = parse_size if kind == (tuple[int, int] | None) else kind
         p.add_argument(flag, dest=f.name, type=parse, default=default,
                        choices=meta.get("choices"), metavar=meta.get("metavar"),
