@@ -47,12 +47,18 @@ def gain_over_mean_db(model, train_x: torch.Tensor, test_x: torch.Tensor) -> flo
 
 
 def train_conv(train_x: torch.Tensor, epochs: int, start_from_data: bool = True):
-    """The default `conv` (default options, latent and learning rate), batch 32 for speed."""
+    """The default `conv` (default options, latent and learning rate) started from the data as
+    `aekit train` starts it, batch 32 for speed. start_from_data=False: the old model and start,
+    no linear path and the output at sigmoid(0) = 0.5 grey."""
     torch.manual_seed(0)
     c, h, w = train_x.shape[1:]
-    model = build_model(ModelConfig(name="conv", in_channels=c, height=h, width=w))
-    if not start_from_data:
-        model.output_init_pending = False  # the old start: sigmoid(0) = 0.5 grey
+    options = {} if start_from_data else {"linear": False}
+    model = build_model(ModelConfig(name="conv", in_channels=c, height=h, width=w,
+                                    options=options))
+    if start_from_data:
+        model.init_from_data(train_x, seed=0)
+    else:
+        model.output_init_pending = False
     cfg = TrainConfig(dataset="array", epochs=epochs, batch_size=32, seed=0)
     return model, fit(model, train_x, cfg, progress=False)
 

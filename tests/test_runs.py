@@ -98,11 +98,34 @@ def test_new_runs_store_every_option_so_old_runs_survive_default_changes(tmp_pat
     save_weights(tmp_path, model)
     loaded, run = load_model(tmp_path)
     assert run.model_cfg.options == resolved.options
-    # An old run folder (options {}) still loads: the weights were saved with the same config.
-    old = ModelConfig("conv", height=12, width=12, latent_dim=4)
-    write_config(tmp_path / "old", old, TrainConfig())
-    save_weights(tmp_path / "old", build_model(old))
-    assert load_model(tmp_path / "old")[1].model_cfg.options == {}
+    # Saving spells the options out even when the config given does not.
+    bare = ModelConfig("conv", height=12, width=12, latent_dim=4)
+    write_config(tmp_path / "bare", bare, TrainConfig())
+    save_weights(tmp_path / "bare", build_model(bare))
+    assert load_model(tmp_path / "bare")[1].model_cfg.options == resolve_options(bare).options
+
+
+def test_runs_saved_before_an_option_existed_rebuild_the_model_they_were(tmp_path):
+    """A conv run saved before the `linear` option (config options {}, no linear-path tensors,
+    as older versions wrote them) loads as the plain conv it was."""
+
+    from aekit.core.io import FORMAT_TAG
+    from aekit.io import write_safetensors
+
+    old = ModelConfig("conv", height=12, width=12, latent_dim=4, options={"linear": False})
+    model = build_model(old)
+    (tmp_path / "old").mkdir()
+    doc = {"aekit": "0.1.0", "model": {**old.to_dict(), "options": {}},
+           "train": TrainConfig().to_dict()}
+    (tmp_path / "old" / "config.json").write_text(json.dumps(doc))
+    meta = {"format": FORMAT_TAG, "config": json.dumps(doc["model"], sort_keys=True)}
+    write_safetensors(tmp_path / "old" / "model.safetensors", model.state_dict(), meta)
+    loaded, run = load_model(tmp_path / "old")
+    assert run.model_cfg.options == {"linear": False}
+    assert loaded.lin_enc is None
+    x = torch.rand(2, 1, 12, 12)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x)["x_hat"], model.eval()(x)["x_hat"])
 
 
 def test_train_cli_writes_resolved_options(tmp_path):

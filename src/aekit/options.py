@@ -22,11 +22,19 @@ T = TypeVar("T", bound="ModelOptions")
 _TYPES = {"bool": bool, "int": int, "float": float, "str": str}
 
 
+# `absent` of an option that every saved config has always had: nothing to fill in.
+ALWAYS_SAVED = dataclasses.MISSING
+
+
 def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None,
-           low: float | None = None, high: float | None = None, key: str | None = None) -> Any:
+           low: float | None = None, high: float | None = None, key: str | None = None,
+           absent: Any = ALWAYS_SAVED) -> Any:
     """A dataclass field of a model's options. `key` is the JSON name where it cannot be the
-    Python name (the codec's `lambda`); `choices` or `low`..`high` bound the value."""
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "key": key}
+    Python name (the codec's `lambda`); `choices` or `low`..`high` bound the value. `absent`:
+    for an option added after runs were saved, the value a saved config without it means (the
+    model those runs were); new runs write every option, so only older configs lack one."""
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "key": key,
+            "absent": absent}
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -45,6 +53,12 @@ class ModelOptions:
     def defaults(cls) -> dict[str, Any]:
         """Every option's default by JSON key (what a new run writes into config.json)."""
         return {key: f.default for key, f, _ in cls.specs()}
+
+    @classmethod
+    def absent_values(cls) -> dict[str, Any]:
+        """By JSON key, the value of each option a config saved before it existed means."""
+        return {key: f.metadata["absent"] for key, f, _ in cls.specs()
+                if f.metadata["absent"] is not ALWAYS_SAVED}
 
     @classmethod
     def parse(cls: type[T], given: Mapping[str, Any], model: str) -> T:

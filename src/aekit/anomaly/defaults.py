@@ -10,6 +10,11 @@ COMPONENTS = MODEL_PARTS + PIXEL_PARTS
 
 DEFAULT_SCORE = "ssim+knn+gauss+local"  # docs/ANOMALY.md: "The default, and why"
 
+# The options of the detector's networks: the ones its scores were measured with. The conv's
+# linear path (a PCA start, the reconstruction default) is left out: it has not been measured
+# for these scores, whose members are also trained without the data-dependent start.
+MODEL_OPTIONS = {"conv": {"linear": False}}
+
 DEFAULTS = {
     "scores": DEFAULT_SCORE, "model": "conv", "latent_dim": 32, "widths": (32, 64),
     "epochs": None, "batch_size": 64, "lr": 2e-3, "restore": "rot", "latent_restore": "none",

@@ -42,7 +42,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 
 from aekit import infer
 from aekit.anomaly.calibrate import Decisions, calibrate_threshold
-from aekit.anomaly.defaults import DEFAULT_SCORE
+from aekit.anomaly.defaults import DEFAULT_SCORE, MODEL_OPTIONS
 from aekit.anomaly.io import FORMAT_TAG, read_detector, save_detector
 from aekit.anomaly.scores import (
     COMPONENTS,
@@ -241,8 +241,9 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         train_x, held_x = x[order[n_hold:]], x[order[:n_hold]]
         c, h, w = x.shape[1:]
-        self.model_config_ = ModelConfig(name=self.model, in_channels=c, height=h, width=w,
-                                         latent_dim=self.latent_dim, widths=tuple(self.widths))
+        self.model_config_ = ModelConfig(
+            name=self.model, in_channels=c, height=h, width=w, latent_dim=self.latent_dim,
+            widths=tuple(self.widths), options=dict(MODEL_OPTIONS.get(self.model, {})))
         self.train_config_ = TrainConfig(
             dataset="array", epochs=self._epochs(len(train_x)),
             batch_size=min(self.batch_size, len(train_x)),

@@ -28,6 +28,7 @@ from aekit import __version__
 from aekit.config import ModelConfig, TrainConfig
 from aekit.errors import AekitError, RunError
 from aekit.io import atomic_write_text, read_json, read_safetensors, write_safetensors
+from aekit.models.build import resolve_options, saved_options
 
 WEIGHTS = "model.safetensors"
 FORMAT_TAG = "aekit-model/1"
@@ -43,7 +44,9 @@ class Run:
 
 def write_config(run_dir: str | Path, model_cfg: ModelConfig, train_cfg: TrainConfig,
                  extra: dict[str, Any] | None = None) -> None:
-    doc = {"aekit": __version__, "model": model_cfg.to_dict(), "train": train_cfg.to_dict()}
+    # Every option spelled out: a config that lacks one means a run saved before it existed.
+    doc = {"aekit": __version__, "model": resolve_options(model_cfg).to_dict(),
+           "train": train_cfg.to_dict()}
     doc.update(extra or {})
     atomic_write_text(Path(run_dir) / "config.json", json.dumps(doc, indent=2) + "\n")
 
@@ -58,7 +61,7 @@ def read_config(run_dir: str | Path) -> Run:
     if not isinstance(doc, dict) or "model" not in doc or "train" not in doc:
         raise RunError(f"{run_dir}/config.json: not an aekit run config (needs model and train)")
     try:
-        model_cfg = ModelConfig.from_dict(doc["model"])
+        model_cfg = saved_options(ModelConfig.from_dict(doc["model"]))
         train_cfg = TrainConfig.from_dict(doc["train"])
     except AekitError as e:
         raise RunError(f"{run_dir}/config.json: {e}") from None
@@ -72,7 +75,8 @@ def save_weights(run_dir: str | Path, model: torch.nn.Module) -> None:
 
 def write_weights(path: str | Path, model: torch.nn.Module) -> None:
     """One model's weights, tagged with its config (any file name: detectors keep several)."""
-    meta = {"format": FORMAT_TAG, "config": json.dumps(model.cfg.to_dict(), sort_keys=True)}
+    meta = {"format": FORMAT_TAG,
+            "config": json.dumps(resolve_options(model.cfg).to_dict(), sort_keys=True)}
     write_safetensors(path, model.state_dict(), meta)
 
 
@@ -90,6 +94,9 @@ def load_weights(path: str | Path, model_cfg: ModelConfig) -> dict[str, torch.Te
         stored = None
     if not isinstance(stored, dict):
         raise RunError(f"{path}: model config in the weights file is corrupt") from None
+    with contextlib.suppress(AekitError, TypeError, ValueError, AttributeError):
+        stored = saved_options(ModelConfig.from_dict(stored)).to_dict()  # as read_config does
+    stored = json.loads(json.dumps(stored, sort_keys=True))
     if stored != json.loads(json.dumps(model_cfg.to_dict(), sort_keys=True)):
         raise RunError(f"{path}: weights belong to a different model config than config.json "
                        f"(weights: {stored.get('name')}, config: {model_cfg.name})")

@@ -267,3 +267,18 @@ def load_training_dataset(name: str, image_size=None, stream: str = "auto",
             log(f"folder:{root}: ~{need / 2**20:,.0f} MiB decoded exceeds the memory budget of "
                 f"{limit / 2**20:,.0f} MiB; streaming the training images from disk")
     return open_folder_stream(root, size)
+
+
+def sample_images(x, n: int, max_values: int | None = None) -> torch.Tensor:
+    """Up to n evenly spaced images of x (a uint8 tensor or streamed images) as a tensor, and
+    no more than max_values pixel values in all (at least 16 images)."""
+    total = len(x)
+    if total == 0 or len(x.shape) != 4:
+        return torch.empty(0)
+    if max_values:
+        per_image = max(1, int(x.shape[1]) * int(x.shape[2]) * int(x.shape[3]))
+        n = min(n, max(16, max_values // per_image))
+    idx = torch.linspace(0, total - 1, min(n, total)).round().long().unique()
+    if isinstance(x, torch.Tensor):
+        return x[idx]
+    return x.read(idx.tolist())  # streamed images (StreamingImages, above)

@@ -37,6 +37,15 @@ def resolve_options(cfg: ModelConfig) -> ModelConfig:
     return dataclasses.replace(cfg, options={**defaults, **cfg.options})
 
 
+def saved_options(cfg: ModelConfig) -> ModelConfig:
+    """A config read from a saved run, with each option added since it was saved set to the
+    value that means the model the run was (`option(absent=...)`), so old runs rebuild exactly.
+    """
+    absent = get_model_class(cfg.name).options_type.absent_values()
+    missing = {k: v for k, v in absent.items() if k not in cfg.options}
+    return dataclasses.replace(cfg, options={**cfg.options, **missing}) if missing else cfg
+
+
 def build_model(cfg: ModelConfig) -> AutoencoderModule:
     """Validate `cfg` against the model's constraints and build the (untrained) model."""
     cls = get_model_class(cfg.name)

@@ -38,6 +38,10 @@ class ConvOptions(ModelOptions):
     depth: int = option(1, "3x3 convs per resolution level", low=1, high=8)
     hidden: int = option(0, "a dense hidden layer of this size on each side of a vector code "
                             "(0 = none)", low=0, high=1 << 16)
+    linear: bool = option(True, "a linear path from the pixels to a vector code and from the "
+                                "code to the logits, next to the conv stacks and started at PCA "
+                                "of the training images (ignored with spatial=true)",
+                          absent=False)
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,8 @@ class SwapAE(AutoencoderModule):
         self.channels = cfg.in_channels // 2  # C of one domain
         half = dataclasses.replace(
             cfg, name="conv", in_channels=self.channels,
-            options={k: v for k, v in self.options.to_dict().items()
-                     if k in ConvOptions.defaults()})
+            options={**{k: v for k, v in self.options.to_dict().items()
+                        if k in ConvOptions.defaults()}, "linear": False})  # stacks only
         ae_a, ae_b = ConvAE(half), ConvAE(half)  # B's encoder is dropped: A's is the shared one
         self.encoder = ae_a.encoder
         self.decoder_a = ae_a.decoder

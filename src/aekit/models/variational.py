@@ -67,10 +67,11 @@ class VAE(AutoencoderModule):
         else:
             from aekit.models.conv import ConvAE
 
-            # The conv model's encoder with a code twice as wide (mu, logvar), and its decoder.
+            # The conv model's encoder with a code twice as wide (mu, logvar), and its decoder (the
+            # stacks only: a VAE's code is a posterior, not a place for a PCA start).
             def conv(latent: int) -> ConvAE:
                 return ConvAE(ModelConfig(cfg.name, cfg.in_channels, cfg.height, cfg.width,
-                                          latent, cfg.widths, conv_opts))
+                                          latent, cfg.widths, {**conv_opts, "linear": False}))
 
             self.encoder = conv(2 * cfg.latent_dim).encoder
             self.decoder = conv(cfg.latent_dim).decoder

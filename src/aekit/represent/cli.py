@@ -237,7 +237,8 @@ def _recipe_hint(run, ft) -> None:
     from aekit.represent.config import RECIPE, RECIPE_COMMAND, RECIPE_PRETRAIN
 
     pretrained = {"name": run.model_cfg.name, "latent_dim": run.model_cfg.latent_dim,
-                  "corrupt": run.train_cfg.corrupt, "epochs": run.train_cfg.epochs}
+                  "corrupt": run.train_cfg.corrupt, "epochs": run.train_cfg.epochs,
+                  "linear": run.model_cfg.options.get("linear")}
     if pretrained != RECIPE_PRETRAIN or any(getattr(ft, k) != v for k, v in RECIPE.items()):
         console.info(f"the recorded 80.0% at 100 Fashion-MNIST labels: {RECIPE_COMMAND}")
 

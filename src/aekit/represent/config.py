@@ -94,6 +94,7 @@ class FinetuneConfig:
 RECIPE = {"steps": 2000, "encoder_lr_scale": 0.3, "semi": True, "lp_k": 20, "lp_iters": 200,
           "lp_cmn": True, "consistency": True, "threshold": 0.8, "strength": 0.5}
 # What the recorded number's encoder was trained with (its finetune flags are RECIPE's).
-RECIPE_PRETRAIN = {"name": "conv", "latent_dim": 64, "corrupt": "affine", "epochs": 120}
+RECIPE_PRETRAIN = {"name": "conv", "latent_dim": 64, "corrupt": "affine", "epochs": 120,
+                   "linear": False}
 RECIPE_COMMAND = ("aekit train --corrupt affine --latent-dim 64 --epochs 120 --out RUN, then "
                   "aekit finetune RUN --labels N")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aekit.data.stream import sample_images
 from aekit.data.units import to_unit
 
 # Images sampled (evenly spaced, so deterministic) for the mean pixel and for the collapse check,
@@ -34,21 +35,6 @@ MIN_SPREAD_RATIO = 0.02
 # A run that ends less than this many dB better than predicting the mean image is stuck at the
 # predict-the-mean level (the conv on MNIST with BCE and a grey start ends 0.16 dB above it).
 MIN_GAIN_OVER_MEAN_DB = 0.5
-
-
-def sample_images(x, n: int, max_values: int | None = None) -> torch.Tensor:
-    """Up to n evenly spaced images of x (a uint8 tensor or streamed images) as a tensor, and
-    no more than max_values pixel values in all (at least 16 images)."""
-    total = len(x)
-    if total == 0 or len(x.shape) != 4:
-        return torch.empty(0)
-    if max_values:
-        per_image = max(1, int(x.shape[1]) * int(x.shape[2]) * int(x.shape[3]))
-        n = min(n, max(16, max_values // per_image))
-    idx = torch.linspace(0, total - 1, min(n, total)).round().long().unique()
-    if isinstance(x, torch.Tensor):
-        return x[idx]
-    return x.read(idx.tolist())  # streamed images (aekit.data.stream.StreamingImages)
 
 
 @torch.no_grad()
