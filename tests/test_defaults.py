@@ -195,3 +195,51 @@ def test_an_early_flat_phase_the_run_grows_out_of_is_not_recorded(tmp_path, tiny
     metrics = train_run(tmp_path / "r", ModelConfig(name="dense", latent_dim=4), cfg,
                         progress=False, log=lambda s: None)
     assert metrics["warnings"] == []
+
+
+def _pca_psnr(train_x: torch.Tensor, test_x: torch.Tensor, k: int) -> float:
+    from sklearn.decomposition import PCA
+
+    a, b = (t.flatten(1).double().numpy() / 255 for t in (train_x, test_x))
+    pca = PCA(k, svd_solver="full").fit(a)
+    rec = np.clip(pca.inverse_transform(pca.transform(b)), 0, 1)
+    return 10 * math.log10(1 / float(((rec - b) ** 2).mean()))
+
+
+def test_conv_linear_path_starts_at_pca():
+    """Before any step the default conv is PCA plus a logit fit: the code is the PCA code and
+    the output within 1 dB of PCA's reconstruction on the training images."""
+    from aekit.data import load_dataset
+
+    x = load_dataset("digits").train_x
+    model = build_model(ModelConfig(name="conv", in_channels=1, height=8, width=8,
+                                    latent_dim=16))
+    state = torch.get_rng_state()
+    note = model.init_from_data(x, seed=0)
+    assert torch.equal(torch.get_rng_state(), state)  # the global random stream is untouched
+    assert "PCA-16" in note
+    basis = model.lin_enc.weight.double()  # (16, 64)
+    assert torch.allclose(basis @ basis.T, torch.eye(16, dtype=torch.float64), atol=1e-4)
+    target = x.float() / 255
+    with torch.inference_mode():
+        out = model(target)
+    codes = (target.flatten(1) - target.flatten(1).mean(0)) @ model.lin_enc.weight.T
+    assert torch.allclose(out["z"], codes, atol=1e-4)  # the conv stacks start at zero
+    psnr = 10 * math.log10(1 / float((out["x_hat"] - target).pow(2).mean()))
+    assert psnr > _pca_psnr(x, x, 16) - 1.0
+
+
+def test_default_conv_beats_pca_on_small_images():
+    """8x8 digits, a 32-number code (PCA-32 keeps half the pixels' dimensions): the plain conv
+    ended 0.5 dB under PCA-32 even after 3,000 steps; started at PCA it passes it in 300."""
+    from aekit.data import load_dataset
+
+    ds = load_dataset("digits")
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="conv", in_channels=1, height=8, width=8))
+    model.init_from_data(ds.train_x, seed=0)
+    fit(model, ds.train_x, TrainConfig(dataset="array", steps=300, seed=0), progress=False)
+    target = ds.test_x.float() / 255
+    with torch.inference_mode():
+        psnr = 10 * math.log10(1 / float((model(target)["x_hat"] - target).pow(2).mean()))
+    assert psnr > _pca_psnr(ds.train_x, ds.test_x, 32)
