@@ -88,7 +88,7 @@ for _card in (
               "D -> widths... -> latent -> reversed(widths)... -> D, ReLU between layers."),
     ModelCard("conv", "aekit.models.conv",
               "Default conv autoencoder: stride-2 3x3 convs -> dense latent -> resize+conv "
-              "back; any H x W.", ConvOptions),
+              "back, beside a linear path started at PCA; any H x W.", ConvOptions),
     ModelCard("unet", "aekit.models.unet",
               "U-Net with skip connections for restoration (denoise / inpaint / colorize); "
               "any H x W.", UNetOptions),
