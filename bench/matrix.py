@@ -55,9 +55,10 @@ BM3D_MIN_SIDE = 12
 PROBE_TRAIN = 10_000
 TARGETS = {"recon_over_pca_db": 0.0, "mnist_latent16_db": 17.9, "denoise_over_noisy_db": 6.0,
            "anomaly_over_pca": 0.0}
-# Rows beyond reconstruction and the probe: --rows recon-anomaly leaves the (slow) restoration
-# out, --rows recon both; cells not run keep their earlier results in the JSON.
-ROWS = {"all": ("restoration", "anomaly"), "recon-anomaly": ("anomaly",), "recon": ()}
+# Rows beyond reconstruction and the probe (--rows); cells not run keep their earlier results in
+# the JSON. The column's picture needs both restorations.
+ROWS = {"all": ("denoising", "inpainting", "anomaly"), "recon-anomaly": ("anomaly",),
+        "recon-denoise": ("denoising",), "recon": ()}
 REUSE = False  # --reuse: a cell whose run folder is finished is read back, not trained again
 QUICK = {"steps": 20, "limit": 600, "test": 300, "classes": 2, "anomaly_train": 300}
 
@@ -311,13 +312,14 @@ def run_column(col: str, quick: bool, img_dir, rows=ROWS["all"]) -> dict:
     t0 = time.perf_counter()
     recon, run = reconstruction(col, quick)
     cell = {"reconstruction": recon}
-    if "restoration" not in rows:  # a partial column: no picture without the restorations
-        if "anomaly" in rows:
-            cell["anomaly"] = anomaly(col, quick)
+    if "denoising" in rows:
+        cell["denoising"], den = denoising(col, quick)
+    if "inpainting" in rows:
+        cell["inpainting"], inp = inpainting(col, quick)
+    if "anomaly" in rows:
+        cell["anomaly"] = anomaly(col, quick)
+    if not {"denoising", "inpainting"} <= set(rows):  # a partial column: no picture
         return cell
-    cell["denoising"], den = denoising(col, quick)
-    cell["inpainting"], inp = inpainting(col, quick)
-    cell["anomaly"] = anomaly(col, quick)
     cell["seconds"] = round(time.perf_counter() - t0, 1)
     _, x = _test(col, quick)
     x = _spread(x, EVAL)  # the images the denoising and inpainting comparisons used
@@ -400,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", action="store_true", help="print the table from the JSON only")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rows", choices=tuple(ROWS), default="all",
-                    help="recon-anomaly: reconstruction, probe and anomaly rows only; recon: "
-                         "reconstruction and probe only (other cells keep earlier results)")
+                    help="all but 'all' leave rows out (their cells keep earlier results): "
+                         "recon = reconstruction and probe; recon-anomaly, recon-denoise add "
+                         "that row")
     ap.add_argument("--reuse", action="store_true", help="read finished cells' run folders")
     ap.add_argument("--name", default=None, help="result name (default: matrix[_quick])")
     args = ap.parse_args(argv)
