@@ -96,7 +96,6 @@ def load_weights(path: str | Path, model_cfg: ModelConfig) -> dict[str, torch.Te
         raise RunError(f"{path}: model config in the weights file is corrupt") from None
     with contextlib.suppress(AekitError, TypeError, ValueError, AttributeError):
         stored = saved_options(ModelConfig.from_dict(stored)).to_dict()  # as read_config does
-    stored = json.loads(json.dumps(stored, sort_keys=True))
     if stored != json.loads(json.dumps(model_cfg.to_dict(), sort_keys=True)):
         raise RunError(f"{path}: weights belong to a different model config than config.json "
                        f"(weights: {stored.get('name')}, config: {model_cfg.name})")
