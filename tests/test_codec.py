@@ -163,6 +163,27 @@ def test_unfrozen_or_non_codec_models_are_refused(images) -> None:
         api.compress(conv, images)
 
 
+def test_two_pass_search_keeps_the_exact_choice(images, monkeypatch) -> None:
+    """The encoder's shortlist (a few coefficients of every cluster, then the best two exactly)
+    picks the cluster the exact search picks, and its files decode to the model's output."""
+    from aekit.codec import search
+
+    model = tiny_codec(cfg=dataclasses.replace(CFG, options={**CFG.options, "clusters": 6}))
+    blocks = torch.from_numpy(make_blobs(64, size=12, seed=3)).float().flatten(1) / 255
+    monkeypatch.setattr(search, "SEARCH_COEFFS", 4)  # of 48: the shortlist really is partial
+    with torch.inference_mode():
+        model.fast_select = False
+        exact, _, _ = model.select(blocks)
+        model.fast_select = True
+        fast, _, _ = model.select(blocks)
+    assert len(torch.unique(exact)) >= 4  # the blocks spread over the clusters
+    assert float((fast == exact).float().mean()) >= 0.9
+    data = api.compress(model, images)
+    with torch.inference_mode():
+        assert torch.equal(api.decompress(data, model, like="torch"),
+                           model(images.float() / 255)["x_hat"])
+
+
 def test_training_mode_unfreezes_and_finalize_restores(images) -> None:
     model = tiny_codec()
     fp = api.fingerprint(model)

@@ -5,7 +5,7 @@ option `block`); an image of any size is a grid of them (blocks.py), so below "i
 block.
 
 Encoder: y = gain_k * A_k (x - mean_k), a learned D-dim transform of the cluster k with the lowest
-rate-distortion cost (all K tried in one matmul); round y. The code is the integer vector
+rate-distortion cost (search.py); round y. The code is the integer vector
 [k, round(y)]. Decoder: x_hat = S_k (y_hat / gain_k) + mean_k, clipped to [0, 1];
 its input is a function of the integer symbols only. Entropy model (factorized given k): the
 cluster index has learned probabilities, and coefficient d of cluster k has the density of a
@@ -38,6 +38,7 @@ from aekit.codec.blocks import from_blocks, grid, to_blocks
 from aekit.codec.card import block_size
 from aekit.codec.density import PRECISION, UnitDensity, integer_table
 from aekit.codec.mixture import Mixture, fit_mixture
+from aekit.codec.search import CodecSearch
 from aekit.codec.steps import N_LEVELS, CodecSteps, step_factor
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, RunError, check_range
@@ -50,7 +51,7 @@ _EPS = 1e-7  # logits of clipped pixels: sigmoid(logit(eps)) == eps
 
 
 @register_model("codec")
-class CodecAE(CodecSteps, AutoencoderModule):
+class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
     """Learned image codec: mixture of learned transforms, factorized prior, integer tables.
 
     latent_dim = D coefficients per image (C*H*W keeps every dimension). Options:
@@ -138,14 +139,6 @@ class CodecAE(CodecSteps, AutoencoderModule):
         out = build()
         self._cache[name] = (key, out, self.mean_p.device)
         return out
-
-    def _stacked_analysis(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """All clusters' analysis as one (P, K*D) matrix (in `dtype`) and a float32 bias."""
-        def build():
-            w, b = self._analysis_weights()
-            return w.flatten(0, 1).T.contiguous().to(dtype), b.flatten()  # (P, K*D), (K*D,)
-        return self._cached(f"stacked-{dtype}", (self.analysis_p, self.log_gain, self.mean_p),
-                            build)
 
     def _cluster_analysis(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
         """Per cluster: (P, D) analysis matrix with the gains folded in, and (D,) bias."""
@@ -270,68 +263,6 @@ class CodecAE(CodecSteps, AutoencoderModule):
         p = self.density.bin_probability(grid, lv[:, None]).clamp_min(1e-9)
         level = (self.log_scale[..., None] - lv.log()).abs().argmin(-1)  # (K, D)
         return -torch.log2(p).flatten(), level * (2 * half) + half
-
-    @torch.no_grad()
-    def select(self, xf: torch.Tensor, chunk: int = 128, step: int = 0):
-        """Encoder decisions for images (B, P) -> (cluster k (B,), continuous coefficients
-        (B, D), quantized coefficients (B, D)), in two steps:
-
-        1. The cluster with the lowest D + lambda*R (plain rounding) over all K, from one matmul
-           for all clusters; in eval mode with option fast_select it runs in bfloat16 (several
-           times faster where the CPU has bf16 matrix units). Only this choice is approximate;
-           any k is a valid code. Distortion is measured in the coefficient domain (exact for
-           orthonormal transforms) plus, when D < C*H*W, the energy outside the subspace.
-        2. The chosen cluster's coefficients in float32, quantized with rate-distortion
-           optimized rounding in eval mode (option rdoq): floor or ceil, whichever costs less in
-           D + lambda*R under the factorized model (the decoder does not care how the integers
-           were chosen).
-
-        step: a rate-control step (steps.py; frozen tables only): the coefficients are divided
-        by the step factor f, the decoder multiplies them by f, so a unit error in them costs
-        f**2 times the distortion, and the tables move by `step` levels."""
-        kk, d = self.log_gain.shape
-        inv_g2 = (-2 * self.log_gain).exp() / self.pixels  # (K, D): distortion per unit error
-        table, base = self._bit_table(xf.dtype, step)
-        if self._use_tables():
-            lo, hi = self._tables(step)["lo"], self._tables(step)["hi"]
-        else:
-            half = self.freqs.shape[1] // 2
-            lo, hi = torch.full_like(inv_g2, -half), torch.full_like(inv_g2, half - 1)
-        rate = self.lmbda / self.block_area  # loss per bit
-        const = rate * self._cluster_bits()
-        low = self.fast_select and not self.training
-        w, b = self._stacked_analysis(torch.bfloat16 if low else torch.float32)
-        inv_f = 1.0 / step_factor(step)
-        g2 = inv_g2 / inv_f**2
-        ks = []
-        for start in range(0, len(xf), chunk):
-            xc = xf[start : start + chunk]
-            if low:
-                y = (xc.to(torch.bfloat16) @ w).float().add_(b).view(-1, kk, d)  # (c, K, D)
-            else:
-                y = torch.addmm(b, xc, w).view(-1, kk, d)
-            if step:
-                y = y * inv_f
-            q = torch.clamp(torch.round(y), lo, hi)
-            cost = (y - q).square_().mul_(g2).sum(-1)
-            cost += rate * table[q.long().add_(base)].sum(-1)
-            if d < self.pixels:
-                cost += torch.cdist(xc, self.mean).pow(2) / self.pixels
-                cost -= (y.square() * g2).sum(-1)
-            ks.append((cost + const).argmin(1))
-        k = torch.cat(ks)
-        wk, bk = self._cluster_analysis()
-        y = self._grouped(xf, k, lambda r, c: torch.addmm(bk[c], r, wk[c]))
-        lo, hi, g, base = lo[k], hi[k], inv_g2[k], base[k]
-        if step:
-            y, g = y * inv_f, g / inv_f**2
-        if not (self.rdoq and not self.training):
-            return k, y, torch.clamp(torch.round(y), lo, hi)
-        q0 = torch.clamp(torch.floor(y), lo, hi)
-        q1 = torch.clamp(q0 + 1, lo, hi)
-        c0 = (y - q0).square_().mul_(g).add_(table[q0.long().add_(base)], alpha=rate)
-        c1 = (y - q1).square_().mul_(g).add_(table[q1.long().add_(base)], alpha=rate)
-        return k, y, torch.where(c1 < c0, q1, q0)
 
     # --- the AutoencoderModule contract ----------------------------------------------------------
 

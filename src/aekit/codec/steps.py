@@ -74,7 +74,7 @@ class CodecSteps:
         holds the cost (1/1024 bits, rounded) of the coefficient value v of a coefficient whose
         base level is `level`, under shift sh; inf where v is outside the shifted table."""
         t = self._tables()
-        if "shift_bits" not in t:
+        if "shift_bits" not in t:  # cached with the tables (t is a merged copy of the cache)
             m, size = self._max_shift, self.freqs.shape[1]
             dev = self.offsets.device
             lv = (torch.arange(N_LEVELS, device=dev)[:, None]
@@ -85,7 +85,8 @@ class CodecSteps:
             bits = t["bits"].view(N_LEVELS, size)[lv[:, None, :], j.clamp(0, size - 1)]
             bits = torch.where(n > 1, torch.round(bits * _FIXED), torch.zeros_like(bits))
             bits = torch.where((j >= 0) & (j < n), bits, torch.full_like(bits, float("inf")))
-            t["shift_bits"] = bits.reshape(N_LEVELS * size, 2 * m + 1).contiguous()
+            self._cache["shift_bits"] = bits.reshape(N_LEVELS * size, 2 * m + 1).contiguous()
+            return self._cache["shift_bits"]
         return t["shift_bits"]
 
     @torch.no_grad()
