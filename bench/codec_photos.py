@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 
 from aekit.codec import api
 from aekit.codec import baselines as bl
-from bench.common import IMG, ROOT, print_table, write_result
+from bench.common import IMG, RESULTS, ROOT, print_table, write_result
 
 RANGE = (28.0, 38.0)
 TEST = ("sklearn:flower", "skimage:chelsea", "skimage:rocket", "matplotlib:grace_hopper")
@@ -210,6 +211,19 @@ def train_run(lam: float, train_x: torch.Tensor, mixture, args):
                        run_dir.relative_to(ROOT))}
 
 
+def reused_run(lam: float, args):
+    """The trained run of `lam` in --runs, and its training figures from the earlier result."""
+    from aekit.core.io import load_model
+
+    run_dir = ROOT / args.runs / f"lambda-{lam:g}"
+    model, _ = load_model(run_dir)
+    model.eval()
+    earlier = RESULTS / f"{args.name}.json"
+    runs = json.loads(earlier.read_text()).get("train", []) if earlier.exists() else []
+    info = next((r for r in runs if r.get("lambda") == lam), {"lambda": lam})
+    return model, {**info, "reused": True}
+
+
 def plot(curves: dict, path: Path) -> None:
     import matplotlib
 
@@ -267,6 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--speed-threads", type=int, default=2)
     ap.add_argument("--runs", default="runs/bench-codec-photos")
     ap.add_argument("--name", default="codec_photos")
+    ap.add_argument("--reuse", action="store_true",
+                    help="code with the runs already in --runs (no training): re-measures the "
+                         "encoder and the speed; training figures come from the earlier result")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from aekit.codec.mixture import fit_mixture
@@ -275,14 +292,17 @@ def main(argv: list[str] | None = None) -> None:
     train_imgs = [photo(n) for n in TRAIN]
     test_imgs = [photo(n) for n in TEST]
     train_x = patches(train_imgs, args.patches, args.block)
-    mixture = fit_mixture(train_x, args.clusters, 3 * args.block**2)
+    mixture = None if args.reuse else fit_mixture(train_x, args.clusters, 3 * args.block**2)
     mixture_s = time.perf_counter() - t0
     print(f"patches {tuple(train_x.shape)}, closed-form start {mixture_s:.1f}s", flush=True)
     qualities = [int(v) for v in args.qualities.split(",")]
     aekit_pts, runs, models = [], [], []
     for lam in [float(v) for v in args.lambdas.split(",")]:
-        model, info = train_run(lam, train_x, mixture, args)
-        info["seconds"] += mixture_s / len(args.lambdas.split(","))
+        if args.reuse:
+            model, info = reused_run(lam, args)
+        else:
+            model, info = train_run(lam, train_x, mixture, args)
+            info["seconds"] += mixture_s / len(args.lambdas.split(","))
         runs.append(info)
         models.append(model)
         for q in qualities:
