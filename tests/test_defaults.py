@@ -3,6 +3,7 @@ collapse to an all-black output), and a collapsed run must say so (train/health.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -227,6 +228,28 @@ def test_conv_linear_path_starts_at_pca():
     assert torch.allclose(out["z"], codes, atol=1e-4)  # the conv stacks start at zero
     psnr = 10 * math.log10(1 / float((out["x_hat"] - target).pow(2).mean()))
     assert psnr > _pca_psnr(x, x, 16) - 1.0
+
+
+@pytest.mark.parametrize("name,widths,rank", [("dense", (), 16), ("deep", (), 16),
+                                               ("deep", (64, 16), 8)])
+def test_dense_families_start_at_pca(name, widths, rank):
+    """dense (a ReLU code) and deep (ReLU layers) start as exactly the model PCA gives the conv's
+    linear path: same output on the training images; deep keeps at most half its narrowest
+    layer's units of PCA. With pca_start=false nothing is started."""
+    from aekit.data import load_dataset
+    from aekit.models.pca_start import pca_start
+
+    x = load_dataset("digits").train_x
+    cfg = ModelConfig(name=name, in_channels=1, height=8, width=8, latent_dim=16, widths=widths)
+    model = build_model(cfg)
+    assert f"PCA-{rank} " in model.init_from_data(x, seed=0)
+    start = pca_start(x, rank, seed=0)
+    expected = torch.sigmoid(start.codes @ start.decode + start.logit_mean)  # (N, 64)
+    with torch.inference_mode():
+        out = model(x.float() / 255)["x_hat"].flatten(1)
+    assert torch.allclose(out, expected, atol=1e-5)
+    plain = build_model(dataclasses.replace(cfg, options={"pca_start": False}))
+    assert plain.init_from_data(x, seed=0) is None
 
 
 def test_default_conv_beats_pca_on_small_images():

@@ -77,6 +77,9 @@ from aekit.estimator import ImageEstimatorMixin
 # the latent-part networks (latent_epochs=None) train shorter: their codes were as good.
 MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 1800, 30, 400
 LATENT_MIN_STEPS, LATENT_MIN_EPOCHS = 800, 10
+# `local` adds to the other parts only its excess over this quantile of the held-out normal
+# images' local z-scores (see _combine).
+LOCAL_GATE_QUANTILE = 1.0
 
 
 class RestoreCorruption:
@@ -479,7 +482,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
             return None
         z = {key: (held[key] - self.stats_[key][0]) / self.stats_[key][1] for key in names}
         rest = sum(z[key] for key in names if key != "local")
-        return float(z["local"].max()), float(np.std(rest)) or 1.0
+        return float(np.quantile(z["local"], LOCAL_GATE_QUANTILE)), float(np.std(rest)) or 1.0
 
     def _maps(self, x: torch.Tensor) -> torch.Tensor:
         """anomaly_maps of validated images (N, H, W)."""

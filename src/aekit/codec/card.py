@@ -35,7 +35,8 @@ class CodecOptions(ModelOptions):
     max_symbols: int = option(4096, "support cap of the frozen probability tables", low=2,
                               high=1 << (TABLE_PRECISION - 1))
     rdoq: bool = option(True, "rate-distortion optimized rounding in the encoder")
-    fast_select: bool = option(True, "two-pass cluster search in the encoder (search.py; off: exact)")
+    fast_select: bool = option(True, "two-pass cluster search in the encoder (search.py; "
+                                     "off: every cluster scored exactly)")
     block: int = option(0, "side of the square blocks the transform codes; images of any size "
                            "are coded as a grid of blocks (0 = the whole training image when "
                            f"it has at most {AUTO_WHOLE} values, else {AUTO_BLOCK})", low=0,

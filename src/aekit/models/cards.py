@@ -81,11 +81,20 @@ class SwapOptions(ConvOptions):
                               choices=("none", "input", "layers"))
 
 
+@dataclass(frozen=True)
+class DenseOptions(ModelOptions):
+    pca_start: bool = option(True, "start at PCA of the training images (the untrained model "
+                                   "reconstructs like PCA); false: random weights",
+                             absent=False)
+
+
 for _card in (
     ModelCard("dense", "aekit.models.dense",
-              "flatten -> Linear(D, latent) + ReLU -> Linear(latent, D) -> logits (B, C, H, W)."),
+              "flatten -> Linear(D, latent) + ReLU -> Linear(latent, D) -> logits (B, C, H, W), "
+              "started at PCA.", DenseOptions),
     ModelCard("deep", "aekit.models.deep",
-              "D -> widths... -> latent -> reversed(widths)... -> D, ReLU between layers."),
+              "D -> widths... -> latent -> reversed(widths)... -> D, ReLU between layers, "
+              "started at PCA.", DenseOptions),
     ModelCard("conv", "aekit.models.conv",
               "Default conv autoencoder: stride-2 3x3 convs -> dense latent -> resize+conv "
               "back, beside a linear path started at PCA; any H x W.", ConvOptions),

@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.data.stream import sample_images
 from aekit.models.base import AutoencoderModule
 from aekit.models.layers import (
     Flatten,
@@ -36,6 +35,7 @@ from aekit.models.layers import (
     activation,
     conv_out,
 )
+from aekit.models.pca_start import pca_start
 from aekit.registry import register_model
 
 # An axis is halved only while it is at least this long, so it never drops below 4.
@@ -43,13 +43,6 @@ MIN_SIDE_TO_DOWNSAMPLE = 8
 # Default widths grow (doubling, capped) until the smaller side is at most this.
 TARGET_SIDE = 8
 MAX_DEFAULT_WIDTH = 256
-# The PCA start reads at most this many images and this many pixel values (float32: 128 MiB),
-# so it takes about a second on 28x28 digits and on 64x64 photos alike.
-PCA_START_IMAGES = 10_000
-PCA_START_VALUES = 1 << 25
-# Pixels are clipped to [eps, 1 - eps] before the logit the linear decoder is fitted to (a black
-# pixel has no finite logit); of 0.01 / 0.03 / 0.1 on 8x8 digits, 0.03 started closest to PCA.
-LOGIT_EPS = 0.03
 
 
 def default_widths(height: int, width: int) -> tuple[int, ...]:
@@ -146,42 +139,24 @@ class ConvAE(AutoencoderModule):
     def init_from_data(self, x, seed: int = 0) -> str | None:
         """Start the linear path at PCA of (a sample of) the training images, uint8 (N, C, H, W)
         or streamed, and the last layer of each conv stack at zero: the untrained model is PCA
-        followed by the logit fit below. The global random state is left untouched."""
+        followed by the logit fit (pca_start.py). The global random state is left untouched."""
         if self.lin_enc is None or self.lin_dec is None:
             return None
-        d, k = math.prod(self.cfg.shape), self.cfg.latent_dim
-        xs = sample_images(x, PCA_START_IMAGES, PCA_START_VALUES)
-        if len(xs) < 2:
+        start = pca_start(x, self.cfg.latent_dim, seed)
+        if start is None:
             return None
-        pixels = xs.flatten(1).float() / 255  # (N, D)
-        mean = pixels.mean(0)
-        centred = pixels - mean
-        rank = min(k, len(pixels) - 1, d)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # svd_lowrank's random projections
-            _, _, v = torch.svd_lowrank(centred, q=min(rank + 10, *centred.shape), niter=6)
-        basis = v[:, :rank].T  # (rank, D), orthonormal rows
-        codes = centred @ basis.T  # (N, rank): PCA codes, uncorrelated, zero mean
-        target = torch.logit(pixels.clamp(LOGIT_EPS, 1 - LOGIT_EPS))  # (N, D)
-        target_mean = target.mean(0)
-        # Least squares from the codes to the logits; the codes' columns are orthogonal, so
-        # the normal equations are diagonal.
-        power = (codes * codes).sum(0).clamp_min(1e-12)  # (rank,)
-        decode = (codes.T @ (target - target_mean)) / power[:, None]  # (rank, D)
+        r = start.rank
         self.lin_enc.weight.zero_()
-        self.lin_enc.weight[:rank] = basis
+        self.lin_enc.weight[:r] = start.basis
         self.lin_enc.bias.zero_()
-        self.lin_enc.bias[:rank] = -(basis @ mean)
+        self.lin_enc.bias[:r] = -(start.basis @ start.mean)
         self.lin_dec.weight.zero_()
-        self.lin_dec.weight[:, :rank] = decode.T
-        self.lin_dec.bias.copy_(target_mean)
+        self.lin_dec.weight[:, :r] = start.decode.T
+        self.lin_dec.bias.copy_(start.logit_mean)
         for stack in (self.encoder, self.decoder):
             last = [m for m in stack.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
             last.weight.zero_()
             if last.bias is not None:
                 last.bias.zero_()
         self.output_init_pending = False  # the mean is in lin_dec's bias already
-        start = torch.sigmoid(codes @ decode + target_mean)
-        psnr = -10 * math.log10(max(float(((start - pixels) ** 2).mean()), 1e-12))
-        return (f"linear path started at PCA-{rank} of {len(pixels):,} training images "
-                f"({psnr:.2f} dB on them)")
+        return start.describe("linear path")

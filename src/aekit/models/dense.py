@@ -1,4 +1,10 @@
-"""`dense`: the vanilla autoencoder (seed 001): one hidden layer is the code."""
+"""`dense`: the vanilla autoencoder (seed 001): one hidden layer is the code.
+
+Started at PCA (option `pca_start`, default on; `init_from_data`): the code units are the PCA
+codes shifted up so that the ReLU passes them unchanged on the training images, and the decoder
+is the least-squares map from them to the images' logits (pca_start.py). Started at random, the
+ReLU code of this model died on texture patches (every unit zero: a constant output).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,11 @@ from torch import nn
 from aekit.config import ModelConfig
 from aekit.models.base import AutoencoderModule
 from aekit.models.layers import Flatten, Unflatten
+from aekit.models.pca_start import pca_start
 from aekit.registry import register_model
+
+# Each shifted PCA code stays this many of its standard deviations above zero on the sample.
+RELU_MARGIN = 0.1
 
 
 @register_model("dense")
@@ -29,3 +39,20 @@ class DenseAE(AutoencoderModule):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
+
+    @torch.no_grad()
+    def init_from_data(self, x, seed: int = 0) -> str | None:
+        """PCA start (module docstring); code units beyond PCA's rank keep their random start
+        and a zero decoder column, so they change nothing until trained."""
+        start = pca_start(x, self.cfg.latent_dim, seed) if self.options.pca_start else None
+        if start is None:
+            return None
+        r, enc, dec = start.rank, self.encoder[1], self.decoder[0]
+        offset = (-start.codes.min(0).values).clamp_min(0) + RELU_MARGIN * start.codes.std(0)
+        enc.weight[:r] = start.basis
+        enc.bias[:r] = offset - start.basis @ start.mean
+        dec.weight.zero_()
+        dec.weight[:, :r] = start.decode.T
+        dec.bias.copy_(start.logit_mean - start.decode.T @ offset)
+        self.output_init_pending = False  # the output bias is part of the start
+        return start.describe("code")

@@ -1,0 +1,77 @@
+"""PCA of the training images as a model's starting point (`init_from_data` of conv, dense, deep).
+
+A model whose output is sigmoid(logits) starts as "PCA behind the sigmoid": the code is the PCA
+code of the image, and the logits are the least-squares map from those codes to the images'
+logits. Each model writes these numbers into its own layers; this module computes them once.
+
+Why: with a code as large as PCA's, an autoencoder started at random ends just under PCA on
+small or textured sets, or collapses (a dense ReLU code on texture patches), because it has to
+discover PCA's directions through its bottleneck before it can improve on them; started at PCA,
+training only has to add what PCA misses (docs/BENCHMARKS.md, "Starting at PCA").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from aekit.data.stream import sample_images
+
+# The start reads at most this many images and this many pixel values (float32: 128 MiB), so it
+# takes about a second on 28x28 digits and on 64x64 photos alike.
+PCA_START_IMAGES = 10_000
+PCA_START_VALUES = 1 << 25
+# Pixels are clipped to [eps, 1 - eps] before the logit the linear decoder is fitted to (a black
+# pixel has no finite logit); of 0.01 / 0.03 / 0.1 on 8x8 digits, 0.03 started closest to PCA.
+LOGIT_EPS = 0.03
+
+
+@dataclass(frozen=True)
+class PCAStart:
+    """code = basis @ (x - mean); logits = decode.T @ code + logit_mean (x flattened, in [0, 1])."""
+
+    basis: torch.Tensor  # (rank, D) orthonormal rows, leading components first
+    mean: torch.Tensor  # (D,) mean image
+    decode: torch.Tensor  # (rank, D) least-squares map from codes to logits
+    logit_mean: torch.Tensor  # (D,)
+    codes: torch.Tensor  # (N, rank) of the sample
+    pixels: torch.Tensor  # (N, D) the sample in [0, 1]
+
+    @property
+    def rank(self) -> int:
+        return self.basis.shape[0]
+
+    def describe(self, what: str) -> str:
+        """One line for the run's log: what was started, on how many images, and how well."""
+        start = torch.sigmoid(self.codes @ self.decode + self.logit_mean)
+        psnr = -10 * math.log10(max(float(((start - self.pixels) ** 2).mean()), 1e-12))
+        return (f"{what} started at PCA-{self.rank} of {len(self.pixels):,} training images "
+                f"({psnr:.2f} dB on them)")
+
+
+@torch.no_grad()
+def pca_start(x, latent_dim: int, seed: int = 0) -> PCAStart | None:
+    """PCA-`latent_dim` (fewer when the sample is smaller) of a sample of the training images
+    (uint8 (N, C, H, W), or streamed), and the logit fit; None for fewer than 2 images. The
+    global random state is left untouched."""
+    xs = sample_images(x, PCA_START_IMAGES, PCA_START_VALUES)
+    if len(xs) < 2:
+        return None
+    pixels = xs.flatten(1).float() / 255  # (N, D)
+    mean = pixels.mean(0)
+    centred = pixels - mean
+    rank = min(latent_dim, len(pixels) - 1, pixels.shape[1])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # svd_lowrank's random projections
+        _, _, v = torch.svd_lowrank(centred, q=min(rank + 10, *centred.shape), niter=6)
+    basis = v[:, :rank].T  # (rank, D)
+    codes = centred @ basis.T  # (N, rank): PCA codes, uncorrelated, zero mean
+    target = torch.logit(pixels.clamp(LOGIT_EPS, 1 - LOGIT_EPS))  # (N, D)
+    logit_mean = target.mean(0)
+    # Least squares from the codes to the logits; the codes' columns are orthogonal, so the
+    # normal equations are diagonal.
+    power = (codes * codes).sum(0).clamp_min(1e-12)  # (rank,)
+    decode = (codes.T @ (target - logit_mean)) / power[:, None]  # (rank, D)
+    return PCAStart(basis, mean, decode, logit_mean, codes, pixels)
