@@ -353,19 +353,23 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         training size the parts are those of its highest-scoring tile."""
         return self._scores_any(self._input(X))
 
-    def combine_parts(self, parts: dict[str, np.ndarray], names: Any = None) -> np.ndarray:
+    def combine_parts(self, parts: dict[str, np.ndarray], names: Any = None,
+                      gate_quantile: float | None = None) -> np.ndarray:
         """The score that the parts `names` (a '+' string or a sequence; default: the fitted
         score) give, from raw parts as `score_parts` returns them: how a score made of fewer
         parts would rank the same images, without refitting (a detector from `fit`, not one
-        loaded from a folder, when `names` is not the fitted score)."""
+        loaded from a folder, when `names` is not the fitted score or `gate_quantile` is given:
+        the quantile of the held-out images' local z-scores that `local` must exceed to count,
+        default LOCAL_GATE_QUANTILE)."""
         names = parse_score(names) if isinstance(names, str) else \
             tuple(names) if names is not None else parse_score(self.scores)
-        if set(names) == set(parse_score(self.scores)):
+        if set(names) == set(parse_score(self.scores)) and gate_quantile is None:
             return self._combine(parts, names)
         if not hasattr(self, "heldout_parts_"):
             raise DataError("combine_parts with other parts than the fitted score needs the "
                             "held-out parts of a fitted detector (fit, not load_detector)")
-        return self._combine(parts, names, self._gate(self.heldout_parts_, names))
+        q = LOCAL_GATE_QUANTILE if gate_quantile is None else gate_quantile
+        return self._combine(parts, names, self._gate(self.heldout_parts_, names, q))
 
     def reconstruct(self, X: Any) -> Any:
         """The first member's reconstructions, in X's layout and white = pixel_max_ (numpy);
@@ -473,16 +477,17 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
             total = total + scale * np.maximum(z["local"] - top, 0.0)
         return total
 
-    def _gate(self, held: dict[str, np.ndarray], names: tuple[str, ...]
-              ) -> tuple[float, float] | None:
-        """(the highest local z-score of the held-out images, the held-out standard deviation of
-        the sum of the other parts' z-scores) for a score of `names` with `local` and other
-        parts; None otherwise. `held`: the held-out images' raw parts."""
+    def _gate(self, held: dict[str, np.ndarray], names: tuple[str, ...],
+              quantile: float = LOCAL_GATE_QUANTILE) -> tuple[float, float] | None:
+        """(the `quantile` of the held-out images' local z-scores (1: the highest), the
+        held-out standard deviation of the sum of the other parts' z-scores) for a score of
+        `names` with `local` and other parts; None otherwise. `held`: the held-out images' raw
+        parts."""
         if "local" not in names or len(names) == 1:
             return None
         z = {key: (held[key] - self.stats_[key][0]) / self.stats_[key][1] for key in names}
         rest = sum(z[key] for key in names if key != "local")
-        return float(np.quantile(z["local"], LOCAL_GATE_QUANTILE)), float(np.std(rest)) or 1.0
+        return float(np.quantile(z["local"], quantile)), float(np.std(rest)) or 1.0
 
     def _maps(self, x: torch.Tensor) -> torch.Tensor:
         """anomaly_maps of validated images (N, H, W)."""
