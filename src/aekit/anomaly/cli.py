@@ -64,6 +64,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--models", type=int, default=d.n_models, help="ensemble size (seeds)")
     p.add_argument("--k", type=int, default=d.k, help="neighbours for the knn/pixknn scores")
     p.add_argument("--pca-k", type=int, default=d.pca_k, help="components for the pca score")
+    p.add_argument("--local-gate", type=float, default=d.local_gate, metavar="Q",
+                   help="local counts beyond this quantile of held-out normal images' local "
+                        "scores (1: their highest; 0.95 favours small local defects)")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--fpr", type=float, default=None,
                       help=f"target false-positive rate on normal images (default {d.fpr})")
@@ -118,7 +121,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     det = Detector(scores=args.score, model=args.model, latent_dim=args.latent_dim, widths=widths,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    restore=args.restore, n_models=args.models, k=args.k,
-                   pca_k=args.pca_k, latent_epochs=args.latent_epochs,
+                   pca_k=args.pca_k, local_gate=args.local_gate,
+                   latent_epochs=args.latent_epochs,
                    latent_restore=None if args.latent_restore == "same" else args.latent_restore,
                    fpr=args.fpr if args.fpr is not None else DEFAULTS["fpr"],
                    contamination=args.contamination, holdout=args.holdout, random_state=args.seed,

@@ -9,6 +9,10 @@ PIXEL_PARTS = ("pca", "pixknn", "local")
 COMPONENTS = MODEL_PARTS + PIXEL_PARTS
 
 DEFAULT_SCORE = "ssim+knn+gauss+local"  # docs/ANOMALY.md: "The default, and why"
+# `local` adds to the other parts only its excess over this quantile of the held-out normal
+# images' local z-scores: 1, their highest, keeps the other parts' ranking of every image inside
+# the normal range (docs/ANOMALY.md: lower values help local defects, cost semantic anomalies).
+LOCAL_GATE = 1.0
 
 # The options of the detector's networks: the ones its scores were measured with. The conv's
 # linear path (a PCA start, the reconstruction default) is left out: it has not been measured
@@ -18,7 +22,7 @@ MODEL_OPTIONS = {"conv": {"linear": False}}
 DEFAULTS = {
     "scores": DEFAULT_SCORE, "model": "conv", "latent_dim": 32, "widths": (32, 64),
     "epochs": None, "batch_size": 64, "lr": 2e-3, "restore": "rot", "latent_restore": "none",
-    "latent_epochs": None, "n_models": 1, "k": 5, "pca_k": 32, "fpr": 0.05,
-    "contamination": None, "holdout": 0.1, "random_state": 0, "device": "auto",
+    "latent_epochs": None, "n_models": 1, "k": 5, "pca_k": 32, "local_gate": LOCAL_GATE,
+    "fpr": 0.05, "contamination": None, "holdout": 0.1, "random_state": 0, "device": "auto",
     "precision": "auto",
 }

@@ -42,7 +42,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 
 from aekit import infer
 from aekit.anomaly.calibrate import Decisions, calibrate_threshold
-from aekit.anomaly.defaults import DEFAULT_SCORE, MODEL_OPTIONS
+from aekit.anomaly.defaults import DEFAULT_SCORE, LOCAL_GATE, MODEL_OPTIONS
 from aekit.anomaly.io import FORMAT_TAG, read_detector, save_detector
 from aekit.anomaly.scores import (
     COMPONENTS,
@@ -77,9 +77,6 @@ from aekit.estimator import ImageEstimatorMixin
 # the latent-part networks (latent_epochs=None) train shorter: their codes were as good.
 MIN_STEPS, MIN_EPOCHS, MAX_EPOCHS = 1800, 30, 400
 LATENT_MIN_STEPS, LATENT_MIN_EPOCHS = 800, 10
-# `local` adds to the other parts only its excess over this quantile of the held-out normal
-# images' local z-scores (see _combine).
-LOCAL_GATE_QUANTILE = 1.0
 
 
 class RestoreCorruption:
@@ -126,7 +123,9 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
 
     Parameters: `scores` (the score parts joined by '+', see aekit.anomaly.scores), the networks
     (`model`, `latent_dim`, `widths`, `epochs`, `batch_size`, `lr`, `restore`,
-    `latent_restore`, `latent_epochs`, `n_models`), the parts' `k` and `pca_k`, the flag rate
+    `latent_restore`, `latent_epochs`, `n_models`), the parts' `k` and `pca_k`, `local_gate`
+    (the quantile of the held-out normal images' local z-scores that `local` must exceed to
+    add to the score; 1: their highest, see `_combine`), the flag rate
     (`fpr`, or `contamination`, the expected share of anomalies in X as in PyOD, which wins when
     set), `holdout` (share of X kept out of training to calibrate the threshold), `image_shape`,
     `pixel_max`, `random_state`, `device`, `precision`, `verbose`.
@@ -154,6 +153,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         "n_models": Param("int", 1, 64),
         "k": Param("int", 1, 10_000),
         "pca_k": Param("int", 1, 10_000),
+        "local_gate": Param("float", 0.0, 1.0),
         "fpr": Param("float", 0.0, 1.0),
         "contamination": Param("float", 0.0, 0.5, low_open=True, none=True),
         "holdout": Param("float", 0.01, 0.9),
@@ -169,7 +169,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
                  widths: tuple = (32, 64), epochs: int | None = None, batch_size: int = 64,
                  lr: float = 2e-3, restore: str = "rot", latent_restore: str | None = "none",
                  latent_epochs: int | None = None,
-                 n_models: int = 1, k: int = 5, pca_k: int = 32,
+                 n_models: int = 1, k: int = 5, pca_k: int = 32, local_gate: float = LOCAL_GATE,
                  fpr: float = 0.05, contamination: float | None = None, holdout: float = 0.1,
                  image_shape: tuple | None = None, pixel_max: float | None = None,
                  random_state: int | None = 0, device: str = "auto", precision: str = "auto",
@@ -187,6 +187,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         self.n_models = n_models
         self.k = k
         self.pca_k = pca_k
+        self.local_gate = local_gate
         self.fpr = fpr
         self.contamination = contamination
         self.holdout = holdout
@@ -287,7 +288,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         self.pixel_state_ = pixel_state(train_x, parts, self.pca_k, seed)
         raw = self._raw_scores(held_x)
         self.stats_ = {key: (float(v.mean()), float(v.std()) or 1.0) for key, v in raw.items()}
-        self.local_gate_ = self._gate(raw, tuple(raw))
+        self.local_gate_ = self._gate(raw, tuple(raw), self.local_gate)
         self.heldout_parts_ = raw
         self.heldout_scores_ = self._combine(raw)
         # At most `rate_` of the held-out scores lie strictly above this (flagged means `>`),
@@ -359,8 +360,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         score) give, from raw parts as `score_parts` returns them: how a score made of fewer
         parts would rank the same images, without refitting (a detector from `fit`, not one
         loaded from a folder, when `names` is not the fitted score or `gate_quantile` is given:
-        the quantile of the held-out images' local z-scores that `local` must exceed to count,
-        default LOCAL_GATE_QUANTILE)."""
+        the `local_gate` to combine with instead of the detector's own)."""
         names = parse_score(names) if isinstance(names, str) else \
             tuple(names) if names is not None else parse_score(self.scores)
         if set(names) == set(parse_score(self.scores)) and gate_quantile is None:
@@ -368,7 +368,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         if not hasattr(self, "heldout_parts_"):
             raise DataError("combine_parts with other parts than the fitted score needs the "
                             "held-out parts of a fitted detector (fit, not load_detector)")
-        q = LOCAL_GATE_QUANTILE if gate_quantile is None else gate_quantile
+        q = self.local_gate if gate_quantile is None else gate_quantile
         return self._combine(parts, names, self._gate(self.heldout_parts_, names, q))
 
     def reconstruct(self, X: Any) -> Any:
@@ -478,7 +478,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         return total
 
     def _gate(self, held: dict[str, np.ndarray], names: tuple[str, ...],
-              quantile: float = LOCAL_GATE_QUANTILE) -> tuple[float, float] | None:
+              quantile: float = LOCAL_GATE) -> tuple[float, float] | None:
         """(the `quantile` of the held-out images' local z-scores (1: the highest), the
         held-out standard deviation of the sum of the other parts' z-scores) for a score of
         `names` with `local` and other parts; None otherwise. `held`: the held-out images' raw
