@@ -12,9 +12,10 @@ from safetensors.torch import save_file
 from aekit.config import ModelConfig, TrainConfig
 from aekit.core.io import load_model, save_weights, write_config
 from aekit.errors import RunError
-from aekit.models import build_model
+from aekit.models import build_model, resolve_options
 
-CFG = ModelConfig(name="dense", height=12, width=12, latent_dim=4)
+# Spelled out as a run folder stores it (every option of the model, defaults included).
+CFG = resolve_options(ModelConfig(name="dense", height=12, width=12, latent_dim=4))
 
 
 @pytest.fixture
@@ -85,7 +86,6 @@ def test_corrupt_config(run):
 
 
 def test_new_runs_store_every_option_so_old_runs_survive_default_changes(tmp_path):
-    from aekit.models import resolve_options
 
     given = ModelConfig("conv", height=12, width=12, latent_dim=4, options={"hidden": 16})
     resolved = resolve_options(given)
@@ -149,7 +149,6 @@ def test_codec_unet_and_vae_runs_store_their_defaults(name, option, value):
     """A codec trained without --option lambda used to train its rate term at the loss's own
     default (0.01) while the model was built for its default (0.002); resolved options agree."""
     import aekit.codec.model  # noqa: F401  (registers "codec")
-    from aekit.models import resolve_options
     from aekit.train.losses import build_loss
 
     resolved = resolve_options(ModelConfig(name, height=12, width=12, latent_dim=4))
@@ -161,7 +160,6 @@ def test_codec_unet_and_vae_runs_store_their_defaults(name, option, value):
 
 def test_dense_vae_accepts_its_resolved_defaults_but_not_conv_options():
     from aekit.errors import ConfigError
-    from aekit.models import resolve_options
 
     dense = resolve_options(ModelConfig("vae", height=12, width=12, latent_dim=4,
                                         options={"backbone": "dense"}))
