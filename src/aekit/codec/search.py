@@ -75,7 +75,10 @@ class CodecSearch:
         best_cost, k, y = None, None, None
         for t in range(cand.shape[1]):  # exact cost of each candidate, float32
             kt = cand[:, t]
-            yt = self._grouped(xf, kt, lambda r, c: torch.addmm(bk[c], r, wk[c]))
+            if two_pass:
+                yt = self._grouped(xf, kt, lambda r, c: torch.addmm(bk[c], r, wk[c]))
+            else:  # candidate t is cluster t for every block
+                yt = torch.addmm(bk[t], xf, wk[t])
             if step:
                 yt = yt * inv_f
             cost = self._block_cost(yt, lo[kt], hi[kt], g2[kt], table, base[kt]) + const[kt]
