@@ -109,7 +109,7 @@ class CodecSearch:
         w, b, head, synth = self._head_analysis(m)  # (P, K*m), (K*m,), (K, m), (K, m, P)
         inv_f = 1.0 / step_factor(step)
         zero_bits = table[torch.clamp(torch.zeros_like(lo), lo, hi).long() + base]  # (K, D)
-        # The rest rounded to zero: the bits of those zeros (their distortion is left out).
+        # The rest rounded to zero: the bits of those zeros (their error is `rest` below).
         tail = self.lmbda / self.block_area * (zero_bits.sum(1) - zero_bits.gather(1, head).sum(1))
         lo, hi, g2, base = (t.gather(1, head) for t in (lo, hi, g2, base))  # (K, m) each
         picks = []
@@ -135,7 +135,7 @@ class CodecSearch:
             head = order[:, :m]
             w, b = self._analysis_weights()  # (K, D, P), (K, D)
             w = w.gather(1, head[..., None].expand(-1, -1, w.shape[2]))  # (K, m, P)
-            s = (self.synthesis * (-self.log_gain).exp()[:, None, :]).transpose(1, 2)  # (K, D, P)
+            s = torch.stack(self._synthesis_weights()[0])  # (K, D, P)
             s = s.gather(1, head[..., None].expand(-1, -1, s.shape[2]))  # (K, m, P)
             return (w.flatten(0, 1).T.contiguous().to(torch.bfloat16), b.gather(1, head).flatten(),
                     head, s.contiguous().to(torch.bfloat16))
