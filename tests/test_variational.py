@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError
@@ -97,3 +99,81 @@ def test_sample_is_seeded():
 def test_bad_options_are_config_errors(opts, needle):
     with pytest.raises(ConfigError, match=needle):
         build_model(ModelConfig("vae", 1, 12, 12, 4, (), opts))
+
+
+@pytest.mark.parametrize("backbone", ["dense", "conv"])
+def test_vae_starts_at_pca(backbone):
+    """Untrained, the VAE decodes its posterior mean as PCA behind the sigmoid, its codes are
+    whitened (unit variance, as the prior), and its posterior is narrower than the prior on the
+    PCA units. With pca_start=false nothing is started."""
+    from aekit.data import load_dataset
+    from aekit.models.pca_start import pca_start
+
+    x = load_dataset("digits").train_x
+    model = make(backbone, shape=(1, 8, 8), latent=8)
+    assert "PCA-8 " in model.init_from_data(x, seed=0)
+    start = pca_start(x, 8, seed=0)
+    expected = torch.sigmoid(start.codes @ start.decode + start.logit_mean)  # (N, 64)
+    with torch.inference_mode():
+        out = model.eval()(x.float() / 255)
+    assert torch.allclose(out["x_hat"].flatten(1), expected, atol=1e-5)
+    assert torch.allclose(out["mu"].std(0), torch.ones(8), atol=1e-3)
+    assert (out["logvar"] < 0).all()
+    plain = make(backbone, shape=(1, 8, 8), latent=8, pca_start=False)
+    assert plain.init_from_data(x, seed=0) is None
+
+
+def test_likelihood_auto_is_decided_from_the_images():
+    from aekit.models.variational import VAE
+
+    grey = (torch.rand(20, 1, 6, 6) * 255).to(torch.uint8)
+    binary = (torch.rand(20, 1, 6, 6) > 0.7).to(torch.uint8) * 255
+    assert VAE.options_from_data({"likelihood": "auto"}, grey)["likelihood"] == "gaussian"
+    assert VAE.options_from_data({"likelihood": "auto"}, binary)["likelihood"] == "bernoulli"
+    assert VAE.options_from_data({"likelihood": "gaussian"}, binary)["likelihood"] == "gaussian"
+    # Built without data, "auto" means the general choice.
+    assert make("dense").likelihood == "gaussian"
+    assert make("dense", likelihood="bernoulli").likelihood == "bernoulli"
+
+
+def test_gaussian_loss_fits_the_variance_and_its_bounds_are_ordered():
+    model = make("dense").eval()
+    x = torch.rand(5, 1, 12, 12)
+    out = model(x)
+    loss, logs = build_loss("", model)(out, x)
+    mse = float((out["x_hat"] - x).detach().pow(2).mean())
+    assert logs["rec_nats"] == pytest.approx(72 * (math.log(2 * math.pi * mse) + 1), rel=1e-5)
+    assert logs["sigma"] == pytest.approx(math.sqrt(mse), rel=1e-5)
+    assert loss.item() == pytest.approx((logs["rec_nats"] + logs["kl_nats"]) / 144, rel=1e-5)
+    r = log_likelihood_bounds(model, (x * 255).to(torch.uint8), k=10)
+    assert r["likelihood"] == "gaussian" and r["variance"] > 0
+    assert r["test_nll_iwae_nats"] <= -r["test_elbo_nats"] + 1e-9
+
+
+def _grey_textures(n: int, seed: int = 0) -> np.ndarray:
+    """Smooth mid-grey random fields (16x16): what texture patches look like to a VAE."""
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.rand(n, 1, 4, 4, generator=gen)
+    smooth = F.interpolate(noise, size=(16, 16), mode="bicubic", align_corners=False)
+    return (0.5 + 0.3 * (smooth - 0.5)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+
+
+@pytest.mark.parametrize("options, trains", [({}, True),
+                                             ({"likelihood": "bernoulli", "pca_start": False},
+                                              False)])
+def test_default_vae_trains_on_grey_textures(options, trains):
+    """The former VAE (Bernoulli, random start) ends at the mean image on mid-grey patches; the
+    default (likelihood decided from the data: gaussian; PCA start) ends well above it."""
+    from aekit import Autoencoder
+
+    x, test = _grey_textures(600), _grey_textures(200, seed=1)
+    vae = Autoencoder(model="vae", latent_dim=16, epochs=40, val_fraction=0.0, random_state=0,
+                      options=options, verbose=False).fit(x)
+    assert vae.model_config_.options["likelihood"] == ("gaussian" if trains else "bernoulli")
+    target = torch.from_numpy(test).float() / 255
+    mean = torch.from_numpy(x).float().mean(0) / 255
+    with torch.inference_mode():
+        out = vae.module_.eval()(target)["x_hat"]
+    gain = 10 * math.log10(float((mean - target).pow(2).mean())
+                           / float((out - target).pow(2).mean()))
+    assert (gain > 3.0) == trains

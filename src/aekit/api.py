@@ -130,7 +130,7 @@ class Autoencoder(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         c, h, w = x.shape[1:]
         self.model_config_ = resolve_options(ModelConfig(
             name=self.model, in_channels=c, height=h, width=w, latent_dim=self.latent_dim,
-            widths=tuple(self.widths), options=dict(self.options or {})))
+            widths=tuple(self.widths), options=dict(self.options or {})), x)
         self.train_config_ = TrainConfig(
             dataset="array", epochs=self.epochs, batch_size=min(self.batch_size, len(x)),
             lr=self.lr, loss=self.loss, seed=seed, val_fraction=self.val_fraction,

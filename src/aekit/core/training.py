@@ -133,7 +133,7 @@ def train_run(
                     ds, train_x, val_x = prepare_data(train_cfg, stream, memory_budget, log)
                 c, h, w = ds.shape
                 model_cfg = resolve_options(ModelConfig(**{
-                    **model_cfg.to_dict(), "in_channels": c, "height": h, "width": w}))
+                    **model_cfg.to_dict(), "in_channels": c, "height": h, "width": w}), train_x)
                 # The run folder records the epochs chosen, so a resume plans the same ones.
                 train_cfg, budget = resolve_budget(train_cfg, len(train_x))
             if resume:

@@ -33,7 +33,9 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
                       to bits: the codec), `domains` (two-domain translation models)
     fixed recipe      `fixed_shape`, `fixed_latent_dim`, `seed_epochs`, `seed_batch_size`,
                       `seed_lr` (the seed presets' exact architecture and training recipe)
-    hooks             `init_from_data` (a data-dependent start before training), `finalize`
+    hooks             `options_from_data` (option values chosen from the training images
+                      before the model is built), `init_from_data` (a data-dependent start
+                      before training), `finalize`
                       (after training), `extra_metrics` (model-specific test metrics),
                       `loss_options` (the arguments of the model's losses), `sample`
     """
@@ -143,6 +145,13 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # --- optional hooks: neutral defaults ---------------------------------------------------------
+
+    @classmethod
+    def options_from_data(cls, options: dict, x) -> dict:
+        """The options with any value that depends on the data (an option left at "auto")
+        decided from the training images (uint8 (N, C, H, W), or streamed), before the model is
+        built, so the run's config records the value in use. Default: unchanged."""
+        return options
 
     def init_from_data(self, x: torch.Tensor, seed: int = 0) -> str | None:
         """A data-dependent start of a freshly built model from its training images (uint8

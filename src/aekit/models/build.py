@@ -27,14 +27,18 @@ def default_config(name: str) -> ModelConfig:
     return cfg
 
 
-def resolve_options(cfg: ModelConfig) -> ModelConfig:
-    """`cfg` with every option the model defines spelled out (given values win over defaults).
+def resolve_options(cfg: ModelConfig, train_x=None) -> ModelConfig:
+    """`cfg` with every option the model defines spelled out (given values win over defaults),
+    and, given the training images, the data-dependent ones decided (`options_from_data`).
 
     New runs store this form in config.json, so changing a default later (e.g. an activation)
     cannot silently change how an existing run folder rebuilds its model.
     """
-    defaults = get_model_class(cfg.name).options_type.defaults()
-    return dataclasses.replace(cfg, options={**defaults, **cfg.options})
+    cls = get_model_class(cfg.name)
+    options = {**cls.options_type.defaults(), **cfg.options}
+    if train_x is not None:
+        options = cls.options_from_data(options, train_x)
+    return dataclasses.replace(cfg, options=options)
 
 
 def saved_options(cfg: ModelConfig) -> ModelConfig:

@@ -69,6 +69,13 @@ class VAEOptions(ModelOptions):
                          low=1, high=100_000)
     iwae_images: int = option(1000, "test images in the NLL bound (0 = all)", low=0,
                               high=1 << 40)
+    likelihood: str = option("auto", "p(x|z): bernoulli (binary images), gaussian (a shared "
+                                     "variance fitted to the error), auto: bernoulli when the "
+                                     "training images are binary, else gaussian",
+                             choices=("auto", "bernoulli", "gaussian"), absent="bernoulli")
+    pca_start: bool = option(True, "start at PCA: linear paths from the pixels to the posterior "
+                                   "mean and from the code to the logits, started at whitened "
+                                   "PCA codes of the training images", absent=False)
 
 
 @dataclass(frozen=True)
