@@ -14,10 +14,11 @@ DEFAULT_SCORE = "ssim+knn+gauss+local"  # docs/ANOMALY.md: "The default, and why
 # the normal range (docs/ANOMALY.md: lower values help local defects, cost semantic anomalies).
 LOCAL_GATE = 1.0
 
-# The options of the detector's networks: the ones its scores were measured with. The conv's
-# linear path (a PCA start, the reconstruction default) is left out: it has not been measured
-# for these scores, whose members are also trained without the data-dependent start.
-MODEL_OPTIONS = {"conv": {"linear": False}}
+# The options of the detector's networks: the ones its scores were measured with. The linear
+# paths of the conv and the VAE (a PCA start, their reconstruction default) are left out: they
+# have not been measured for these scores, whose members are also trained without the
+# data-dependent start.
+MODEL_OPTIONS = {"conv": {"linear": False}, "vae": {"pca_start": False}}
 
 DEFAULTS = {
     "scores": DEFAULT_SCORE, "model": "conv", "latent_dim": 32, "widths": (32, 64),
