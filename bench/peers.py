@@ -626,6 +626,8 @@ class NLLAdapter(torch.nn.Module):
     """A pythae model seen through the two methods aekit's IWAE estimator calls:
     posterior(x) -> (mu, logvar) and decode(z) -> Bernoulli logits."""
 
+    likelihood = "bernoulli"  # pythae's reconstruction_loss="bce"
+
     def __init__(self, model) -> None:
         super().__init__()
         self.model = model
@@ -648,22 +650,27 @@ def pythae_model(kind: str, shape, latent: int):
     torch.manual_seed(0)
     net = build_model(_aekit_vae_config(shape, latent))  # the same layers as aekit's default
 
+    # aekit's layers, its linear paths included (at their random start: the PCA start is
+    # aekit's training recipe, not part of the network).
     class Encoder(BaseEncoder):
         def __init__(self):
             super().__init__()
-            self.net = net.encoder
+            self.net, self.lin = net.encoder, net.lin_enc
 
         def forward(self, x):
             mu, logvar = self.net(x).chunk(2, dim=1)
+            if self.lin is not None:
+                mu = mu + self.lin(x.flatten(1))  # (B, C*H*W) -> (B, latent)
             return ModelOutput(embedding=mu, log_covariance=logvar)
 
     class Decoder(BaseDecoder):
         def __init__(self):
             super().__init__()
-            self.net = net.decoder
+            self.net, self.lin = net.decoder, net.lin_dec
 
         def logits(self, z):
-            return self.net(z)
+            out = self.net(z)
+            return out if self.lin is None else out + self.lin(z).view(-1, *shape)  # (B, C, H, W)
 
         def forward(self, z):
             return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))

@@ -252,6 +252,18 @@ def test_dense_families_start_at_pca(name, widths, rank):
     assert plain.init_from_data(x, seed=0) is None
 
 
+def test_pca_start_reads_uint8_and_float_images_alike():
+    """The Python API keeps float input as float32 in [0, 1]; the start must not divide it by
+    255 again."""
+    from aekit.data import load_dataset
+    from aekit.models.pca_start import pca_start
+
+    x = load_dataset("digits").train_x
+    a, b = pca_start(x, 8, seed=0), pca_start(x.float() / 255, 8, seed=0)
+    assert torch.allclose(a.mean, b.mean, atol=1e-6)
+    assert torch.allclose(a.decode, b.decode, atol=1e-4)
+
+
 def test_default_conv_beats_pca_on_small_images():
     """8x8 digits, a 32-number code (PCA-32 keeps half the pixels' dimensions): the plain conv
     ended 0.5 dB under PCA-32 even after 3,000 steps; started at PCA it passes it in 300."""

@@ -130,6 +130,10 @@ def test_likelihood_auto_is_decided_from_the_images():
     binary = (torch.rand(20, 1, 6, 6) > 0.7).to(torch.uint8) * 255
     assert VAE.options_from_data({"likelihood": "auto"}, grey)["likelihood"] == "gaussian"
     assert VAE.options_from_data({"likelihood": "auto"}, binary)["likelihood"] == "bernoulli"
+    # float images in [0, 1] (what the Python API keeps): binary means 0.0 or 1.0
+    assert VAE.options_from_data({"likelihood": "auto"}, binary / 255.0)["likelihood"] \
+        == "bernoulli"
+    assert VAE.options_from_data({"likelihood": "auto"}, grey / 255.0)["likelihood"] == "gaussian"
     assert VAE.options_from_data({"likelihood": "gaussian"}, binary)["likelihood"] == "gaussian"
     # Built without data, "auto" means the general choice.
     assert make("dense").likelihood == "gaussian"

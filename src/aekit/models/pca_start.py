@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from aekit.data.stream import sample_images
+from aekit.data.units import to_unit
 
 # The start reads at most this many images and this many pixel values (float32: 128 MiB), so it
 # takes about a second on 28x28 digits and on 64x64 photos alike.
@@ -54,12 +55,12 @@ class PCAStart:
 @torch.no_grad()
 def pca_start(x, latent_dim: int, seed: int = 0) -> PCAStart | None:
     """PCA-`latent_dim` (fewer when the sample is smaller) of a sample of the training images
-    (uint8 (N, C, H, W), or streamed), and the logit fit; None for fewer than 2 images. The
-    global random state is left untouched."""
+    (uint8 (N, C, H, W), float32 in [0, 1], or streamed), and the logit fit; None for fewer
+    than 2 images. The global random state is left untouched."""
     xs = sample_images(x, PCA_START_IMAGES, PCA_START_VALUES)
     if len(xs) < 2:
         return None
-    pixels = xs.flatten(1).float() / 255  # (N, D)
+    pixels = to_unit(xs.flatten(1))  # (N, D) in [0, 1], from uint8 or float images
     mean = pixels.mean(0)
     centred = pixels - mean
     rank = min(latent_dim, len(pixels) - 1, pixels.shape[1])

@@ -37,6 +37,7 @@ from torch import nn
 
 from aekit.config import ModelConfig
 from aekit.data.stream import sample_images
+from aekit.data.units import to_unit
 from aekit.errors import ConfigError, check_range
 from aekit.models.base import AutoencoderModule
 from aekit.models.cards import VAEOptions
@@ -52,7 +53,7 @@ LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) finite early in training
 # so every run is scored on the same binary images (already binary data stays unchanged).
 BINARIZE_SEED = 0
 # likelihood=auto looks at (evenly spaced) training images, at most this many and this many
-# pixel values: Bernoulli when every value is 0 or 255.
+# pixel values: Bernoulli when every value is black or white.
 AUTO_IMAGES, AUTO_VALUES = 4096, 1 << 24
 
 
@@ -110,11 +111,11 @@ class VAE(AutoencoderModule):
     @classmethod
     def options_from_data(cls, options: dict, x) -> dict:
         """likelihood=auto becomes bernoulli when the sampled training images are binary (every
-        value 0 or 255), else gaussian."""
+        value black or white: 0 or 255 in uint8, 0 or 1 in float), else gaussian."""
         if options.get("likelihood") != "auto":
             return options
-        xs = sample_images(x, AUTO_IMAGES, AUTO_VALUES)
-        binary = len(xs) > 0 and bool(((xs == 0) | (xs == 255)).all())
+        xs = to_unit(sample_images(x, AUTO_IMAGES, AUTO_VALUES))
+        binary = len(xs) > 0 and bool(((xs == 0) | (xs == 1)).all())
         return {**options, "likelihood": "bernoulli" if binary else "gaussian"}
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
