@@ -110,7 +110,8 @@ for _card in (
               "any H x W.", UNetOptions),
     ModelCard("vae", "aekit.models.variational",
               "Variational autoencoder: dense or conv backbone (option backbone), beta-VAE via "
-              "beta.", VAEOptions, loss="vae"),
+              "beta; the likelihood follows the data (Bernoulli for binary images, else a "
+              "fitted Gaussian), started at PCA.", VAEOptions, loss="vae"),
     ModelCard("swap", "aekit.models.swap",
               "Shared encoder, one decoder per domain (the face-swap design) for domain "
               "translation.", SwapOptions),
