@@ -43,9 +43,15 @@ def train(name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
         run = read_config(out)
         # Runs made since options are stored resolved hold the defaults; older ones do not.
         wants = (model_cfg, resolve_options(model_cfg))
-        if run.train_cfg == train_cfg and any(
-                all(getattr(run.model_cfg, f) == getattr(want, f)
-                    for f in ("name", "latent_dim", "widths", "options")) for want in wants):
+        def same(want: ModelConfig) -> bool:
+            # An option left at "auto" was decided from the data when the run was made.
+            got = run.model_cfg.options
+            return (all(getattr(run.model_cfg, f) == getattr(want, f)
+                        for f in ("name", "latent_dim", "widths"))
+                    and got.keys() == want.options.keys()
+                    and all(v == "auto" or got[k] == v for k, v in want.options.items()))
+
+        if run.train_cfg == train_cfg and any(same(want) for want in wants):
             print(f"{name}: reusing {out}", flush=True)
             return out, read_metrics(out)
     if out.exists():
