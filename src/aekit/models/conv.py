@@ -35,7 +35,7 @@ from aekit.models.layers import (
     activation,
     conv_out,
 )
-from aekit.models.pca_start import pca_start
+from aekit.models.pca_start import pca_start, zero_last_layers
 from aekit.registry import register_model
 
 # An axis is halved only while it is at least this long, so it never drops below 4.
@@ -153,10 +153,6 @@ class ConvAE(AutoencoderModule):
         self.lin_dec.weight.zero_()
         self.lin_dec.weight[:, :r] = start.decode.T
         self.lin_dec.bias.copy_(start.logit_mean)
-        for stack in (self.encoder, self.decoder):
-            last = [m for m in stack.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
-            last.weight.zero_()
-            if last.bias is not None:
-                last.bias.zero_()
+        zero_last_layers(self.encoder, self.decoder)
         self.output_init_pending = False  # the mean is in lin_dec's bias already
         return start.describe("linear path")

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from aekit.data.stream import sample_images
 from aekit.data.units import to_unit
@@ -76,3 +77,19 @@ def pca_start(x, latent_dim: int, seed: int = 0) -> PCAStart | None:
     power = (codes * codes).sum(0).clamp_min(1e-12)  # (rank,)
     decode = (codes.T @ (target - logit_mean)) / power[:, None]  # (rank, D)
     return PCAStart(basis, mean, decode, logit_mean, codes, pixels)
+
+
+def last_layer(stack: nn.Module) -> nn.Linear | nn.Conv2d:
+    """The last Linear or Conv2d of a stack (the one whose output the stack returns)."""
+    return [m for m in stack.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
+
+
+@torch.no_grad()
+def zero_last_layers(*stacks: nn.Module) -> None:
+    """Zero the last layer of each stack, so the stacks add nothing to a linear path's start
+    until training gives them something to add."""
+    for stack in stacks:
+        last = last_layer(stack)
+        last.weight.zero_()
+        if last.bias is not None:
+            last.bias.zero_()

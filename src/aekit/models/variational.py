@@ -43,7 +43,7 @@ from aekit.models.base import AutoencoderModule
 from aekit.models.cards import VAEOptions
 from aekit.models.deep import mlp
 from aekit.models.layers import Flatten, Unflatten
-from aekit.models.pca_start import pca_start
+from aekit.models.pca_start import last_layer, pca_start, zero_last_layers
 from aekit.registry import register_model
 from aekit.train.losses import MIN_VARIANCE
 
@@ -154,19 +154,14 @@ class VAE(AutoencoderModule):
         self.lin_dec.weight.zero_()
         self.lin_dec.weight[:, :r] = (start.decode * spread[:, None]).T
         self.lin_dec.bias.copy_(start.logit_mean)
-        for stack in (self.encoder, self.decoder):
-            last = [m for m in stack.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
-            last.weight.zero_()
-            if last.bias is not None:
-                last.bias.zero_()
+        zero_last_layers(self.encoder, self.decoder)
         # Posterior of a linear-Gaussian model x = W z + noise with W's columns the basis
         # scaled by the codes' spread and the noise PCA's residual error per pixel:
         # var_k = 1 / (1 + spread_k^2 / residual). Units beyond PCA's rank stay at the prior.
         recon = start.codes @ start.basis + start.mean  # (N, D)
         residual = float((recon - start.pixels).pow(2).mean().clamp_min(MIN_VARIANCE))
-        encoder_out = [m for m in self.encoder.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
         latent = self.cfg.latent_dim
-        encoder_out[-1].bias[latent : latent + r] = -torch.log1p(spread.pow(2) / residual)
+        last_layer(self.encoder).bias[latent : latent + r] = -torch.log1p(spread.pow(2) / residual)
         self.output_init_pending = False  # the mean is in lin_dec's bias already
         return f"{start.describe('linear paths')}; {self.likelihood} likelihood"
 
