@@ -60,7 +60,7 @@ TARGETS = {"recon_over_pca_db": 0.0, "mnist_latent16_db": 17.9, "denoise_over_no
 # the JSON. The column's picture needs both restorations.
 ROWS = {"all": ("denoising", "inpainting", "anomaly"), "recon-anomaly": ("anomaly",),
         "recon-denoise": ("denoising",), "recon": ()}
-REUSE = False  # --reuse: a cell whose run folder is finished is read back, not trained again
+REUSE = False  # --reuse: a finished cell's run folder is read back, a stopped one resumed
 QUICK = {"steps": 20, "limit": 600, "test": 300, "classes": 2, "anomaly_train": 300}
 
 
@@ -121,6 +121,12 @@ def train(col: str, task: str, corrupt: str, quick: bool, latent: int | None = N
     out = ROOT / "runs" / "matrix" / f"{col}-{task}{'-quick' if quick else ''}"
     if REUSE and not quick and (out / "metrics.json").exists():  # a finished run of this cell
         return json.loads((out / "metrics.json").read_text()), out
+    if REUSE and not quick and (out / "checkpoint").is_dir():
+        # A cell stopped mid-training continues from its checkpoint (aekit resumes exactly), so
+        # a long column can be run across several sittings.
+        argv = ["train", "--resume", str(out), "-q", "--threads", str(torch.get_num_threads())]
+        if cli_main(argv) in (0, 1) and (out / "metrics.json").exists():
+            return json.loads((out / "metrics.json").read_text()), out
     shutil.rmtree(out, ignore_errors=True)
     argv = ["train", "--dataset", dataset(col), "--out", str(out), "-q",
             "--threads", str(torch.get_num_threads())]  # the run's --threads, not a setting
@@ -412,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="all but 'all' leave rows out (their cells keep earlier results): "
                          "recon = reconstruction and probe; recon-anomaly, recon-denoise add "
                          "that row")
-    ap.add_argument("--reuse", action="store_true", help="read finished cells' run folders")
+    ap.add_argument("--reuse", action="store_true",
+                    help="read finished cells' run folders back, resume stopped ones")
     ap.add_argument("--name", default=None, help="result name (default: matrix[_quick])")
     args = ap.parse_args(argv)
     # --quick (a smoke test, not a result) writes under runs/, never into bench/results or docs.
