@@ -35,7 +35,7 @@ from aekit.models.layers import (
     activation,
     conv_out,
 )
-from aekit.models.pca_start import pca_start, zero_last_layers
+from aekit.models.pca_start import pca_start, start_linear_paths, zero_last_layers
 from aekit.registry import register_model
 
 # An axis is halved only while it is at least this long, so it never drops below 4.
@@ -145,14 +145,7 @@ class ConvAE(AutoencoderModule):
         start = pca_start(x, self.cfg.latent_dim, seed)
         if start is None:
             return None
-        r = start.rank
-        self.lin_enc.weight.zero_()
-        self.lin_enc.weight[:r] = start.basis
-        self.lin_enc.bias.zero_()
-        self.lin_enc.bias[:r] = -(start.basis @ start.mean)
-        self.lin_dec.weight.zero_()
-        self.lin_dec.weight[:, :r] = start.decode.T
-        self.lin_dec.bias.copy_(start.logit_mean)
+        start_linear_paths(self.lin_enc, self.lin_dec, start)
         zero_last_layers(self.encoder, self.decoder)
         self.output_init_pending = False  # the mean is in lin_dec's bias already
         return start.describe("linear path")

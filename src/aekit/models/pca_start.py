@@ -79,6 +79,23 @@ def pca_start(x, latent_dim: int, seed: int = 0) -> PCAStart | None:
     return PCAStart(basis, mean, decode, logit_mean, codes, pixels)
 
 
+@torch.no_grad()
+def start_linear_paths(lin_enc: nn.Linear, lin_dec: nn.Linear, start: PCAStart,
+                       scale: torch.Tensor | None = None) -> None:
+    """Write a PCA start into the linear paths beside a model's stacks: code units 0..r-1 are
+    the PCA codes divided by `scale` (r,) (None: unscaled), the rest zero, and the decoder maps
+    them back to the least-squares logits."""
+    r = start.rank
+    scale = torch.ones(r) if scale is None else scale
+    lin_enc.weight.zero_()
+    lin_enc.weight[:r] = start.basis / scale[:, None]
+    lin_enc.bias.zero_()
+    lin_enc.bias[:r] = -(start.basis @ start.mean) / scale
+    lin_dec.weight.zero_()
+    lin_dec.weight[:, :r] = (start.decode * scale[:, None]).T
+    lin_dec.bias.copy_(start.logit_mean)
+
+
 def last_layer(stack: nn.Module) -> nn.Linear | nn.Conv2d:
     """The last Linear or Conv2d of a stack (the one whose output the stack returns)."""
     return [m for m in stack.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]

@@ -43,7 +43,12 @@ from aekit.models.base import AutoencoderModule
 from aekit.models.cards import VAEOptions
 from aekit.models.deep import mlp
 from aekit.models.layers import Flatten, Unflatten
-from aekit.models.pca_start import last_layer, pca_start, zero_last_layers
+from aekit.models.pca_start import (
+    last_layer,
+    pca_start,
+    start_linear_paths,
+    zero_last_layers,
+)
 from aekit.registry import register_model
 from aekit.train.losses import MIN_VARIANCE
 
@@ -147,13 +152,7 @@ class VAE(AutoencoderModule):
             return None
         r = start.rank
         spread = start.codes.std(0).clamp_min(1e-6)  # (r,): each PCA code's std on the sample
-        self.lin_enc.weight.zero_()
-        self.lin_enc.weight[:r] = start.basis / spread[:, None]
-        self.lin_enc.bias.zero_()
-        self.lin_enc.bias[:r] = -(start.basis @ start.mean) / spread
-        self.lin_dec.weight.zero_()
-        self.lin_dec.weight[:, :r] = (start.decode * spread[:, None]).T
-        self.lin_dec.bias.copy_(start.logit_mean)
+        start_linear_paths(self.lin_enc, self.lin_dec, start, spread)  # whitened codes
         zero_last_layers(self.encoder, self.decoder)
         # Posterior of a linear-Gaussian model x = W z + noise with W's columns the basis
         # scaled by the codes' spread and the noise PCA's residual error per pixel:
