@@ -123,18 +123,22 @@ def test_vae_starts_at_pca(backbone):
     assert plain.init_from_data(x, seed=0) is None
 
 
+def _cfg(likelihood: str) -> ModelConfig:
+    return ModelConfig(name="vae", latent_dim=4, options={"likelihood": likelihood})
+
+
 def test_likelihood_auto_is_decided_from_the_images():
     from aekit.models.variational import VAE
 
     grey = (torch.rand(20, 1, 6, 6) * 255).to(torch.uint8)
     binary = (torch.rand(20, 1, 6, 6) > 0.7).to(torch.uint8) * 255
-    assert VAE.options_from_data({"likelihood": "auto"}, grey)["likelihood"] == "gaussian"
-    assert VAE.options_from_data({"likelihood": "auto"}, binary)["likelihood"] == "bernoulli"
+    assert VAE.options_from_data(_cfg("auto"), grey)["likelihood"] == "gaussian"
+    assert VAE.options_from_data(_cfg("auto"), binary)["likelihood"] == "bernoulli"
     # float images in [0, 1] (what the Python API keeps): binary means 0.0 or 1.0
-    assert VAE.options_from_data({"likelihood": "auto"}, binary / 255.0)["likelihood"] \
+    assert VAE.options_from_data(_cfg("auto"), binary / 255.0)["likelihood"] \
         == "bernoulli"
-    assert VAE.options_from_data({"likelihood": "auto"}, grey / 255.0)["likelihood"] == "gaussian"
-    assert VAE.options_from_data({"likelihood": "gaussian"}, binary)["likelihood"] == "gaussian"
+    assert VAE.options_from_data(_cfg("auto"), grey / 255.0)["likelihood"] == "gaussian"
+    assert VAE.options_from_data(_cfg("gaussian"), binary)["likelihood"] == "gaussian"
     # Built without data, "auto" means the general choice.
     assert make("dense").likelihood == "gaussian"
     assert make("dense", likelihood="bernoulli").likelihood == "bernoulli"

@@ -35,7 +35,7 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
                       `seed_lr` (the seed presets' exact architecture and training recipe)
     hooks             `options_from_data` (option values chosen from the training images
                       before the model is built), `init_from_data` (a data-dependent start
-                      before training), `finalize`
+                      before training), `learning_rate_scales`, `finalize`
                       (after training), `extra_metrics` (model-specific test metrics),
                       `loss_options` (the arguments of the model's losses), `sample`
     """
@@ -147,17 +147,24 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
     # --- optional hooks: neutral defaults ---------------------------------------------------------
 
     @classmethod
-    def options_from_data(cls, options: dict, x) -> dict:
-        """The options with any value that depends on the data (an option left at "auto")
-        decided from the training images (uint8 (N, C, H, W), or streamed), before the model is
-        built, so the run's config records the value in use. Default: unchanged."""
-        return options
+    def options_from_data(cls, cfg: ModelConfig, x) -> dict:
+        """`cfg.options` (every option spelled out) with any value that depends on the data (an
+        option left at "auto") decided from the training images (uint8 (N, C, H, W), float in
+        [0, 1], or streamed), before the model is built, so the run's config records the value
+        in use. Default: unchanged."""
+        return cfg.options
 
     def init_from_data(self, x: torch.Tensor, seed: int = 0) -> str | None:
         """A data-dependent start of a freshly built model from its training images (uint8
         (N, C, H, W)), run before the first step and never on resume. Returns a line saying
         what it did, or None when the model has no such start."""
         return None
+
+    def learning_rate_scales(self) -> dict[str, float]:
+        """{parameter-name prefix: factor}: parameters whose learning rate is the run's times
+        a factor (e.g. weights started in closed form, which Adam's fixed-size first steps
+        would otherwise scramble). Default: none, one learning rate for all."""
+        return {}
 
     def finalize(self) -> None:
         """Called once after training (e.g. the codec freezes its entropy tables)."""

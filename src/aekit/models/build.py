@@ -37,7 +37,7 @@ def resolve_options(cfg: ModelConfig, train_x=None) -> ModelConfig:
     cls = get_model_class(cfg.name)
     options = {**cls.options_type.defaults(), **cfg.options}
     if train_x is not None:
-        options = cls.options_from_data(options, train_x)
+        options = cls.options_from_data(dataclasses.replace(cfg, options=options), train_x)
     return dataclasses.replace(cfg, options=options)
 
 

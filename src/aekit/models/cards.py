@@ -42,6 +42,11 @@ class ConvOptions(ModelOptions):
                                 "code to the logits, next to the conv stacks and started at PCA "
                                 "of the training images (ignored with spatial=true)",
                           absent=False)
+    linear_space: str = option(
+        "auto", "where the linear path decodes: logit (added to the conv stack's logits), pixel "
+                "(a pixel image, clipped, whose logit is added), or auto (the one whose PCA start "
+                "reconstructs a sample of the training images better)",
+        choices=("auto", "logit", "pixel"), absent="logit")
 
 
 @dataclass(frozen=True)

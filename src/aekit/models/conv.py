@@ -7,13 +7,18 @@ Every resize goes to the exact size the encoder saw, so any H x W x C round-trip
 -> 14 -> 28, 27 -> 14 -> 7 -> 14 -> 27); an axis shorter than 8 is no longer halved, so tiny
 inputs keep a usable feature map (8x8 digits: 8 -> 4 -> 8).
 
-Linear path (option `linear`, default on for a vector code): code = encoder(x) + A x and
-logits = decoder(code) + B code, with A started at PCA of the training images and B at the least-
-squares map from those PCA codes to the images' logits, while the last layer of each conv stack
-starts at zero (`init_from_data`). Training therefore starts at PCA's reconstruction and the conv
-stacks learn what PCA misses. Why: with a code as large as PCA's, a conv started at random ends
-just under PCA on small or textured sets (8x8 digits, photo and texture patches), and ties it
-at best; started at PCA it ends above it on each (docs/BENCHMARKS.md).
+Linear path (option `linear`, default on for a vector code): code = encoder(x) + A x, with A
+started at PCA of the training images, while the last layer of each conv stack starts at zero
+(`init_from_data`). The path decodes the code in one of two spaces (option `linear_space`):
+logit, logits = decoder(code) + B code with B started at the least-squares map from the PCA codes
+to the images' logits; or pixel, logits = decoder(code) + logit(clip(B code)) with B started at
+PCA's own decoder, so the untrained model is PCA's reconstruction itself. "auto" picks the space
+whose start reconstructs a sample of the training images better (`options_from_data`): the logit
+fit suits mostly-black images (MNIST strokes), where the sigmoid makes black exact, and gives
+up ~1 dB against PCA on photos, where the pixel start is PCA. Training therefore starts at (or
+near) PCA's reconstruction and the conv stacks learn what PCA misses. Why: with a code as large
+as PCA's, a conv started at random ends just under PCA on small or textured sets (8x8 digits,
+photo and texture patches) (docs/BENCHMARKS.md).
 
 Options: `ConvOptions` in cards.py (spatial code map, activation, depth, dense hidden layer,
 linear path).
@@ -35,11 +40,22 @@ from aekit.models.layers import (
     activation,
     conv_out,
 )
-from aekit.models.pca_start import pca_start, start_linear_paths, zero_last_layers
+from aekit.models.pca_start import (
+    SPACES,
+    pca_start,
+    pixel_logits,
+    start_linear_paths,
+    zero_last_layers,
+)
 from aekit.registry import register_model
 
 # An axis is halved only while it is at least this long, so it never drops below 4.
 MIN_SIDE_TO_DOWNSAMPLE = 8
+# Learning-rate factor of the PCA-started linear path. Its weights are small (PCA's basis:
+# ~1/sqrt(C*H*W) each) and Adam moves every weight by ~lr a step, so at the run's rate the first
+# steps scramble the start: on photo patches the validation loss rose from the first epoch at
+# the run's rate, while at 0.05 it fell for four epochs first.
+LINEAR_LR_SCALE = 0.05
 # Default widths grow (doubling, capped) until the smaller side is at most this.
 TARGET_SIDE = 8
 MAX_DEFAULT_WIDTH = 256
@@ -122,6 +138,9 @@ class ConvAE(AutoencoderModule):
             d = math.prod(cfg.shape)
             self.lin_enc = nn.Linear(d, cfg.latent_dim)
             self.lin_dec = nn.Linear(cfg.latent_dim, d)
+        # Built without data (no options_from_data), "auto" means the pixel space: the better
+        # start on four of the five kinds of image measured (docs/BENCHMARKS.md).
+        self.pixel_path = opts.linear_space in ("pixel", "auto")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(x)
@@ -132,20 +151,41 @@ class ConvAE(AutoencoderModule):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         logits = self.decoder(z)
         if self.lin_dec is not None:
-            logits = logits + self.lin_dec(z).view(-1, *self.cfg.shape)  # (B, C, H, W)
+            linear = self.lin_dec(z).view(-1, *self.cfg.shape)  # (B, C, H, W)
+            logits = logits + (pixel_logits(linear) if self.pixel_path else linear)
         return logits
+
+    def learning_rate_scales(self) -> dict[str, float]:
+        if self.lin_enc is None:
+            return {}
+        return {"lin_enc.": LINEAR_LR_SCALE, "lin_dec.": LINEAR_LR_SCALE}
+
+    @classmethod
+    def options_from_data(cls, cfg: ModelConfig, x) -> dict:
+        """linear_space=auto becomes the space whose PCA start reconstructs a sample of the
+        training images better (logit when there is no linear path or no start)."""
+        options = cfg.options
+        if options.get("linear_space") != "auto":
+            return options
+        start = None
+        if options.get("linear") and not options.get("spatial"):
+            start = pca_start(x, cfg.latent_dim)
+        best = "logit" if start is None else max(SPACES, key=start.psnr)
+        return {**options, "linear_space": best}
 
     @torch.no_grad()
     def init_from_data(self, x, seed: int = 0) -> str | None:
         """Start the linear path at PCA of (a sample of) the training images, uint8 (N, C, H, W)
         or streamed, and the last layer of each conv stack at zero: the untrained model is PCA
-        followed by the logit fit (pca_start.py). The global random state is left untouched."""
+        (pixel space) or PCA followed by the logit fit (logit space; pca_start.py). The global
+        random state is left untouched."""
         if self.lin_enc is None or self.lin_dec is None:
             return None
         start = pca_start(x, self.cfg.latent_dim, seed)
         if start is None:
             return None
-        start_linear_paths(self.lin_enc, self.lin_dec, start)
+        space = "pixel" if self.pixel_path else "logit"
+        start_linear_paths(self.lin_enc, self.lin_dec, start, space=space)
         zero_last_layers(self.encoder, self.decoder)
         self.output_init_pending = False  # the mean is in lin_dec's bias already
-        return start.describe("linear path")
+        return start.describe("linear path", space)

@@ -114,9 +114,10 @@ class VAE(AutoencoderModule):
             self.lin_dec = nn.Linear(cfg.latent_dim, d)
 
     @classmethod
-    def options_from_data(cls, options: dict, x) -> dict:
+    def options_from_data(cls, cfg: ModelConfig, x) -> dict:
         """likelihood=auto becomes bernoulli when the sampled training images are binary (every
         value black or white: 0 or 255 in uint8, 0 or 1 in float), else gaussian."""
+        options = cfg.options
         if options.get("likelihood") != "auto":
             return options
         xs = to_unit(sample_images(x, AUTO_IMAGES, AUTO_VALUES))
