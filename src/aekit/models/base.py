@@ -35,7 +35,7 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
                       `seed_lr` (the seed presets' exact architecture and training recipe)
     hooks             `options_from_data` (option values chosen from the training images
                       before the model is built), `init_from_data` (a data-dependent start
-                      before training), `learning_rate_scales`, `finalize`
+                      before training), `finalize`
                       (after training), `extra_metrics` (model-specific test metrics),
                       `loss_options` (the arguments of the model's losses), `sample`
     """
@@ -159,12 +159,6 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
         (N, C, H, W)), run before the first step and never on resume. Returns a line saying
         what it did, or None when the model has no such start."""
         return None
-
-    def learning_rate_scales(self) -> dict[str, float]:
-        """{parameter-name prefix: factor}: parameters whose learning rate is the run's times
-        a factor (e.g. weights started in closed form, which Adam's fixed-size first steps
-        would otherwise scramble). Default: none, one learning rate for all."""
-        return {}
 
     def finalize(self) -> None:
         """Called once after training (e.g. the codec freezes its entropy tables)."""

@@ -12,10 +12,11 @@ started at PCA of the training images, while the last layer of each conv stack s
 (`init_from_data`). The path decodes the code in one of two spaces (option `linear_space`):
 logit, logits = decoder(code) + B code with B started at the least-squares map from the PCA codes
 to the images' logits; or pixel, logits = decoder(code) + logit(clip(B code)) with B started at
-PCA's own decoder, so the untrained model is PCA's reconstruction itself. "auto" picks the space
-whose start reconstructs a sample of the training images better (`options_from_data`): the logit
-fit suits mostly-black images (MNIST strokes), where the sigmoid makes black exact, and gives
-up ~1 dB against PCA on photos, where the pixel start is PCA. Training therefore starts at (or
+PCA's own decoder, so the untrained model is PCA's reconstruction itself. "auto" takes the pixel
+space when its start reconstructs a sample of the training images clearly (0.5 dB) better than
+the logit fit (`options_from_data`): the logit fit suits mostly-black images (MNIST strokes),
+where the sigmoid makes black exact, and gives up ~1 dB against PCA on photo patches and 8x8
+digits, where the pixel start is PCA. Training therefore starts at (or
 near) PCA's reconstruction and the conv stacks learn what PCA misses. Why: with a code as large
 as PCA's, a conv started at random ends just under PCA on small or textured sets (8x8 digits,
 photo and texture patches) (docs/BENCHMARKS.md).
@@ -41,7 +42,6 @@ from aekit.models.layers import (
     conv_out,
 )
 from aekit.models.pca_start import (
-    SPACES,
     pca_start,
     pixel_logits,
     start_linear_paths,
@@ -51,11 +51,6 @@ from aekit.registry import register_model
 
 # An axis is halved only while it is at least this long, so it never drops below 4.
 MIN_SIDE_TO_DOWNSAMPLE = 8
-# Learning-rate factor of the PCA-started linear path. Its weights are small (PCA's basis:
-# ~1/sqrt(C*H*W) each) and Adam moves every weight by ~lr a step, so at the run's rate the first
-# steps scramble the start: on photo patches the validation loss rose from the first epoch at
-# the run's rate, while at 0.05 it fell for four epochs first.
-LINEAR_LR_SCALE = 0.05
 # Default widths grow (doubling, capped) until the smaller side is at most this.
 TARGET_SIDE = 8
 MAX_DEFAULT_WIDTH = 256
@@ -138,9 +133,8 @@ class ConvAE(AutoencoderModule):
             d = math.prod(cfg.shape)
             self.lin_enc = nn.Linear(d, cfg.latent_dim)
             self.lin_dec = nn.Linear(cfg.latent_dim, d)
-        # Built without data (no options_from_data), "auto" means the pixel space: the better
-        # start on four of the five kinds of image measured (docs/BENCHMARKS.md).
-        self.pixel_path = opts.linear_space in ("pixel", "auto")
+        # Built without data (no options_from_data), "auto" means the logit space.
+        self.pixel_path = opts.linear_space == "pixel"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         z = self.encoder(x)
@@ -155,23 +149,18 @@ class ConvAE(AutoencoderModule):
             logits = logits + (pixel_logits(linear) if self.pixel_path else linear)
         return logits
 
-    def learning_rate_scales(self) -> dict[str, float]:
-        if self.lin_enc is None:
-            return {}
-        return {"lin_enc.": LINEAR_LR_SCALE, "lin_dec.": LINEAR_LR_SCALE}
-
     @classmethod
     def options_from_data(cls, cfg: ModelConfig, x) -> dict:
-        """linear_space=auto becomes the space whose PCA start reconstructs a sample of the
-        training images better (logit when there is no linear path or no start)."""
+        """linear_space=auto becomes pixel when the pixel start reconstructs a sample of the
+        training images clearly better than the logit fit (`PCAStart.better_space`), else logit
+        (also when there is no linear path or no start)."""
         options = cfg.options
         if options.get("linear_space") != "auto":
             return options
         start = None
         if options.get("linear") and not options.get("spatial"):
             start = pca_start(x, cfg.latent_dim)
-        best = "logit" if start is None else max(SPACES, key=start.psnr)
-        return {**options, "linear_space": best}
+        return {**options, "linear_space": "logit" if start is None else start.better_space()}
 
     @torch.no_grad()
     def init_from_data(self, x, seed: int = 0) -> str | None:

@@ -154,21 +154,6 @@ class Reconstruction(Objective):
         self.read_shard = shard if self.corrupt is None else None
         self.late_shard = shard if self.corrupt is not None else None
 
-    def parameter_groups(self, model: nn.Module) -> list[dict]:
-        """One group at the run's learning rate, then one per factor of the model's
-        `learning_rate_scales` (groups in a fixed order, so checkpoints line up)."""
-        scales = model.learning_rate_scales()
-        groups: dict[float, list] = {1.0: []}
-        for name, p in model.named_parameters():
-            factor = next((f for prefix, f in scales.items() if name.startswith(prefix)), 1.0)
-            groups.setdefault(factor, []).append(p)
-        self.lr_factors = [f for f, params in groups.items() if params or f == 1.0]
-        return [{"params": groups[f]} for f in self.lr_factors]
-
-    def learning_rates(self, step: int, total_steps: int) -> list[float]:
-        lr = lr_at(self.cfg, step, total_steps)
-        return [lr * f for f in self.lr_factors]
-
     def start_epoch(self, epoch: int, n: int) -> torch.Generator:
         torch.manual_seed(self.cfg.seed * 1_000_003 + epoch)
         gen = epoch_generator(self.cfg.seed, epoch)
