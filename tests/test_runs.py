@@ -121,7 +121,7 @@ def test_runs_saved_before_an_option_existed_rebuild_the_model_they_were(tmp_pat
     meta = {"format": FORMAT_TAG, "config": json.dumps(doc["model"], sort_keys=True)}
     write_safetensors(tmp_path / "old" / "model.safetensors", model.state_dict(), meta)
     loaded, run = load_model(tmp_path / "old")
-    assert run.model_cfg.options == {"linear": False}
+    assert run.model_cfg.options == {"linear": False, "linear_space": "logit"}
     assert loaded.lin_enc is None
     x = torch.rand(2, 1, 12, 12)
     with torch.inference_mode():

@@ -139,6 +139,11 @@ def fit(
     net = distributed.wrap(model, device) if world else model
     has_val = val_x is not None and len(val_x) > 0
     collapse = objective.collapse_check(val_x if has_val else train_x) if main else None
+    if has_val and not resume:
+        # The start is a candidate too ("epoch 0"): a model started from the data (PCA) that
+        # training only makes worse on held-out images ends where it started, not at epoch 1.
+        best_val = _validation(objective, model, val_x, device, main, world)
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def write_checkpoint(epochs_done: int, position: int = 0, running: float = 0.0,
                          epoch_seconds: float = 0.0, gen: torch.Generator | None = None) -> None:
@@ -225,10 +230,7 @@ def fit(
                "val_loss": None, "seconds": round(epoch_seconds, 3),
                "lr": optimizer.param_groups[0]["lr"]}
         if has_val:
-            if main:
-                row["val_loss"] = objective.validation_loss(model, val_x, device)
-            if world:  # every rank takes the same early-stopping decision
-                row["val_loss"] = distributed.from_main(row["val_loss"])
+            row["val_loss"] = _validation(objective, model, val_x, device, main, world)
             if row["val_loss"] < best_val:
                 best_val, bad_epochs, result.best_epoch = row["val_loss"], 0, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -319,3 +321,11 @@ def _progress(enabled: bool, total: int, epoch: int, epochs: int):
 
     return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="batch",
                 dynamic_ncols=True)
+
+
+def _validation(objective: Objective, model: nn.Module, val_x, device: torch.device, main: bool,
+                world) -> float:
+    """The validation loss, computed by rank 0 and shared, so every rank takes the same
+    early-stopping decision."""
+    loss = objective.validation_loss(model, val_x, device) if main else None
+    return distributed.from_main(loss) if world else loss
