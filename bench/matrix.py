@@ -125,8 +125,13 @@ def train(col: str, task: str, corrupt: str, quick: bool, latent: int | None = N
         # A cell stopped mid-training continues from its checkpoint (aekit resumes exactly), so
         # a long column can be run across several sittings.
         argv = ["train", "--resume", str(out), "-q", "--threads", str(torch.get_num_threads())]
-        if cli_main(argv) in (0, 1) and (out / "metrics.json").exists():
+        code = cli_main(argv)
+        if code in (0, 1) and (out / "metrics.json").exists():
             return json.loads((out / "metrics.json").read_text()), out
+        # Stopped again (a signal saves a checkpoint and returns) or failed: the checkpoint is
+        # the work done so far, never deleted here.
+        raise RuntimeError(f"aekit {' '.join(argv)} ended with exit {code} before finishing; "
+                           f"its checkpoint is kept: run again with --reuse")
     shutil.rmtree(out, ignore_errors=True)
     argv = ["train", "--dataset", dataset(col), "--out", str(out), "-q",
             "--threads", str(torch.get_num_threads())]  # the run's --threads, not a setting
