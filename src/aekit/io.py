@@ -95,13 +95,50 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
 # Tensors are stored as tensors, everything else as JSON strings in the header's __metadata__;
 # nothing is ever unpickled.
 
+# safetensors dtype names, in the library's own order: it writes larger alignments first (this
+# order, last first), then names in ascending order; the same layout is written here.
+_ST_DTYPES = ("BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64",
+              "U64")
+_TORCH_ST = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "int16": "I16", "uint16": "U16",
+             "float16": "F16", "bfloat16": "BF16", "int32": "I32", "uint32": "U32",
+             "float32": "F32", "float64": "F64", "int64": "I64", "uint64": "U64"}
+
+
 def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any],
                       metadata: dict[str, str]) -> None:
-    """Write `tensors` (CPU-copied, contiguous) and string `metadata` atomically."""
-    from safetensors.torch import save as st_save
+    """Write `tensors` and string `metadata` as a safetensors file, atomically.
+
+    Written here rather than by the library's `save`, which builds the whole file as one bytes
+    object (a checkpoint — weights, best weights, optimizer state — then sat in memory twice
+    more while it was written) and orders `__metadata__` keys at random (the same weights gave
+    different bytes). Here each tensor is streamed from its own memory and the metadata keys are
+    sorted, so the same tensors always give the same bytes; the layout is the library's (header
+    padded with spaces to a multiple of 8, tensors by dtype then name), and the library reads it.
+    """
+    import torch
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    atomic_write_bytes(path, st_save(tensors, metadata))
+    try:
+        kinds = {k: _TORCH_ST[str(v.dtype).removeprefix("torch.")] for k, v in tensors.items()}
+    except KeyError as e:
+        raise ValueError(f"safetensors cannot store dtype {e}") from None
+    names = sorted(tensors, key=lambda k: (-_ST_DTYPES.index(kinds[k]), k))
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    offset = 0
+    for k in names:
+        size = tensors[k].numel() * tensors[k].element_size()
+        header[k] = {"dtype": kinds[k], "shape": list(tensors[k].shape),
+                     "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for k in names:
+            t = tensors[k]
+            if t.numel():  # (N,) bytes of the tensor's memory, no copy
+                f.write(t.reshape(-1).view(torch.uint8).numpy().data)
 
 
 def parse_safetensors(raw: bytes) -> tuple[dict[str, Any], dict[str, str]]:
