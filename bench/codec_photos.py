@@ -281,6 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--speed-threads", type=int, default=2)
     ap.add_argument("--runs", default="runs/bench-codec-photos")
     ap.add_argument("--name", default="codec_photos")
+    ap.add_argument("--write-patches", metavar="NPZ", default=None,
+                    help="only write the training patches as an .npz dataset (x_train, and "
+                         "x_test cut from the test photos) for `aekit train --dataset npz:NPZ`")
     ap.add_argument("--reuse", action="store_true",
                     help="code with the runs already in --runs (no training): re-measures the "
                          "encoder and the speed; training figures come from the earlier result")
@@ -292,6 +295,13 @@ def main(argv: list[str] | None = None) -> None:
     train_imgs = [photo(n) for n in TRAIN]
     test_imgs = [photo(n) for n in TEST]
     train_x = patches(train_imgs, args.patches, args.block)
+    if args.write_patches:
+        test_x = patches(test_imgs, args.patches // 20, args.block)
+        np.savez(args.write_patches, x_train=train_x.permute(0, 2, 3, 1).numpy(),
+                 x_test=test_x.permute(0, 2, 3, 1).numpy())  # (N, H, W, C) uint8
+        print(f"wrote {args.write_patches}: {len(train_x):,} train / {len(test_x):,} test "
+              f"patches", flush=True)
+        return
     mixture = None if args.reuse else fit_mixture(train_x, args.clusters, 3 * args.block**2)
     mixture_s = time.perf_counter() - t0
     print(f"patches {tuple(train_x.shape)}, closed-form start {mixture_s:.1f}s", flush=True)
