@@ -59,7 +59,8 @@ TARGETS = {"recon_over_pca_db": 0.0, "mnist_latent16_db": 17.9, "denoise_over_no
 # Rows beyond reconstruction and the probe (--rows); cells not run keep their earlier results in
 # the JSON. The column's picture needs both restorations.
 ROWS = {"all": ("denoising", "inpainting", "anomaly"), "recon-anomaly": ("anomaly",),
-        "recon-denoise": ("denoising",), "recon": ()}
+        "recon-denoise": ("denoising",), "recon": (),
+        "restoration": ("denoising", "inpainting")}  # with --reuse: redraws a column's picture
 REUSE = False  # --reuse: a finished cell's run folder is read back, a stopped one resumed
 QUICK = {"steps": 20, "limit": 600, "test": 300, "classes": 2, "anomaly_train": 300}
 
@@ -448,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             cells["environment"] = environment()
         else:  # a partial column: merged over the earlier cells, each run saying when it ran
             for cell in cells.values():
-                cell["environment"] = environment()
+                if isinstance(cell, dict):  # (a picture adds the column's "seconds")
+                    cell["environment"] = environment()
             cells = {**results["columns"].get(col, {}), **cells}
         results["columns"][col] = cells
         _write(path, results)
