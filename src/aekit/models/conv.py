@@ -16,10 +16,10 @@ PCA's own decoder, so the untrained model is PCA's reconstruction itself. "auto"
 space when its start reconstructs a sample of the training images clearly (0.5 dB) better than
 the logit fit (`options_from_data`): the logit fit suits mostly-black images (MNIST strokes),
 where the sigmoid makes black exact, and gives up ~1 dB against PCA on photo patches and 8x8
-digits, where the pixel start is PCA. Training therefore starts at (or
-near) PCA's reconstruction and the conv stacks learn what PCA misses. Why: with a code as large
-as PCA's, a conv started at random ends just under PCA on small or textured sets (8x8 digits,
-photo and texture patches) (docs/BENCHMARKS.md).
+digits, where the pixel start is PCA. Training therefore starts at (or near) PCA's
+reconstruction and the conv stacks learn what PCA misses. Why: with a code as large as PCA's, a
+conv started at random ends just under PCA on small or textured sets (8x8 digits, photo and
+texture patches; docs/BENCHMARKS.md).
 
 Options: `ConvOptions` in cards.py (spatial code map, activation, depth, dense hidden layer,
 linear path).

@@ -143,7 +143,7 @@ def fit(
         # The start is a candidate too ("epoch 0"): a model started from the data (PCA) that
         # training only makes worse on held-out images ends where it started, not at epoch 1.
         best_val = _validation(objective, model, val_x, device, main, world)
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best_state = _snapshot(model)
 
     def write_checkpoint(epochs_done: int, position: int = 0, running: float = 0.0,
                          epoch_seconds: float = 0.0, gen: torch.Generator | None = None) -> None:
@@ -233,7 +233,7 @@ def fit(
             row["val_loss"] = _validation(objective, model, val_x, device, main, world)
             if row["val_loss"] < best_val:
                 best_val, bad_epochs, result.best_epoch = row["val_loss"], 0, epoch + 1
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = _snapshot(model)
             else:
                 bad_epochs += 1
         result.history.append(row)
@@ -329,3 +329,8 @@ def _validation(objective: Objective, model: nn.Module, val_x, device: torch.dev
     early-stopping decision."""
     loss = objective.validation_loss(model, val_x, device) if main else None
     return distributed.from_main(loss) if world else loss
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights (the best epoch's, restored at the end)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
