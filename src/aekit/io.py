@@ -95,13 +95,13 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
 # Tensors are stored as tensors, everything else as JSON strings in the header's __metadata__;
 # nothing is ever unpickled.
 
-# safetensors dtype names, in the library's own order: it writes larger alignments first (this
-# order, last first), then names in ascending order; the same layout is written here.
-_ST_DTYPES = ("BOOL", "U8", "I8", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64",
-              "U64")
+# torch dtype -> safetensors dtype name, in the library's own dtype order: it writes larger
+# alignments first (the end of this order first), then names in ascending order; the same layout
+# is written here.
 _TORCH_ST = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "int16": "I16", "uint16": "U16",
              "float16": "F16", "bfloat16": "BF16", "int32": "I32", "uint32": "U32",
              "float32": "F32", "float64": "F64", "int64": "I64", "uint64": "U64"}
+_ST_RANK = {name: rank for rank, name in enumerate(_TORCH_ST.values())}
 
 
 def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any],
@@ -122,7 +122,7 @@ def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any],
         kinds = {k: _TORCH_ST[str(v.dtype).removeprefix("torch.")] for k, v in tensors.items()}
     except KeyError as e:
         raise ValueError(f"safetensors cannot store dtype {e}") from None
-    names = sorted(tensors, key=lambda k: (-_ST_DTYPES.index(kinds[k]), k))
+    names = sorted(tensors, key=lambda k: (-_ST_RANK[kinds[k]], k))
     header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
     offset = 0
     for k in names:
