@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["train_speed", "inference", "reconstruction", "seeds", "denoise", "inpaint", "colorize",
            "codec", "codec_photos", "anomaly", "textures", "fewlabel", "latents", "swap", "budget",
-           "recipe_defaults", "matrix"]
+           "recipe_defaults", "denoise_ceiling", "matrix"]
 # The recipes docs/BENCHMARKS.md records, where they differ from a script's defaults (the
 # defaults stay small so that pilots spell out what they change).
 ARGS = {
@@ -26,6 +26,7 @@ ARGS = {
                  "--encoder-lr-scale", "0.3", "--scratch-lr", "1e-3", "--resume",
                  "--name", "fewlabel_e120_it200"],
     "budget": ["--steps", "0", "1000", "3000"],
+    "denoise_ceiling": ["--datasets", "digits", "fashion-mnist", "idx:../shared/data/mnist"],
     "latents": ["--epochs", "10", "--nested-epochs", "10", "--nested-p", "0.03",
                 "--nested-draws", "4", "--nested-loss", "logmse", "--digits-epochs", "100",
                 "--reuse"],

@@ -97,15 +97,22 @@ def test_stop_and_resume_exact_under_a_step_budget(tmp_path, monkeypatch, kind):
     assert _log_rows(run) == _log_rows(tmp_path / "ref")
 
 
-def test_corrupt_without_model_trains_the_recorded_unet(tmp_path, capsys):
-    code, run = _train(tmp_path, "denoise", "--corrupt", "gaussian:0.2", "--steps", "2")
-    assert code == 0
-    assert "model: unet --widths 32,64,128" in capsys.readouterr().err
-    model = json.loads((run / "config.json").read_text())["model"]
-    assert model["name"] == "unet" and model["widths"] == [8, 16]  # --widths given: kept
-    assert model["options"]["shuffle"] == 2 and model["options"]["depth"] == 2
+def test_corrupt_without_model_trains_the_task_unet(tmp_path, capsys):
+    # Gaussian noise alone: the denoising U-Net (full resolution); any other corruption: the
+    # recorded restoration U-Net (half resolution).
+    for spec, widths, shuffle in (("gaussian:0.2", "16,32,64", 1),
+                                  ("mask:blocks", "32,64,128", 2),
+                                  ("gaussian:0.1+mask:blocks", "32,64,128", 2)):
+        code, run = _train(tmp_path, f"restore-{shuffle}-{len(spec)}", "--corrupt", spec,
+                           "--steps", "2")
+        assert code == 0
+        assert f"model: unet --widths {widths} --option shuffle={shuffle}" in \
+            capsys.readouterr().err
+        model = json.loads((run / "config.json").read_text())["model"]
+        assert model["name"] == "unet" and model["widths"] == [8, 16]  # --widths given: kept
+        assert model["options"]["shuffle"] == shuffle and model["options"]["depth"] == 2
     run = tmp_path / "denoise2"
-    assert main(["train", "--dataset", "digits", "--limit", "300", "--corrupt", "gaussian:0.2",
+    assert main(["train", "--dataset", "digits", "--limit", "300", "--corrupt", "mask:blocks",
                  "--steps", "1", "--option", "depth=1", "--baseline", "none", "--out",
                  str(run), "-q"]) == 0
     model = json.loads((run / "config.json").read_text())["model"]
