@@ -26,8 +26,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("train", help="train an autoencoder and write a run folder")
     p.add_argument("--model", default=None,
-                   help="model name (see `aekit models`; default: conv, or with --corrupt the "
-                        "recorded restoration U-Net)")
+                   help="model name (see `aekit models`; default: conv, or with --corrupt a "
+                        "U-Net: docs/RESTORE.md)")
     p.add_argument("--latent-dim", type=int, default=None, help="size of the code (default 32)")
     p.add_argument("--widths", type=parse_widths, default=(),
                    help="comma-separated channel/unit widths, e.g. 32,64")
