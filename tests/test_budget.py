@@ -102,6 +102,7 @@ def test_corrupt_without_model_trains_the_task_unet(tmp_path, capsys):
     # recorded restoration U-Net (half resolution).
     for spec, widths, shuffle in (("gaussian:0.2", "16,32,64", 1),
                                   ("mask:blocks", "32,64,128", 2),
+                                  ("gaussian:0.5", "32,64,128", 2),
                                   ("gaussian:0.1+mask:blocks", "32,64,128", 2)):
         code, run = _train(tmp_path, f"restore-{shuffle}-{len(spec)}", "--corrupt", spec,
                            "--steps", "2")
