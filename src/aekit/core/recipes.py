@@ -44,16 +44,16 @@ DENOISE = Recipe(
     "model: unet --widths 16,32,64 --option shuffle=1 --option depth=2, the denoising recipe "
     "for --corrupt gaussian up to sigma 0.25 (--model chooses another)")
 
-NOISE_OPS = ("gaussian",)
 # Measured at sigma = 25/255 (ahead on every column) and 0.5 (behind the recorded U-Net after
 # the recorded 40 epochs): heavier noise keeps the recorded U-Net.
 DENOISE_MAX_SIGMA = 0.25
 
 
-def _light_noise(parts: list[str]) -> bool:
+def _light_noise(parts: list[list[str]]) -> bool:
+    """True when every operation is `gaussian:SIGMA` with SIGMA <= DENOISE_MAX_SIGMA."""
     try:
-        return all(p.split(":", 1)[0] in NOISE_OPS
-                   and float(p.split(":", 1)[1]) <= DENOISE_MAX_SIGMA for p in parts)
+        return all(op == "gaussian" and float(args[0]) <= DENOISE_MAX_SIGMA
+                   for op, *args in parts)
     except (IndexError, ValueError):  # a malformed spec is the corruption parser's to report
         return False
 
@@ -66,11 +66,11 @@ PRETRAIN = Recipe(
 
 def for_task(corrupt: str) -> Recipe:
     """The model a run trains when `--model` is not given, for its `--corrupt` spec."""
-    ops = [part.strip().split(":", 1)[0] for part in corrupt.split("+") if part.strip()]
-    if not ops:
+    parts = [part.strip().split(":", 1) for part in corrupt.split("+") if part.strip()]
+    if not parts:
         return Recipe(PLAIN_MODEL)
-    if all(op == "affine" for op in ops):
+    if all(op == "affine" for op, *_ in parts):
         return PRETRAIN
-    if _light_noise([part.strip() for part in corrupt.split("+") if part.strip()]):
+    if _light_noise(parts):
         return DENOISE
     return RESTORE
