@@ -1,16 +1,18 @@
 """Learned compression on photos: aekit's `.aez` codec vs JPEG, WebP and AVIF at full size.
 
 Protocol. The photos bundled with scikit-learn, scikit-image and matplotlib (no download):
-TRAIN photos are only cut into random 16x16 patches for training; the held-out TEST photos
-(`flower` from scikit-learn, `chelsea` and `rocket` from scikit-image, `grace_hopper` from
-matplotlib) are coded whole, at full size, one file each. Rates are real file bytes (`.aez`
-header and CRC included; Pillow's files for the others) over all test pixels; PSNR over the
-whole set (10 log10(1 / MSE) of every RGB value, decoded images in 8 bits), SSIM (7x7 box
-window) and MS-SSIM (5 scales, 11x11 Gaussian, per channel). BD-rate vs JPEG (Pillow,
-4:2:0 subsampling, optimize=True) over 28-38 dB with PCHIP-interpolated log-rate curves.
+TRAIN photos are only cut into random 32x32 patches (2 x 2 blocks) for training; the held-out
+TEST photos (`flower` from scikit-learn, `chelsea` and `rocket` from scikit-image,
+`grace_hopper` from matplotlib) are coded whole, at full size, one file each. Rates are real
+file bytes (`.aez` header and CRC included; Pillow's files for the others) over all test
+pixels; PSNR over the whole set (10 log10(1 / MSE) of every RGB value, decoded images in 8
+bits), SSIM (7x7 box window) and MS-SSIM (5 scales, 11x11 Gaussian, per channel). BD-rate vs
+JPEG (Pillow, 4:2:0 subsampling, optimize=True) over 28-38 dB with PCHIP-interpolated
+log-rate curves.
 
 The codec: one run per lambda (`codec` model on 3x16x16 blocks, started from the closed-form
-mixture of PCAs of the patches, trained with aekit's loop and "rd" loss, frozen); each run gives
+mixture of PCAs of the patches' blocks, trained with aekit's loop and "rd" loss, frozen, its
+deblocking filter fitted on the patches' block boundaries); each run gives
 several points with its rate-control steps (`--quality`). Speed: encode and decode of the test
 photos at the run's own step, median of 3, in megapixels per second on --threads threads;
 decoding is checked bit-exact between 1 and --threads threads.
@@ -80,6 +82,15 @@ def patches(images: list[np.ndarray], n: int, size: int, seed: int = 0) -> torch
         ys, xs = rng.integers(0, h - size + 1, k), rng.integers(0, w - size + 1, k)
         out += [img[:, y : y + size, x : x + size] for y, x in zip(ys, xs, strict=True)]
     return torch.from_numpy(np.stack(out))
+
+
+def blocks_of(x: torch.Tensor, block: int) -> torch.Tensor:
+    """The block x block blocks of patches x (uint8 (n, 3, s, s), s a multiple of block) as
+    images (uint8 (n * (s / block)**2, 3, block, block)): the mixture start's data."""
+    n, c, s, _ = x.shape
+    g = s // block
+    x = x.reshape(n, c, g, block, g, block).permute(0, 2, 4, 1, 3, 5)  # (n, g, g, C, b, b)
+    return x.reshape(n * g * g, c, block, block)
 
 
 def _gauss(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -192,9 +203,9 @@ def train_run(lam: float, train_x: torch.Tensor, mixture, args):
     from aekit.models import build_model
     from aekit.train.loop import fit
 
-    cfg = ModelConfig(name="codec", in_channels=3, height=args.block, width=args.block,
+    cfg = ModelConfig(name="codec", in_channels=3, height=args.patch, width=args.patch,
                       latent_dim=3 * args.block**2,
-                      options={"lambda": lam, "clusters": args.clusters})
+                      options={"lambda": lam, "clusters": args.clusters, "block": args.block})
     model = build_model(cfg)
     t0 = time.perf_counter()
     model.init_from_data(train_x, mixture=mixture)
@@ -202,6 +213,8 @@ def train_run(lam: float, train_x: torch.Tensor, mixture, args):
                        val_fraction=0.0, seed=0)
     result = fit(model, train_x, tcfg, progress=False)
     seconds = time.perf_counter() - t0
+    for note in result.notes:
+        print(note, flush=True)
     run_dir = ROOT / args.runs / f"lambda-{lam:g}"
     write_config(run_dir, cfg, tcfg)
     save_weights(run_dir, model)
@@ -272,10 +285,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lambdas", default="0.0015,0.0005")
     ap.add_argument("--qualities", default="-8,-6,-4,-2,0,2,4,6,8")
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--patches", type=int, default=40000)
+    ap.add_argument("--patches", type=int, default=10000)
+    ap.add_argument("--patch", type=int, default=32,
+                    help="side of the training patches (a grid of blocks: the deblocking "
+                         "filter is fitted on their interior boundaries)")
     ap.add_argument("--block", type=int, default=16)
     ap.add_argument("--clusters", type=int, default=16)
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=64, help="patches per step (64 of 32x32: "
+                    "1,024 blocks)")
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--speed-threads", type=int, default=2)
@@ -294,15 +311,16 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     train_imgs = [photo(n) for n in TRAIN]
     test_imgs = [photo(n) for n in TEST]
-    train_x = patches(train_imgs, args.patches, args.block)
+    train_x = patches(train_imgs, args.patches, args.patch)
     if args.write_patches:
-        test_x = patches(test_imgs, args.patches // 20, args.block)
+        test_x = patches(test_imgs, args.patches // 20, args.patch)
         np.savez(args.write_patches, x_train=train_x.permute(0, 2, 3, 1).numpy(),
                  x_test=test_x.permute(0, 2, 3, 1).numpy())  # (N, H, W, C) uint8
         print(f"wrote {args.write_patches}: {len(train_x):,} train / {len(test_x):,} test "
               f"patches", flush=True)
         return
-    mixture = None if args.reuse else fit_mixture(train_x, args.clusters, 3 * args.block**2)
+    mixture = None if args.reuse else fit_mixture(blocks_of(train_x, args.block), args.clusters,
+                                                  3 * args.block**2)
     mixture_s = time.perf_counter() - t0
     print(f"patches {tuple(train_x.shape)}, closed-form start {mixture_s:.1f}s", flush=True)
     qualities = [int(v) for v in args.qualities.split(",")]
@@ -349,7 +367,8 @@ def main(argv: list[str] | None = None) -> None:
     write_result(args.name, {
         "protocol": {"train_photos": TRAIN, "test_photos": TEST,
                      "test_sizes": [list(t.shape) for t in test_imgs],
-                     "patches": args.patches, "block": args.block, "clusters": args.clusters,
+                     "patches": args.patches, "patch": args.patch, "block": args.block,
+                     "clusters": args.clusters,
                      "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                      "qualities": qualities, "bd_range_db": RANGE,
                      "closed_form_start_seconds": mixture_s},

@@ -3,6 +3,7 @@
     algorithm  model.py      CodecAE, the `codec` model (registered by name like every model)
                steps.py      its quantisation / integer coding steps, rate-control steps
                blocks.py     images of any size as a grid of the model's blocks
+               deblock.py    the filter across block boundaries, fitted after training
                mixture.py    the closed-form start (a mixture of PCAs)
                density.py    integer probability tables
                entropy.py    range coding of the symbols (constriction)

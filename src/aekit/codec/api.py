@@ -55,6 +55,8 @@ def fingerprint(model: torch.nn.Module) -> bytes:
         return cached[1]
     h = hashlib.sha256()
     for name, t in sorted(state.items()):
+        if t.numel() == 0:  # an empty tensor holds no weights (e.g. a codec without deblocking)
+            continue
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         a = (t if t.dtype != torch.bfloat16 else t.float()).numpy()

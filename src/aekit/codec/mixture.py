@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aekit.data.stream import to_tensor
 from aekit.errors import DataError
 
 
@@ -29,7 +30,7 @@ def fit_mixture(x: torch.Tensor, clusters: int, dims: int, max_images: int = 200
         raise DataError("codec init_from_data needs at least 2 images")
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(x), generator=gen)[:max_images]
-    xf = x[idx].flatten(1).double().cpu()
+    xf = to_tensor(x[idx]).flatten(1).double().cpu()
     xf = xf / 255.0 if x.dtype == torch.uint8 else xf
     p = xf.shape[1]
     labels, centers = _kmeans(xf, clusters, gen)

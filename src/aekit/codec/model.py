@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 
 import numpy as np
 import torch
 from torch import nn
 
+from aekit.codec import deblock
 from aekit.codec.blocks import from_blocks, grid, to_blocks
 from aekit.codec.card import block_size
 from aekit.codec.density import PRECISION, UnitDensity, integer_table
@@ -41,6 +43,7 @@ from aekit.codec.mixture import Mixture, fit_mixture
 from aekit.codec.search import CodecSearch
 from aekit.codec.steps import N_LEVELS, CodecSteps, step_factor
 from aekit.config import ModelConfig
+from aekit.data.stream import to_tensor
 from aekit.errors import ConfigError, RunError, check_range
 from aekit.models.base import AutoencoderModule
 from aekit.registry import register_model
@@ -59,6 +62,7 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
     """
 
     entropy_coded = True
+    sized_by_weights = ("deblock",)
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
@@ -98,6 +102,9 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         self.register_buffer("lengths", torch.zeros(N_LEVELS, dtype=torch.int32))
         self.register_buffer("level_index", torch.zeros(k, d, dtype=torch.int32))
         self.register_buffer("cluster_freqs", torch.zeros(k, dtype=torch.int32))
+        # Deblocking filters (deblock.py), fitted by finalize(x) on multi-block training
+        # images; empty: no filter (and, being empty, not part of the weight fingerprint).
+        self.register_buffer("deblock", torch.empty(0, dtype=torch.float64))
         self._cache: dict = {}
         self._plans: dict = {}
 
@@ -274,6 +281,18 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         """Block rows of n images of `shape` (C, H, W) -> (n, C, H, W)."""
         return from_blocks(rows, n, tuple(shape), *self.block_hw)
 
+    def _assemble(self, rows: torch.Tensor, n: int, shape, step: int = 0,
+                  deblocked: bool = True) -> torch.Tensor:
+        """Decoded block rows of n images of `shape` (C, H, W) -> (n, C, H, W): with frozen
+        tables and a fitted filter, deblocked on the whole-block grid before the padding is
+        cropped (deblock.py)."""
+        if not (deblocked and self.deblock.numel() and self._use_tables()):
+            return self.unblock(rows, n, shape)
+        c, h, w = shape
+        (bh, bw), (gh, gw) = self.block_hw, grid(h, w, *self.block_hw)
+        full = self.unblock(rows, n, (c, gh * bh, gw * bw))
+        return deblock.apply(full, self.deblock, step, self.block_hw)[..., :h, :w]
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> z (B, blocks x (1 + D)): per block [cluster index, continuous
         coefficients]."""
@@ -286,7 +305,8 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, blocks x (1 + D)) -> logits (B, C, H, W) of the clipped reconstruction."""
         z = z.reshape(-1, 1 + self.cfg.latent_dim)
-        x = self.unblock(self._synthesise(z[:, 1:], z[:, 0].round().long()), -1, self.cfg.shape)
+        x = self._assemble(self._synthesise(z[:, 1:], z[:, 0].round().long()), -1,
+                           self.cfg.shape)
         return torch.logit(x, eps=_EPS)
 
     def forward(self, x: torch.Tensor, keep: int | None = None) -> dict[str, torch.Tensor]:
@@ -306,7 +326,7 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         else:
             y_hat = q
             lik = self._likelihood(y_hat, k)
-        x_hat = self.unblock(self._synthesise(y_hat, k), len(x), x.shape[1:])
+        x_hat = self._assemble(self._synthesise(y_hat, k), len(x), x.shape[1:])
         cluster_p = torch.exp2(-self._cluster_bits()[k])
         if self.max_shift:  # the shift symbol, uniform over 2m + 1 values
             cluster_p = cluster_p / (2 * self.max_shift + 1)
@@ -346,14 +366,38 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         return {"lmbda": self.lmbda} if loss == "rd" else {}
 
     def unfreeze(self) -> None:
-        """Drop the frozen tables (before further training; finalize() makes new ones)."""
+        """Drop the frozen tables and the deblocking filter fitted to them (before further
+        training; finalize() makes new ones)."""
         self.lengths.zero_()
+        self.deblock = self.deblock.new_empty(0)
         self._cache, self._plans = {}, {}
 
+    def finalize(self, x=None, seed: int = 0) -> str | None:
+        """Freeze the entropy model into integer tables, then, given the training images x
+        (uint8 (N, C, H, W) or streamed) of more than one block, fit the deblocking filter on
+        them (deblock.py; without x, or with one-block images, there is none)."""
+        self._freeze_tables()
+        self.deblock = self.deblock.new_empty(0)
+        if x is None:
+            return None
+        t0, training = time.perf_counter(), self.training
+        self.eval()
+        try:
+            weights, n = deblock.fit(self, x, seed)
+        finally:
+            self.train(training)
+        self.deblock = weights.clone().to(self.deblock.device)  # not an inference tensor
+        self._cache, self._plans = {}, {}
+        if not n:
+            return None
+        return (f"codec: deblocking filter fitted on {n:,} training images at rate-control "
+                f"steps {', '.join(f'{s:+d}' for s in deblock.FIT_STEPS)} "
+                f"({time.perf_counter() - t0:.1f}s)")
+
     @torch.no_grad()
-    def finalize(self, tail_mass: float = 1e-9) -> None:
-        """Freeze the entropy model into integer tables (64 scale levels + cluster table),
-        computed in float64 on the CPU."""
+    def _freeze_tables(self, tail_mass: float = 1e-9) -> None:
+        """The entropy model as integer tables (64 scale levels + cluster table), computed in
+        float64 on the CPU."""
         half = self.freqs.shape[1] // 2
         grid = torch.arange(-half, half, dtype=torch.float64)
         freqs = np.zeros(tuple(self.freqs.shape), dtype=np.int32)
@@ -377,9 +421,18 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         self.lengths.copy_(torch.from_numpy(lengths))
         self._cache, self._plans = {}, {}
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         self._cache, self._plans = {}, {}
-        super()._load_from_state_dict(*args, **kwargs)
+        # The filter's shape is the saved one (empty when none was fitted); weights saved
+        # before the filter existed have no entry: no filter.
+        saved = state_dict.setdefault(prefix + "deblock", self.deblock.new_empty(0))
+        r = deblock.radius(self.block_hw)
+        if saved.numel() and tuple(saved.shape) != (len(deblock.FIT_STEPS), 2, 2 * r, 2 * r + 1):
+            raise RunError(f"codec weights: deblocking filter of shape {tuple(saved.shape)}, "
+                           f"expected ({len(deblock.FIT_STEPS)}, 2, {2 * r}, {2 * r + 1}) for "
+                           "this block size; the weights are damaged or from another model")
+        self.deblock = self.deblock.new_empty(tuple(saved.shape))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # --- tensor-level codec steps (the byte format lives in aekit.codec) -----------------------
 
@@ -392,12 +445,14 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
 def sample_blocks(x: torch.Tensor, model: CodecAE, max_blocks: int, seed: int) -> torch.Tensor:
     """Up to `max_blocks` blocks (rows of C*bh*bw values, x's dtype) cut from a seeded random
     subset of the images x: only the images needed are cut, never the whole set at once."""
-    per_image = len(model.blocks(x[:1]))
+    gh, gw = grid(x.shape[-2], x.shape[-1], *model.block_hw)
+    per_image = gh * gw
     if per_image == 1:  # whole-image blocks: fit_mixture samples the images itself
         return x
     gen = torch.Generator().manual_seed(seed + 1)
     order = torch.randperm(len(x), generator=gen)[: -(-max_blocks // per_image)]
-    rows = torch.cat([model.blocks(x[order[i : i + 256]]) for i in range(0, len(order), 256)])
+    rows = torch.cat([model.blocks(to_tensor(x[order[i : i + 256]]))  # streamed: decoded here
+                      for i in range(0, len(order), 256)])
     if len(rows) > max_blocks:
         rows = rows[torch.randperm(len(rows), generator=gen)[:max_blocks]]
     return rows

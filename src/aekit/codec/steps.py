@@ -156,9 +156,10 @@ class CodecSteps:
 
     @torch.inference_mode()
     def reconstruct_symbols(self, k: torch.Tensor, s: torch.Tensor, idx: torch.Tensor,
-                            shape=None, step: int = 0) -> torch.Tensor:
+                            shape=None, step: int = 0, deblocked: bool = True) -> torch.Tensor:
         """Per block (cluster (n,), shift (n,), table indices (n, D)) of images of `shape`
-        (C, H, W; default the training size) -> images (B, C, H, W) in [0, 1]."""
+        (C, H, W; default the training size) -> images (B, C, H, W) in [0, 1], deblocked
+        with the model's filter unless `deblocked` is False."""
         self._require_frozen()
         k = k.long()
         rows = []
@@ -167,7 +168,7 @@ class CodecSteps:
             q = idx[i : i + _SYNTH_CHUNK].to(torch.float32) \
                 + self.offsets[self._shifted_levels(kc, sc, step)]
             rows.append(self._synthesise(q, kc, step))
-        return self.unblock(torch.cat(rows), -1, shape or self.cfg.shape)
+        return self._assemble(torch.cat(rows), -1, shape or self.cfg.shape, step, deblocked)
 
     def coding_order(self, k: np.ndarray, s: np.ndarray, step: int = 0):
         """Coding order of one image's coefficients, its blocks' clusters k (nb,) and shifts s

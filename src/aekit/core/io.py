@@ -119,10 +119,11 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu"):
         raise RunError(f"{run_dir}/config.json: describes a model that cannot be built "
                        f"({str(e).splitlines()[0][:200]})") from None
     expected = skeleton.state_dict()
-    missing = sorted(set(expected) - set(state))
+    sized = set(skeleton.sized_by_weights)  # their shape is the saved one; older weights lack them
+    missing = sorted(set(expected) - set(state) - sized)
     extra = sorted(set(state) - set(expected))
     common = set(expected) & set(state)
-    wrong = sorted(k for k in common if expected[k].shape != state[k].shape)
+    wrong = sorted(k for k in common - sized if expected[k].shape != state[k].shape)
     dtype = sorted(k for k in common if expected[k].dtype != state[k].dtype)
     if missing or extra or wrong or dtype:
         detail = "; ".join(f"{label}: {', '.join(keys[:3])}" for label, keys in

@@ -231,6 +231,8 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
                      log_state=run_log)
         # train_seconds counts the data-dependent start too: it is part of training
         result.train_seconds += start_seconds
+        for note in result.notes:
+            log(note)
         if stop is not None:  # trained: the final evaluation is interrupted as any command
             stop.restore()
         if not main:

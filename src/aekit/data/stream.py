@@ -109,6 +109,11 @@ class StreamingImages:
         return torch.from_numpy(out)
 
 
+def to_tensor(x: torch.Tensor | StreamingImages) -> torch.Tensor:
+    """Images as a tensor: x itself, or a (small, already subset) stream decoded now."""
+    return x if isinstance(x, torch.Tensor) else x.read()
+
+
 class _Files(torch.utils.data.Dataset):
     """Map-style dataset for the DataLoader: one decoded image, or the error text (an exception
     raised inside a worker would reach the user wrapped in a traceback)."""

@@ -8,6 +8,7 @@ sigmoid, so `bce` can use the numerically stable logits form and `mse`/`l1` use 
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,6 +39,8 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
                       before training), `finalize`
                       (after training), `extra_metrics` (model-specific test metrics),
                       `loss_options` (the arguments of the model's losses), `sample`
+    saved state       `sized_by_weights` (tensors whose shape the saved weights set, absent in
+                      weights saved before they existed: the codec's deblocking filter)
     """
 
     # Set from the model's card (aekit.models.cards) by @register_model: one source for each.
@@ -53,6 +56,7 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
     can_sample: bool = False
     entropy_coded: bool = False
     domains: tuple[str, ...] = ()
+    sized_by_weights: tuple[str, ...] = ()
 
     # Options every model accepts because the base class implements them.
     common_options = tuple(NestedOptions.defaults())
@@ -160,8 +164,11 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
         what it did, or None when the model has no such start."""
         return None
 
-    def finalize(self) -> None:
-        """Called once after training (e.g. the codec freezes its entropy tables)."""
+    def finalize(self, x: Any = None) -> str | None:
+        """Called once after training, with the training images x (uint8 (N, C, H, W) or
+        streamed; None outside the training loop): e.g. the codec freezes its entropy tables
+        and fits its deblocking filter on x. Returns a line saying what it did, or None."""
+        return None
 
     def extra_metrics(self, test_x: torch.Tensor) -> dict:
         """Model-specific test metrics added to metrics.json (e.g. a VAE's likelihood bounds)."""

@@ -18,6 +18,7 @@ label-propagation term on the weak view.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import torch
@@ -239,12 +240,13 @@ class FewLabelObjective(Objective):
                 self.history[-1]["confident"] = self.used / n
             self.running, self.used = 0.0, 0.0
 
-    def finish(self, model: nn.Module) -> None:
+    def finish(self, model: nn.Module, train_x: Any) -> str | None:
         for p in self.encoder_params:
             p.requires_grad_(True)
         if self.teacher is not None and self.ft.ema > 0:
             model.load_state_dict(self.teacher.model.state_dict())
         model.eval()
+        return None
 
 
 class _Teacher:

@@ -49,6 +49,7 @@ class FitResult:
     best_epoch: int = 0
     stopped_early: bool = False
     warnings: list[str] = field(default_factory=list)  # e.g. a collapsed run (train/health.py)
+    notes: list[str] = field(default_factory=list)  # what the end of training did (finalize)
 
 
 def fit(
@@ -264,7 +265,11 @@ def fit(
         model.load_state_dict(best_state)
     # Back to the default layout: a model saved and reloaded must compute bit-identically.
     model.to(memory_format=torch.contiguous_format)
-    objective.finish(model)
+    t0 = time.perf_counter()
+    note = objective.finish(model, train_x)
+    result.train_seconds += time.perf_counter() - t0  # e.g. the codec's deblocking fit
+    if note:
+        result.notes.append(note)
     total_images = sum(1 for _ in result.history) * steps_per_epoch * cfg.batch_size
     result.images_per_second = total_images / max(result.train_seconds, 1e-9)
     return result

@@ -87,9 +87,11 @@ class Objective(ABC):
     def collapse_check(self, images: Any) -> CollapseCheck | None:
         return None
 
-    def finish(self, model: nn.Module) -> None:
-        """After training (the best weights already loaded)."""
+    def finish(self, model: nn.Module, train_x: Any) -> str | None:
+        """After training (the best weights already loaded); returns a line saying what it did
+        (e.g. the model's `finalize` on the training images), or None."""
         model.eval()
+        return None
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -185,10 +187,11 @@ class Reconstruction(Objective):
     def collapse_check(self, images: Any) -> CollapseCheck | None:
         return CollapseCheck(images, self.corrupt, self.cfg.seed)
 
-    def finish(self, model: nn.Module) -> None:
+    def finish(self, model: nn.Module, train_x: Any) -> str | None:
         model.output_init_pending = False  # trained: a second fit continues, never restarts
-        model.finalize()
+        note = model.finalize(train_x)
         model.eval()
+        return note
 
 
 @torch.inference_mode()

@@ -1,0 +1,138 @@
+"""The codec's deblocking filter: a least-squares fit across block boundaries, exact to apply.
+
+Coding blocks independently leaves steps at their edges, most visible at low rates. After
+training, `fit` codes a sample of the training images at the rate-control steps FIT_STEPS and
+solves, per step, for the linear filter that best predicts the original 2R pixels straddling a
+block boundary from the decoded ones (R = RADIUS, fewer for small blocks): first across the
+vertical boundaries (along the width), then, on that result, across the horizontal ones. The
+decoder applies the filter of the fitted step nearest to the image's step (docs/FORMAT.md,
+"Deblocking"). A model whose training images are one block each has no boundaries to learn
+from: its filter stays empty and decoding is unchanged.
+
+Exactness: `apply` evaluates each output as a fixed sequence of float64 multiplies and adds
+(separate operations, no fused multiply-add, no matmul whose summation order depends on the
+BLAS), so the filtered pixels are the same on every thread count and device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aekit.data.stream import to_tensor
+
+RADIUS = 4  # pixels filtered on each side of a boundary (at most half a block)
+FIT_STEPS = (-8, -4, 0, 4, 8)  # rate-control steps a filter is fitted at
+FIT_BLOCKS = 20000  # training blocks coded per fitted step (bounded time for any data size)
+MIN_WINDOWS = 256  # fewer boundary windows than this fit no filter
+_RIDGE = 1e-6
+
+
+def radius(block_hw: tuple[int, int]) -> int:
+    return min(RADIUS, block_hw[0] // 2, block_hw[1] // 2)
+
+
+def nearest(step: int) -> int:
+    """Index into FIT_STEPS of the fitted step nearest to `step` (a tie: the one nearer 0)."""
+    return min(range(len(FIT_STEPS)), key=lambda i: (abs(step - FIT_STEPS[i]), abs(FIT_STEPS[i])))
+
+
+def _windows(x: torch.Tensor, size: int, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column indices (boundaries, 2r) of the windows across the interior block boundaries of
+    the last axis of x (its length a multiple of `size`), and those boundaries' count."""
+    bounds = torch.arange(size, x.shape[-1], size, device=x.device)
+    cols = bounds[:, None] + torch.arange(-r, r, device=x.device)  # (boundaries, 2r)
+    return cols, bounds
+
+
+def _filter_last_axis(x: torch.Tensor, w: torch.Tensor, size: int) -> torch.Tensor:
+    """x (..., L) float64 with every window across a boundary of the last axis replaced by
+    bias + sum_j w[i, j] * v_j, accumulated in j order (w: (2r, 2r + 1), bias last)."""
+    r = w.shape[0] // 2
+    cols, bounds = _windows(x, size, r)
+    if len(bounds) == 0:
+        return x
+    v = x[..., cols]  # (..., boundaries, 2r)
+    taps = w.tolist()
+    outs = []
+    for i in range(2 * r):
+        acc = torch.full_like(v[..., 0], taps[i][2 * r])
+        for j in range(2 * r):
+            acc = torch.add(acc, torch.mul(v[..., j], taps[i][j]))
+        outs.append(acc)
+    y = x.clone()
+    y[..., cols] = torch.stack(outs, -1)
+    return y
+
+
+def apply(x: torch.Tensor, weights: torch.Tensor, step: int, block_hw: tuple[int, int]
+          ) -> torch.Tensor:
+    """Deblock images x (n, C, gh*bh, gw*bw) in [0, 1] (whole blocks, before cropping) with
+    the fitted filters `weights` (len(FIT_STEPS), 2, 2r, 2r + 1); an empty `weights` is no
+    filter. Returns float32 in [0, 1]."""
+    if weights.numel() == 0:
+        return x
+    w = weights[nearest(step)].detach().to("cpu", torch.float64)  # (2, 2r, 2r + 1)
+    y = _filter_last_axis(x.to(torch.float64), w[0], block_hw[1])  # across vertical edges
+    y = _filter_last_axis(y.transpose(-1, -2), w[1], block_hw[0]).transpose(-1, -2)
+    return y.to(torch.float32).clamp_(0, 1)
+
+
+def _solve(decoded: torch.Tensor, target: torch.Tensor, size: int, r: int
+           ) -> torch.Tensor | None:
+    """Least-squares filter (2r, 2r + 1) predicting target's boundary windows of the last
+    axis from decoded's (both float64 (..., L)); None when there are too few windows."""
+    cols, bounds = _windows(decoded, size, r)
+    if len(bounds) == 0:
+        return None
+    a = decoded[..., cols].reshape(-1, 2 * r)  # (windows, 2r)
+    if len(a) < MIN_WINDOWS:
+        return None
+    b = target[..., cols].reshape(-1, 2 * r)
+    a1 = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype)], 1)  # (windows, 2r + 1)
+    gram = a1.T @ a1 + _RIDGE * len(a1) * torch.eye(2 * r + 1, dtype=a.dtype)
+    return torch.linalg.solve(gram, a1.T @ b).T.contiguous()  # (2r, 2r + 1)
+
+
+@torch.inference_mode()
+def fit(model, x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """Filters (len(FIT_STEPS), 2, 2r, 2r + 1) float64 for a frozen codec `model`, fitted on a
+    seeded sample of its training images x (uint8 (N, C, H, W), or streamed images), and the
+    number of images used; an empty tensor when they have no interior block boundaries."""
+    from aekit.codec.blocks import from_blocks, grid
+
+    bh, bw = model.block_hw
+    r = radius(model.block_hw)
+    gh, gw = grid(x.shape[-2], x.shape[-1], bh, bw)
+    if r == 0 or (gh == 1 and gw == 1):
+        return torch.empty(0, dtype=torch.float64), 0
+    per_image = gh * gw
+    gen = torch.Generator().manual_seed(seed + 2)
+    order = torch.randperm(len(x), generator=gen)[: max(1, math.ceil(FIT_BLOCKS / per_image))]
+    device = next(model.parameters()).device
+    # streamed images (aekit.data.stream) are decoded here, only the sampled ones
+    images = torch.cat([to_tensor(x[order[i : i + 256]]) for i in range(0, len(order), 256)])
+    unit = images.to(torch.float32) / (255.0 if images.dtype == torch.uint8 else 1.0)
+    shape = (unit.shape[1], gh * bh, gw * bw)
+    padded = from_blocks(model.blocks(unit), len(unit), shape, bh, bw).double()  # (n, C, H', W')
+    filters = []
+    for step in FIT_STEPS:
+        k, s, idx = model.block_symbols(model.blocks(unit).to(device), step)
+        dec = model.reconstruct_symbols(k, s, idx, shape, step, deblocked=False).cpu().double()
+        w_v = _solve(dec, padded, bw, r)
+        if w_v is not None:
+            dec = _filter_last_axis(dec, w_v, bw)
+        w_h = _solve(dec.transpose(-1, -2), padded.transpose(-1, -2), bh, r)
+        if w_v is None and w_h is None:
+            return torch.empty(0, dtype=torch.float64), 0
+        filters.append(torch.stack([_identity(r) if w_v is None else w_v,
+                                    _identity(r) if w_h is None else w_h]))
+    return torch.stack(filters), len(images)
+
+
+def _identity(r: int) -> torch.Tensor:
+    """The filter (2r, 2r + 1) that leaves a window unchanged (a direction without
+    boundaries in the training images)."""
+    return torch.cat([torch.eye(2 * r, dtype=torch.float64),
+                      torch.zeros(2 * r, 1, dtype=torch.float64)], 1)
