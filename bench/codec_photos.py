@@ -304,7 +304,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reuse", action="store_true",
                     help="code with the runs already in --runs (no training): re-measures the "
                          "encoder and the speed; training figures come from the earlier result")
+    ap.add_argument("--without-deblock", action="store_true",
+                    help="with --reuse: decode without the runs' deblocking filters (the "
+                         "ablation; use another --name)")
     args = ap.parse_args(argv)
+    if args.without_deblock and not args.reuse:
+        ap.error("--without-deblock needs --reuse")
     torch.set_num_threads(args.threads)
     from aekit.codec.mixture import fit_mixture
 
@@ -328,6 +333,8 @@ def main(argv: list[str] | None = None) -> None:
     for lam in [float(v) for v in args.lambdas.split(",")]:
         if args.reuse:
             model, info = reused_run(lam, args)
+            if args.without_deblock:  # the ablation: the same runs decoded without the filter
+                model.deblock = model.deblock.new_empty(0)
         else:
             model, info = train_run(lam, train_x, mixture, args)
             info["seconds"] += mixture_s / len(args.lambdas.split(","))

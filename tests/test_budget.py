@@ -31,6 +31,10 @@ def test_plan_rules():
     assert budget.plan(TrainConfig(epochs=4), 455).epochs == 4  # given: honoured as given
     assert budget.plan(TrainConfig(steps=100), 455).epochs == 34  # rounded up to whole epochs
     assert budget.plan(TrainConfig(steps=100, batch_size=1000), 455).epochs == 100  # 1 step
+    # A task's recipe may ask for more automatic epochs; the minimum-steps rule still holds.
+    recipe = budget.plan(TrainConfig(auto_epochs=20), 55_000)
+    assert recipe.epochs == 20 and "the task's recipe" in recipe.why
+    assert budget.plan(TrainConfig(auto_epochs=20), 455).epochs == small.epochs
     # Resolving twice changes nothing: a run folder's recorded settings plan the same epochs.
     cfg, first = budget.resolve(TrainConfig(), 455)
     assert cfg.epochs == first.epochs and budget.resolve(cfg, 455)[0] == cfg
@@ -108,9 +112,12 @@ def test_corrupt_without_model_trains_the_task_unet(tmp_path, capsys):
         assert code == 0
         assert f"model: unet --widths {widths} --option shuffle={shuffle}" in \
             capsys.readouterr().err
-        model = json.loads((run / "config.json").read_text())["model"]
+        config = json.loads((run / "config.json").read_text())
+        model = config["model"]
         assert model["name"] == "unet" and model["widths"] == [8, 16]  # --widths given: kept
         assert model["options"]["shuffle"] == shuffle and model["options"]["depth"] == 2
+        # the denoising recipe's automatic budget is at least 20 epochs, the others' 10
+        assert config["train"]["auto_epochs"] == (20 if shuffle == 1 else AUTO_EPOCHS)
     run = tmp_path / "denoise2"
     assert main(["train", "--dataset", "digits", "--limit", "300", "--corrupt", "mask:blocks",
                  "--steps", "1", "--option", "depth=1", "--baseline", "none", "--out",

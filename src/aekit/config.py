@@ -101,6 +101,10 @@ class TrainConfig:
                                                metavar="HxW")
     limit: int = _flag(0, "use only the first N training images (0 = all)")
     device: str = _flag("auto", "cpu, cuda, cuda:N, mps or auto")
+    # Not a flag: the epochs of the automatic budget before the minimum-steps rule. A task's
+    # recipe (aekit.core.recipes) may ask for more; recorded with the run so a resume plans
+    # the same budget.
+    auto_epochs: int = AUTO_EPOCHS
     # "auto": bfloat16 autocast for the forward pass where the hardware computes it natively
     # (CPUs with AVX512-BF16/AMX, recent GPUs), else float32. Weights and optimizer stay float32.
     precision: str = _flag("auto", "auto: bfloat16 autocast where the hardware has it natively",
@@ -111,6 +115,7 @@ class TrainConfig:
             raise ConfigError(f"precision={self.precision!r} is not allowed; use auto, fp32, bf16")
         check_range("epochs", self.epochs, 0, 100_000)
         check_range("steps", self.steps, 0, 1 << 40)
+        check_range("auto_epochs", self.auto_epochs, 1, 100_000)
         check_range("batch_size", self.batch_size, 1, 1 << 16)
         check_range("lr", self.lr, 1e-8, 10.0)
         check_range("weight_decay", self.weight_decay, 0.0, 10.0)

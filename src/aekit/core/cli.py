@@ -95,9 +95,10 @@ def train_configs_from_args(args: argparse.Namespace, log=lambda s: None):
     from aekit.core.recipes import for_task
     from aekit.registry import get_model_class
 
-    widths, options = args.widths, dict(args.option)
+    widths, options, schedule = args.widths, dict(args.option), {}
     if args.model is None:
         recipe = for_task(args.corrupt or "")
+        schedule = {"auto_epochs": recipe.auto_epochs}
         args.model = recipe.model
         if recipe.note:
             log(recipe.note)
@@ -122,7 +123,7 @@ def train_configs_from_args(args: argparse.Namespace, log=lambda s: None):
     # A seed preset's own epochs are its recipe; --steps replaces them like --epochs would.
     from_preset = {k: preset[k] for k in PRESET_FIELDS if getattr(args, k) is None and k in preset
                    and not (k == "epochs" and args.steps)}
-    return model_cfg, config_from_args(TrainConfig, args, **from_preset)
+    return model_cfg, config_from_args(TrainConfig, args, **schedule, **from_preset)
 
 
 def preset_defaults(cls) -> dict:

@@ -3,7 +3,8 @@
 - `steps` > 0: enough whole epochs to take at least that many optimizer steps (an epoch is
   `n // batch_size` steps: the ragged last batch is dropped).
 - else `epochs` > 0: exactly that many epochs, as given.
-- else (the default, `epochs` = 0): AUTO_EPOCHS epochs, raised on a small dataset so that the run
+- else (the default, `epochs` = 0): `auto_epochs` epochs (AUTO_EPOCHS unless a task's recipe
+  asks for more), raised on a small dataset so that the run
   still takes at least MIN_STEPS steps. 455 images at batch 128 are 3 steps an epoch: 10 epochs
   would be 30 steps, far from a useful model; Fashion-MNIST's 55,000 (429 steps an epoch) keep
   exactly 10 epochs.
@@ -41,10 +42,12 @@ def plan(cfg: TrainConfig, n_train: int) -> Budget:
     elif cfg.epochs:
         epochs, why = cfg.epochs, "--epochs as given"
     else:
-        epochs = max(AUTO_EPOCHS, math.ceil(MIN_STEPS / per_epoch))
-        why = (f"automatic: {AUTO_EPOCHS} epochs" if epochs == AUTO_EPOCHS else
+        auto = cfg.auto_epochs
+        epochs = max(auto, math.ceil(MIN_STEPS / per_epoch))
+        label = f"{auto} epochs" + ("" if auto == AUTO_EPOCHS else " (the task's recipe)")
+        why = (f"automatic: {label}" if epochs == auto else
                f"automatic: {n_train:,} images are {per_epoch} steps an epoch, raised from "
-               f"{AUTO_EPOCHS} epochs to reach {MIN_STEPS:,} steps")
+               f"{label} to reach {MIN_STEPS:,} steps")
         why += "; choose with --epochs or --steps"
     epochs = min(epochs, 100_000)
     return Budget(epochs, per_epoch, why)
