@@ -24,8 +24,9 @@ from aekit.data.stream import to_tensor
 
 RADIUS = 4  # pixels filtered on each side of a boundary (at most half a block)
 FIT_STEPS = (-8, -4, 0, 4, 8)  # rate-control steps a filter is fitted at
-FIT_BLOCKS = 20000  # training blocks coded per fitted step (bounded time for any data size)
+FIT_BLOCKS = 8192  # training blocks coded per fitted step (bounded time and memory)
 MIN_WINDOWS = 256  # fewer boundary windows than this fit no filter
+_CHUNK = 4096  # blocks through the encoder's search at a time (bounded memory)
 _RIDGE = 1e-6
 
 
@@ -117,9 +118,15 @@ def fit(model, x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, int]:
     shape = (unit.shape[1], gh * bh, gw * bw)
     padded = from_blocks(model.blocks(unit), len(unit), shape, bh, bw).double()  # (n, C, H', W')
     filters = []
+    rows = model.blocks(unit)  # (blocks, C*bh*bw)
     for step in FIT_STEPS:
-        k, s, idx = model.block_symbols(model.blocks(unit).to(device), step)
+        # the encoder's search in bounded chunks, as when compressing (payload.BLOCKS_PER_CALL)
+        parts = [model.block_symbols(rows[i : i + _CHUNK].to(device), step)
+                 for i in range(0, len(rows), _CHUNK)]
+        k, s, idx = (torch.cat([p[j] for p in parts]) for j in range(3))
+        del parts
         dec = model.reconstruct_symbols(k, s, idx, shape, step, deblocked=False).cpu().double()
+        del k, s, idx
         w_v = _solve(dec, padded, bw, r)
         if w_v is not None:
             dec = _filter_last_axis(dec, w_v, bw)
