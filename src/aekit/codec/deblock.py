@@ -26,7 +26,7 @@ RADIUS = 4  # pixels filtered on each side of a boundary (at most half a block)
 FIT_STEPS = (-8, -4, 0, 4, 8)  # rate-control steps a filter is fitted at
 FIT_BLOCKS = 8192  # training blocks coded per fitted step (bounded time and memory)
 MIN_WINDOWS = 256  # fewer boundary windows than this fit no filter
-_CHUNK = 4096  # blocks through the encoder's search at a time (bounded memory)
+_CHUNK = 1024  # blocks through the encoder and decoder at a time (bounded memory)
 _RIDGE = 1e-6
 
 
@@ -80,20 +80,32 @@ def apply(x: torch.Tensor, weights: torch.Tensor, step: int, block_hw: tuple[int
     return y.to(torch.float32).clamp_(0, 1)
 
 
-def _solve(decoded: torch.Tensor, target: torch.Tensor, size: int, r: int
-           ) -> torch.Tensor | None:
-    """Least-squares filter (2r, 2r + 1) predicting target's boundary windows of the last
-    axis from decoded's (both float64 (..., L)); None when there are too few windows."""
-    cols, bounds = _windows(decoded, size, r)
-    if len(bounds) == 0:
-        return None
-    a = decoded[..., cols].reshape(-1, 2 * r)  # (windows, 2r)
-    if len(a) < MIN_WINDOWS:
-        return None
-    b = target[..., cols].reshape(-1, 2 * r)
-    a1 = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype)], 1)  # (windows, 2r + 1)
-    gram = a1.T @ a1 + _RIDGE * len(a1) * torch.eye(2 * r + 1, dtype=a.dtype)
-    return torch.linalg.solve(gram, a1.T @ b).T.contiguous()  # (2r, 2r + 1)
+class _Normal:
+    """The normal equations of one direction's least-squares filter, summed over chunks of
+    images (so the fit's memory does not grow with the number of images sampled)."""
+
+    def __init__(self, r: int) -> None:
+        self.r, self.windows = r, 0
+        self.gram = torch.zeros(2 * r + 1, 2 * r + 1, dtype=torch.float64)
+        self.cross = torch.zeros(2 * r + 1, 2 * r, dtype=torch.float64)
+
+    def add(self, decoded: torch.Tensor, target: torch.Tensor, size: int) -> None:
+        """Windows across the boundaries of the last axis of decoded and target (float64)."""
+        cols, bounds = _windows(decoded, size, self.r)
+        if len(bounds) == 0:
+            return
+        a = decoded[..., cols].reshape(-1, 2 * self.r)  # (windows, 2r)
+        a1 = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype)], 1)  # (windows, 2r + 1)
+        self.gram += a1.T @ a1
+        self.cross += a1.T @ target[..., cols].reshape(-1, 2 * self.r)
+        self.windows += len(a)
+
+    def solve(self) -> torch.Tensor | None:
+        """The filter (2r, 2r + 1); None when there were too few windows."""
+        if self.windows < MIN_WINDOWS:
+            return None
+        ridge = _RIDGE * self.windows * torch.eye(2 * self.r + 1, dtype=torch.float64)
+        return torch.linalg.solve(self.gram + ridge, self.cross).T.contiguous()
 
 
 @torch.inference_mode()
@@ -112,30 +124,40 @@ def fit(model, x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, int]:
     gen = torch.Generator().manual_seed(seed + 2)
     order = torch.randperm(len(x), generator=gen)[: max(1, math.ceil(FIT_BLOCKS / per_image))]
     device = next(model.parameters()).device
-    # streamed images (aekit.data.stream) are decoded here, only the sampled ones
-    images = torch.cat([to_tensor(x[order[i : i + 256]]) for i in range(0, len(order), 256)])
-    unit = images.to(torch.float32) / (255.0 if images.dtype == torch.uint8 else 1.0)
-    shape = (unit.shape[1], gh * bh, gw * bw)
-    padded = from_blocks(model.blocks(unit), len(unit), shape, bh, bw).double()  # (n, C, H', W')
+    shape = (x.shape[1], gh * bh, gw * bw)  # the whole-block grid the decoder filters
+    step_images = max(1, _CHUNK // per_image)  # images through the encoder at a time
+    # Each chunk: its images as whole-block float64 targets and its symbols at every step
+    # (streamed images are decoded here, only the sampled ones).
+    chunks = []
+    for i in range(0, len(order), step_images):
+        part = to_tensor(x[order[i : i + step_images]])
+        unit = part.to(torch.float32) / (255.0 if part.dtype == torch.uint8 else 1.0)
+        target = from_blocks(model.blocks(part), len(part), shape, bh, bw)  # part's dtype
+        rows = model.blocks(unit).to(device)  # (blocks, C*bh*bw)
+        chunks.append((target, [model.block_symbols(rows, st) for st in FIT_STEPS]))
+
+    def decoded(j: int, target: torch.Tensor, symbols) -> tuple[torch.Tensor, torch.Tensor]:
+        ref = target.double() / (255.0 if target.dtype == torch.uint8 else 1.0)
+        dec = model.reconstruct_symbols(*symbols[j], shape, FIT_STEPS[j], deblocked=False)
+        return dec.cpu().double(), ref
+
     filters = []
-    rows = model.blocks(unit)  # (blocks, C*bh*bw)
-    for step in FIT_STEPS:
-        # the encoder's search in bounded chunks, as when compressing (payload.BLOCKS_PER_CALL)
-        parts = [model.block_symbols(rows[i : i + _CHUNK].to(device), step)
-                 for i in range(0, len(rows), _CHUNK)]
-        k, s, idx = (torch.cat([p[j] for p in parts]) for j in range(3))
-        del parts
-        dec = model.reconstruct_symbols(k, s, idx, shape, step, deblocked=False).cpu().double()
-        del k, s, idx
-        w_v = _solve(dec, padded, bw, r)
-        if w_v is not None:
-            dec = _filter_last_axis(dec, w_v, bw)
-        w_h = _solve(dec.transpose(-1, -2), padded.transpose(-1, -2), bh, r)
+    for j in range(len(FIT_STEPS)):
+        vertical, horizontal = _Normal(r), _Normal(r)
+        for target, symbols in chunks:  # across vertical boundaries first ...
+            vertical.add(*decoded(j, target, symbols), bw)
+        w_v = vertical.solve()
+        for target, symbols in chunks:  # ... then horizontal ones, on that result
+            dec, ref = decoded(j, target, symbols)
+            if w_v is not None:
+                dec = _filter_last_axis(dec, w_v, bw)
+            horizontal.add(dec.transpose(-1, -2), ref.transpose(-1, -2), bh)
+        w_h = horizontal.solve()
         if w_v is None and w_h is None:
             return torch.empty(0, dtype=torch.float64), 0
         filters.append(torch.stack([_identity(r) if w_v is None else w_v,
                                     _identity(r) if w_h is None else w_h]))
-    return torch.stack(filters), len(images)
+    return torch.stack(filters), len(order)
 
 
 def _identity(r: int) -> torch.Tensor:
