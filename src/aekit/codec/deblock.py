@@ -126,38 +126,51 @@ def fit(model, x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, int]:
     device = next(model.parameters()).device
     shape = (x.shape[1], gh * bh, gw * bw)  # the whole-block grid the decoder filters
     step_images = max(1, _CHUNK // per_image)  # images through the encoder at a time
-    # Each chunk: its images as whole-block float64 targets and its symbols at every step
-    # (streamed images are decoded here, only the sampled ones).
+    # Each chunk: its images on the whole-block grid, as the decoder filters them (streamed
+    # images are decoded here, only the sampled ones), and its block rows for the encoder.
     chunks = []
     for i in range(0, len(order), step_images):
         part = to_tensor(x[order[i : i + step_images]])
         unit = part.to(torch.float32) / (255.0 if part.dtype == torch.uint8 else 1.0)
         target = from_blocks(model.blocks(part), len(part), shape, bh, bw)  # part's dtype
-        rows = model.blocks(unit).to(device)  # (blocks, C*bh*bw)
-        chunks.append((target, [model.block_symbols(rows, st) for st in FIT_STEPS]))
-
-    def decoded(j: int, target: torch.Tensor, symbols) -> tuple[torch.Tensor, torch.Tensor]:
-        ref = target.double() / (255.0 if target.dtype == torch.uint8 else 1.0)
-        dec = model.reconstruct_symbols(*symbols[j], shape, FIT_STEPS[j], deblocked=False)
-        return dec.cpu().double(), ref
+        chunks.append((target, model.blocks(unit)))  # rows (blocks, C*bh*bw)
+    scale = 255.0 if x.dtype == torch.uint8 else 1.0
 
     filters = []
-    for j in range(len(FIT_STEPS)):
-        vertical, horizontal = _Normal(r), _Normal(r)
-        for target, symbols in chunks:  # across vertical boundaries first ...
-            vertical.add(*decoded(j, target, symbols), bw)
-        w_v = vertical.solve()
-        for target, symbols in chunks:  # ... then horizontal ones, on that result
-            dec, ref = decoded(j, target, symbols)
-            if w_v is not None:
-                dec = _filter_last_axis(dec, w_v, bw)
-            horizontal.add(dec.transpose(-1, -2), ref.transpose(-1, -2), bh)
-        w_h = horizontal.solve()
-        if w_v is None and w_h is None:
+    for step in FIT_STEPS:
+        # one step's symbols at a time (bounded memory), kept for both passes of the fit
+        symbols = [model.block_symbols(rows.to(device), step) for _, rows in chunks]
+        pair = _fit_step(model, [t for t, _ in chunks], symbols, shape, step, scale)
+        if pair is None:
             return torch.empty(0, dtype=torch.float64), 0
-        filters.append(torch.stack([_identity(r) if w_v is None else w_v,
-                                    _identity(r) if w_h is None else w_h]))
+        filters.append(pair)
     return torch.stack(filters), len(order)
+
+
+def _fit_step(model, targets: list[torch.Tensor], symbols: list, shape: tuple, step: int,
+              scale: float) -> torch.Tensor | None:
+    """The filter pair (2, 2r, 2r + 1) of one rate-control step from chunks of images (targets
+    on the whole-block grid) and their symbols at that step; None without any boundary."""
+    (bh, bw), r = model.block_hw, radius(model.block_hw)
+
+    def decoded(j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        dec = model.reconstruct_symbols(*symbols[j], shape, step, deblocked=False)
+        return dec.cpu().double(), targets[j].double() / scale
+
+    vertical, horizontal = _Normal(r), _Normal(r)
+    for j in range(len(targets)):  # across vertical boundaries first ...
+        vertical.add(*decoded(j), bw)
+    w_v = vertical.solve()
+    for j in range(len(targets)):  # ... then horizontal ones, on that result
+        dec, ref = decoded(j)
+        if w_v is not None:
+            dec = _filter_last_axis(dec, w_v, bw)
+        horizontal.add(dec.transpose(-1, -2), ref.transpose(-1, -2), bh)
+    w_h = horizontal.solve()
+    if w_v is None and w_h is None:
+        return None
+    return torch.stack([_identity(r) if w_v is None else w_v,
+                        _identity(r) if w_h is None else w_h])
 
 
 def _identity(r: int) -> torch.Tensor:
