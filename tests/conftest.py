@@ -45,3 +45,18 @@ def train_argv(folder: Path, run: Path, epochs: int = 1) -> list[str]:
     np.savez(folder / "d.npz", x_train=x, x_test=x[:8])
     return ["train", "--model", "dense", "--dataset", f"npz:{folder / 'd.npz'}", "--epochs",
             str(epochs), "--out", str(run), "--quiet"]
+
+
+def decode_on_threads(data: bytes, model, threads=(1, 2, 3)) -> list:
+    """The codec's decoding of `data` on each thread count (the setting restored after)."""
+    from aekit.codec import api
+
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for n in threads:
+            torch.set_num_threads(n)
+            outs.append(api.decompress(data, model, like="torch"))
+    finally:
+        torch.set_num_threads(before)
+    return outs

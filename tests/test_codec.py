@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import make_blobs
+from conftest import decode_on_threads, make_blobs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,15 +55,7 @@ def test_roundtrip_equals_quantized_reconstruction(codec, images) -> None:
 
 
 def test_decoding_is_bit_exact_on_any_thread_count(codec, images) -> None:
-    data = api.compress(codec, images)
-    before = torch.get_num_threads()
-    try:
-        outs = []
-        for n in (1, 2, 3):
-            torch.set_num_threads(n)
-            outs.append(api.decompress(data, codec, like="torch"))
-    finally:
-        torch.set_num_threads(before)
+    outs = decode_on_threads(api.compress(codec, images), codec)
     assert all(torch.equal(outs[0], o) for o in outs[1:])
 
 

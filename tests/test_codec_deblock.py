@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_blobs
+from conftest import decode_on_threads, make_blobs
 
 import aekit
 from aekit.codec import api, deblock
@@ -59,15 +59,7 @@ def test_decode_equals_the_models_reconstruction_and_is_bit_exact(codec) -> None
     data = api.compress(codec, images)
     with torch.inference_mode():
         expected = codec(images.float() / 255)["x_hat"]
-    before = torch.get_num_threads()
-    try:
-        outs = []
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            outs.append(api.decompress(data, codec, like="torch"))
-    finally:
-        torch.set_num_threads(before)
-    assert all(torch.equal(o, expected) for o in outs)
+    assert all(torch.equal(o, expected) for o in decode_on_threads(data, codec))
 
 
 def test_one_block_training_images_fit_no_filter() -> None:

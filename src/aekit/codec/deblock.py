@@ -21,6 +21,7 @@ import math
 import torch
 
 from aekit.data.stream import to_tensor
+from aekit.data.units import to_unit
 
 RADIUS = 4  # pixels filtered on each side of a boundary (at most half a block)
 FIT_STEPS = (-8, -4, 0, 4, 8)  # rate-control steps a filter is fitted at
@@ -131,31 +132,30 @@ def fit(model, x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, int]:
     chunks = []
     for i in range(0, len(order), step_images):
         part = to_tensor(x[order[i : i + step_images]])
-        unit = part.to(torch.float32) / (255.0 if part.dtype == torch.uint8 else 1.0)
         target = from_blocks(model.blocks(part), len(part), shape, bh, bw)  # part's dtype
-        chunks.append((target, model.blocks(unit)))  # rows (blocks, C*bh*bw)
-    scale = 255.0 if x.dtype == torch.uint8 else 1.0
+        chunks.append((target, model.blocks(to_unit(part))))  # rows (blocks, C*bh*bw)
 
     filters = []
     for step in FIT_STEPS:
         # one step's symbols at a time (bounded memory), kept for both passes of the fit
         symbols = [model.block_symbols(rows.to(device), step) for _, rows in chunks]
-        pair = _fit_step(model, [t for t, _ in chunks], symbols, shape, step, scale)
+        pair = _fit_step(model, [t for t, _ in chunks], symbols, shape, step)
         if pair is None:
             return torch.empty(0, dtype=torch.float64), 0
         filters.append(pair)
     return torch.stack(filters), len(order)
 
 
-def _fit_step(model, targets: list[torch.Tensor], symbols: list, shape: tuple, step: int,
-              scale: float) -> torch.Tensor | None:
+def _fit_step(model, targets: list[torch.Tensor], symbols: list, shape: tuple, step: int
+              ) -> torch.Tensor | None:
     """The filter pair (2, 2r, 2r + 1) of one rate-control step from chunks of images (targets
     on the whole-block grid) and their symbols at that step; None without any boundary."""
     (bh, bw), r = model.block_hw, radius(model.block_hw)
 
     def decoded(j: int) -> tuple[torch.Tensor, torch.Tensor]:
         dec = model.reconstruct_symbols(*symbols[j], shape, step, deblocked=False)
-        return dec.cpu().double(), targets[j].double() / scale
+        ref = targets[j].double()  # in float64 exactly: uint8 / 255, not via float32
+        return dec.cpu().double(), ref / 255.0 if targets[j].dtype == torch.uint8 else ref
 
     vertical, horizontal = _Normal(r), _Normal(r)
     for j in range(len(targets)):  # across vertical boundaries first ...
