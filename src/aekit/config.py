@@ -75,6 +75,7 @@ class TrainConfig:
     # 0: automatic (aekit.train.budget): AUTO_EPOCHS, or more on a small dataset so that training
     # takes at least MIN_STEPS optimizer steps. A number given is honoured as given.
     epochs: int = _flag(0, f"passes over the training images (0 = automatic: {AUTO_EPOCHS}, or "
+                           f"more where the task's recipe asks for it (the denoising U-Net), or "
                            f"more on a small dataset so that training takes at least "
                            f"{MIN_STEPS:,} optimizer steps)", default_text="automatic")
     steps: int = _flag(0, "train for N optimizer steps instead, rounded up to whole epochs "
