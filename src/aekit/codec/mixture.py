@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aekit.codec.blocks import grid
 from aekit.data.stream import to_tensor
 from aekit.errors import DataError
 
@@ -67,3 +68,20 @@ def _kmeans(x: torch.Tensor, k: int, gen: torch.Generator, iters: int = 25):
             if len(members):
                 c[j] = members.mean(0)
     return torch.cdist(x, c).argmin(1), c
+
+
+def sample_blocks(x: torch.Tensor, model, max_blocks: int, seed: int) -> torch.Tensor:
+    """Up to `max_blocks` blocks (rows of C*bh*bw values, x's dtype) cut from a seeded random
+    subset of the images x (uint8 or streamed) for a CodecAE `model`: only the images needed
+    are cut, never the whole set at once."""
+    gh, gw = grid(x.shape[-2], x.shape[-1], *model.block_hw)
+    per_image = gh * gw
+    if per_image == 1:  # whole-image blocks: fit_mixture samples the images itself
+        return x
+    gen = torch.Generator().manual_seed(seed + 1)
+    order = torch.randperm(len(x), generator=gen)[: -(-max_blocks // per_image)]
+    rows = torch.cat([model.blocks(to_tensor(x[order[i : i + 256]]))  # streamed: decoded here
+                      for i in range(0, len(order), 256)])
+    if len(rows) > max_blocks:
+        rows = rows[torch.randperm(len(rows), generator=gen)[:max_blocks]]
+    return rows

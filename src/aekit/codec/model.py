@@ -21,7 +21,7 @@ Why not a conv stack: on a 2-core CPU a conv codec trained for minutes stays far
 the mixture starts from per-cluster PCA (`init_from_data`, closed form) and fine-tunes with the
 rate-distortion loss, and one image costs ~2 x D x C*H*W multiply-adds to encode or decode.
 
-This file is a little over 400 lines on purpose: it is one module whose transforms, entropy model
+This file is over 400 lines on purpose: it is one module whose transforms, entropy model
 and their caches share state (frozen tables invalidate the cached float64 synthesis, and so on).
 """
 
@@ -39,11 +39,10 @@ from aekit.codec import deblock
 from aekit.codec.blocks import from_blocks, grid, to_blocks
 from aekit.codec.card import block_size
 from aekit.codec.density import PRECISION, UnitDensity, integer_table
-from aekit.codec.mixture import Mixture, fit_mixture
+from aekit.codec.mixture import Mixture, fit_mixture, sample_blocks
 from aekit.codec.search import CodecSearch
 from aekit.codec.steps import N_LEVELS, CodecSteps, step_factor
 from aekit.config import ModelConfig
-from aekit.data.stream import to_tensor
 from aekit.errors import ConfigError, RunError, check_range
 from aekit.models.base import AutoencoderModule
 from aekit.registry import register_model
@@ -441,18 +440,3 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
             raise RunError("codec model has no frozen entropy tables; call model.finalize() "
                            "after training (aekit's training loop does this)")
 
-
-def sample_blocks(x: torch.Tensor, model: CodecAE, max_blocks: int, seed: int) -> torch.Tensor:
-    """Up to `max_blocks` blocks (rows of C*bh*bw values, x's dtype) cut from a seeded random
-    subset of the images x: only the images needed are cut, never the whole set at once."""
-    gh, gw = grid(x.shape[-2], x.shape[-1], *model.block_hw)
-    per_image = gh * gw
-    if per_image == 1:  # whole-image blocks: fit_mixture samples the images itself
-        return x
-    gen = torch.Generator().manual_seed(seed + 1)
-    order = torch.randperm(len(x), generator=gen)[: -(-max_blocks // per_image)]
-    rows = torch.cat([model.blocks(to_tensor(x[order[i : i + 256]]))  # streamed: decoded here
-                      for i in range(0, len(order), 256)])
-    if len(rows) > max_blocks:
-        rows = rows[torch.randperm(len(rows), generator=gen)[:max_blocks]]
-    return rows
