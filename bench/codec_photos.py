@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from aekit.codec import api
 from aekit.codec import baselines as bl
+from aekit.codec.blocks import to_blocks
 from bench.common import IMG, RESULTS, ROOT, print_table, write_result
 
 RANGE = (28.0, 38.0)
@@ -85,12 +86,9 @@ def patches(images: list[np.ndarray], n: int, size: int, seed: int = 0) -> torch
 
 
 def blocks_of(x: torch.Tensor, block: int) -> torch.Tensor:
-    """The block x block blocks of patches x (uint8 (n, 3, s, s), s a multiple of block) as
-    images (uint8 (n * (s / block)**2, 3, block, block)): the mixture start's data."""
-    n, c, s, _ = x.shape
-    g = s // block
-    x = x.reshape(n, c, g, block, g, block).permute(0, 2, 4, 1, 3, 5)  # (n, g, g, C, b, b)
-    return x.reshape(n * g * g, c, block, block)
+    """The block x block blocks of patches x (uint8 (n, C, s, s)) as images (uint8
+    (blocks, C, block, block)), cut as the codec cuts them: the mixture start's data."""
+    return to_blocks(x, block, block).reshape(-1, x.shape[1], block, block)
 
 
 def _gauss(size: int = 11, sigma: float = 1.5) -> torch.Tensor:

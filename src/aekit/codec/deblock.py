@@ -20,6 +20,7 @@ import math
 
 import torch
 
+from aekit.codec.blocks import from_blocks, grid
 from aekit.data.stream import to_tensor
 from aekit.data.units import to_unit
 
@@ -40,20 +41,19 @@ def nearest(step: int) -> int:
     return min(range(len(FIT_STEPS)), key=lambda i: (abs(step - FIT_STEPS[i]), abs(FIT_STEPS[i])))
 
 
-def _windows(x: torch.Tensor, size: int, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _windows(x: torch.Tensor, size: int, r: int) -> torch.Tensor:
     """Column indices (boundaries, 2r) of the windows across the interior block boundaries of
-    the last axis of x (its length a multiple of `size`), and those boundaries' count."""
+    the last axis of x (its length a multiple of `size`); no rows when there are none."""
     bounds = torch.arange(size, x.shape[-1], size, device=x.device)
-    cols = bounds[:, None] + torch.arange(-r, r, device=x.device)  # (boundaries, 2r)
-    return cols, bounds
+    return bounds[:, None] + torch.arange(-r, r, device=x.device)  # (boundaries, 2r)
 
 
 def _filter_last_axis(x: torch.Tensor, w: torch.Tensor, size: int) -> torch.Tensor:
     """x (..., L) float64 with every window across a boundary of the last axis replaced by
     bias + sum_j w[i, j] * v_j, accumulated in j order (w: (2r, 2r + 1), bias last)."""
     r = w.shape[0] // 2
-    cols, bounds = _windows(x, size, r)
-    if len(bounds) == 0:
+    cols = _windows(x, size, r)
+    if len(cols) == 0:
         return x
     v = x[..., cols]  # (..., boundaries, 2r)
     taps = w.tolist()
@@ -92,8 +92,8 @@ class _Normal:
 
     def add(self, decoded: torch.Tensor, target: torch.Tensor, size: int) -> None:
         """Windows across the boundaries of the last axis of decoded and target (float64)."""
-        cols, bounds = _windows(decoded, size, self.r)
-        if len(bounds) == 0:
+        cols = _windows(decoded, size, self.r)
+        if len(cols) == 0:
             return
         a = decoded[..., cols].reshape(-1, 2 * self.r)  # (windows, 2r)
         a1 = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype)], 1)  # (windows, 2r + 1)
@@ -114,8 +114,6 @@ def fit(model, x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, int]:
     """Filters (len(FIT_STEPS), 2, 2r, 2r + 1) float64 for a frozen codec `model`, fitted on a
     seeded sample of its training images x (uint8 (N, C, H, W), or streamed images), and the
     number of images used; an empty tensor when they have no interior block boundaries."""
-    from aekit.codec.blocks import from_blocks, grid
-
     bh, bw = model.block_hw
     r = radius(model.block_hw)
     gh, gw = grid(x.shape[-2], x.shape[-1], bh, bw)
