@@ -48,7 +48,8 @@ CROP, CROPS, DEFECTS_PER_CROP = 128, 4, 6
 PCA_K = 32
 TARGET = {"image_auroc": 95.0, "pixel_auroc": 90.0}
 # The image AUROC is also reported with `local` gated at these held-out quantiles (the
-# detector's `local_gate`; default 1.0), from the same fitted detector.
+# detector's `local_gate`; the default is anomaly.defaults.LOCAL_GATE), from the same fitted
+# detector.
 LOCAL_GATES = (1.0, 0.99, 0.95, 0.9)
 
 

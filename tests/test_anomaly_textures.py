@@ -78,19 +78,24 @@ def test_a_larger_image_is_scored_by_its_highest_tile(brick, capsys):
 
 
 def test_local_gate_is_a_quantile_of_the_held_out_local_scores(brick):
-    """local_gate=1 gates `local` at the highest held-out local z-score; a lower gate counts it
-    sooner, so a faint defect scores at least as high; combine_parts re-gates without refitting."""
+    """The default gates `local` at the 0.95 quantile of the held-out local z-scores (1: their
+    highest); a lower gate counts it sooner, so a faint defect scores at least as high;
+    combine_parts re-gates without refitting."""
     img, det = brick
     held = det.heldout_parts_["local"]
     z = (held - det.stats_["local"][0]) / det.stats_["local"][1]
-    assert det.local_gate == 1.0 and det.local_gate_[0] == pytest.approx(float(z.max()))
+    assert det.local_gate == 0.95
+    assert det.local_gate_[0] == pytest.approx(float(np.quantile(z, 0.95)))
     test = _patches(img, (352, 512), 6, seed=2)
     faint = test.copy()
     faint[:, 0, 6:10, 6:10] = np.clip(faint[:, 0, 6:10, 6:10].astype(int) + 40, 0, 255)
     _, parts = det.score_parts(faint)
-    top = det.combine_parts(parts)
+    top = det.combine_parts(parts, gate_quantile=1.0)
+    assert det._gate(det.heldout_parts_, tuple(parts), 1.0)[0] == pytest.approx(float(z.max()))
+    default = det.combine_parts(parts)
     low = det.combine_parts(parts, gate_quantile=0.5)
-    assert np.all(low >= top - 1e-9) and np.any(low > top)
+    assert np.all(default >= top - 1e-9) and np.all(low >= default - 1e-9)
+    assert np.any(low > top)
     gated = Detector(**TINY, local_gate=0.5).fit(_patches(img, (0, 320), 150, seed=0))
     held = gated.heldout_parts_["local"]
     z = (held - gated.stats_["local"][0]) / gated.stats_["local"][1]
