@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from aekit.codec.io import FINGERPRINT_BYTES, AezFile, pack, shape_runs, unpack
-from aekit.codec.payload import StepSpec, decode_payloads, encode_images
+from aekit.codec.payload import StepSpec, decode_payloads, encode_images, file_version
 from aekit.codec.steps import MAX_STEP
 from aekit.data.units import as_images as read_images
 from aekit.data.units import layout_of, like_input, read_array, to_layout, to_unit
@@ -221,7 +221,13 @@ def compress(model, x, batch_size: int = DEFAULT_BATCH, quality: int | None = No
     for xb in runs:
         payloads += encode_images(net, xb, batch_size, step)[0]
         shapes += [tuple(xb.shape[1:])] * len(xb)
-    return pack(AezFile(fingerprint(net), tuple(shapes), tuple(payloads)))
+    return pack(container(net, shapes, payloads))
+
+
+def container(model, shapes, payloads) -> AezFile:
+    """The .aez file of `payloads` (images of `shapes`) made by `model`: its fingerprint,
+    and version 4 when it has an intra predictor (else 3)."""
+    return AezFile(fingerprint(model), tuple(shapes), tuple(payloads), file_version(model))
 
 
 def compress_each(model, x, batch_size: int = DEFAULT_BATCH, quality: int | None = None,
@@ -230,11 +236,11 @@ def compress_each(model, x, batch_size: int = DEFAULT_BATCH, quality: int | None
     """Images -> one complete single-image `.aez` file per image."""
     step = rate_control(quality, target_psnr, target_bpp)
     net, runs = _inputs(model, x, batch_size)
-    fp, out = fingerprint(net), []
+    out = []
     for xb in runs:
         shape = tuple(xb.shape[1:])
         payloads = encode_images(net, xb, batch_size, step)[0]
-        out += [pack(AezFile(fp, (shape,), (p,))) for p in payloads]
+        out += [pack(container(net, (shape,), (p,))) for p in payloads]
     return out
 
 
@@ -248,6 +254,10 @@ def check_file_matches(f: AezFile, model) -> None:
         if shape[0] != c:
             raise FormatError(f"holds {shape[0]}-channel images but the model codes {c}-channel "
                               "images")
+    if (f.version >= 4) != bool(model.intra.numel()):
+        raise FormatError(f"format version {f.version} does not match the model (version 4 is "
+                          "written by codecs with an intra predictor, and only by them); the "
+                          "file is damaged")
     if f.version == 2 and tuple(f.shapes[0]) != tuple(model.cfg.shape):
         raise FormatError(f"a version-2 file holds images of shape {f.shapes[0]} but the model "
                           f"makes {tuple(model.cfg.shape)}")

@@ -155,8 +155,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     left out (exit 1). The container holds the good images in input order (folders sorted by
     path); with --each, one file per good image. No good image at all: an error, nothing
     written."""
-    from aekit.codec.api import encode_payloads, fingerprint, rate_control
-    from aekit.codec.io import AezFile, pack
+    from aekit.codec.api import container, encode_payloads, rate_control
+    from aekit.codec.io import pack
     from aekit.io import atomic_write_bytes
 
     step = rate_control(args.quality, args.target_psnr, args.target_bpp)
@@ -164,7 +164,6 @@ def cmd_compress(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.each and out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder (--each writes a folder)")
-    fp = fingerprint(model)
     payloads: list[bytes] = []
     shapes: list[tuple[int, int, int]] = []
     used: set[str] = set()
@@ -182,7 +181,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
             shapes += [shape] * len(chunk)
             continue
         for name, payload in zip(names, chunk, strict=True):
-            data = pack(AezFile(fp, (shape,), (payload,)))
+            data = pack(container(model, (shape,), (payload,)))
             atomic_write_bytes(out / f"{_unique(name, used)}.aez", data)
             total += len(data)
     if not done:
@@ -190,7 +189,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
             raise DataError(f"dataset {args.dataset}: no images to compress")
         inputs.finish(0)  # raises: nothing could be compressed, nothing written
     if not args.each:
-        data = pack(AezFile(fp, tuple(shapes), tuple(payloads)))
+        data = pack(container(model, shapes, payloads))
         atomic_write_bytes(out, data)
         total = len(data)
     bpp = total * 8 / pixels

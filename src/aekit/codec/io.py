@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from aekit.errors import FormatError
 
 MAGIC = b"AEZ"
-VERSION = 3
-READABLE = (2, 3)  # version 2: one shape per file, the count stored as is
+VERSION = 3  # written by models without an intra predictor
+INTRA_VERSION = 4  # written by models with one: version 3's layout, residual payloads
+READABLE = (2, 3, 4)  # version 2: one shape per file, the count stored as is
 FINGERPRINT_BYTES = 4
 CRC_BYTES = 4
 MAX_VARINT = (1 << 32) - 1  # every declared number fits in a u32
@@ -96,7 +97,7 @@ def _check_shape(shape: Shape) -> None:
 
 
 def pack(f: AezFile) -> bytes:
-    """Serialise an AezFile (version 3, or 2 when f.version == 2); the inverse of `unpack`."""
+    """Serialise an AezFile (its version: 2, 3 or 4); the inverse of `unpack`."""
     if len(f.fingerprint) != FINGERPRINT_BYTES:
         raise ValueError(f"fingerprint must be {FINGERPRINT_BYTES} bytes")
     if not f.payloads:
@@ -114,7 +115,7 @@ def pack(f: AezFile) -> bytes:
             raise ValueError("a version-2 file holds images of one shape")
         parts = [MAGIC, b"\x02", f.fingerprint, encode_varint(n)]
     else:
-        parts = [MAGIC, bytes([VERSION]), f.fingerprint,
+        parts = [MAGIC, bytes([f.version]), f.fingerprint,
                  encode_varint(2 * n + (len(runs) > 1))]
     if len(runs) == 1:
         parts += [encode_varint(v) for v in runs[0][1]]
@@ -171,11 +172,11 @@ def read_header(data: bytes) -> tuple[int, bytes]:
     version = data[len(MAGIC)]
     if version < READABLE[0]:
         raise FormatError(f".aez format version {version} was made by an older aekit; this "
-                          f"aekit reads versions {READABLE[0]}-{VERSION} (decode it with the "
+                          f"aekit reads versions {READABLE[0]}-{READABLE[-1]} (decode it with the "
                           "aekit release that made it)")
     if version not in READABLE:
         raise FormatError(f"unsupported .aez format version {version}; this aekit reads "
-                          f"versions {READABLE[0]}-{VERSION} (made by a newer aekit?)")
+                          f"versions {READABLE[0]}-{READABLE[-1]} (made by a newer aekit?)")
     if len(data) < MIN_SIZE:
         raise FormatError(f"truncated: {len(data)} bytes is shorter than the smallest .aez file "
                           f"({MIN_SIZE} bytes)")

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aekit.codec import deblock
+from aekit.codec import deblock, intra
 from aekit.codec.blocks import from_blocks, grid, to_blocks
 from aekit.codec.card import block_size
 from aekit.codec.density import PRECISION, UnitDensity, integer_table
@@ -61,7 +61,7 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
     """
 
     entropy_coded = True
-    sized_by_weights = ("deblock",)
+    sized_by_weights = ("deblock", "intra", "intra_levels")
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
@@ -104,6 +104,10 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         # Deblocking filters (deblock.py), fitted by finalize(x) on multi-block training
         # images; empty: no filter (and, being empty, not part of the weight fingerprint).
         self.register_buffer("deblock", torch.empty(0, dtype=torch.float64))
+        # Intra prediction (intra.py): predictor weights and residual level offsets, fitted
+        # with the filter; empty: every coefficient coded as is.
+        self.register_buffer("intra", torch.empty(0, dtype=torch.float64))
+        self.register_buffer("intra_levels", torch.empty(0, dtype=torch.int32))
         self._cache: dict = {}
         self._plans: dict = {}
 
@@ -368,29 +372,40 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         """Drop the frozen tables and the deblocking filter fitted to them (before further
         training; finalize() makes new ones)."""
         self.lengths.zero_()
+        self._drop_fitted()
+
+    def _drop_fitted(self) -> None:
+        """Forget what finalize fits on top of the tables (filter, intra predictor)."""
         self.deblock = self.deblock.new_empty(0)
+        self.intra = self.intra.new_empty(0)
+        self.intra_levels = self.intra_levels.new_empty(0)
         self._cache, self._plans = {}, {}
 
     def finalize(self, x=None, seed: int = 0) -> str | None:
         """Freeze the entropy model into integer tables, then, given the training images x
-        (uint8 (N, C, H, W) or streamed) of more than one block, fit the deblocking filter on
-        them (deblock.py; without x, or with one-block images, there is none)."""
+        (uint8 (N, C, H, W) or streamed) of more than one block, fit the deblocking filter and
+        the intra predictor on them (deblock.py, intra.py; without x, or with one-block
+        images, there are none)."""
         self._freeze_tables()
-        self.deblock = self.deblock.new_empty(0)
+        self._drop_fitted()
         if x is None:
             return None
         t0, training = time.perf_counter(), self.training
         self.eval()
         try:
             weights, n = deblock.fit(self, x, seed)
+            predictor, offsets, _ = intra.fit(self, x, seed)
         finally:
             self.train(training)
-        self.deblock = weights.clone().to(self.deblock.device)  # not an inference tensor
+        # clones: not inference tensors
+        self.deblock = weights.clone().to(self.deblock.device)
+        self.intra = predictor.clone().to(self.intra.device)
+        self.intra_levels = offsets.clone().to(self.intra_levels.device)
         self._cache, self._plans = {}, {}
         if not n:
             return None
-        return (f"codec: deblocking filter fitted on {n:,} training images at rate-control "
-                f"steps {', '.join(f'{s:+d}' for s in deblock.FIT_STEPS)} "
+        return (f"codec: deblocking filter and intra predictor fitted on {n:,} training images "
+                f"at rate-control steps {', '.join(f'{s:+d}' for s in deblock.FIT_STEPS)} "
                 f"({time.perf_counter() - t0:.1f}s)")
 
     @torch.no_grad()
@@ -431,6 +446,18 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
                            f"expected ({len(deblock.FIT_STEPS)}, 2, {2 * r}, {2 * r + 1}) for "
                            "this block size; the weights are damaged or from another model")
         self.deblock = self.deblock.new_empty(tuple(saved.shape))
+        # The intra predictor likewise (weights saved before it existed: none).
+        w = state_dict.setdefault(prefix + "intra", self.intra.new_empty(0))
+        lv = state_dict.setdefault(prefix + "intra_levels", self.intra_levels.new_empty(0))
+        k, p = self.level_index.shape[0], intra.n_predicted(self)
+        shapes = ((intra.CASES, k, intra.n_features(self), p), (intra.CASES, k, p))
+        if (w.numel() or lv.numel()) and (
+                (tuple(w.shape), tuple(lv.shape)) != shapes or not bool(w.isfinite().all())):
+            raise RunError(f"codec weights: intra predictor of shapes {tuple(w.shape)} and "
+                           f"{tuple(lv.shape)}, expected {shapes[0]} and {shapes[1]} with finite "
+                           "weights; the weights are damaged or from another model")
+        self.intra = self.intra.new_empty(tuple(w.shape))
+        self.intra_levels = self.intra_levels.new_empty(tuple(lv.shape))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # --- tensor-level codec steps (the byte format lives in aekit.codec) -----------------------

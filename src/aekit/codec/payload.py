@@ -13,9 +13,11 @@ import weakref
 import numpy as np
 import torch
 
+from aekit.codec import intra
+from aekit.codec.blocks import grid
 from aekit.codec.entropy import TableCoder
-from aekit.codec.io import VERSION
-from aekit.codec.steps import MAX_STEP, step_table
+from aekit.codec.io import INTRA_VERSION, VERSION
+from aekit.codec.steps import MAX_STEP, N_LEVELS, step_table
 from aekit.data.units import to_unit
 
 _coders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -26,8 +28,8 @@ StepSpec = int | tuple  # a fixed step, or ("psnr", dB) / ("bpp", bits per pixel
 
 def coder_of(model) -> TableCoder:
     """The model's range coder (table 0: cluster index, 1 + t: scale level t, then the
-    per-block shift and the per-image rate-control step), rebuilt only when its frozen tables
-    change."""
+    per-block shift, the per-image rate-control step and the intra residuals' escape), rebuilt
+    only when its frozen tables change."""
     parts = (model.freqs, model.lengths, model.cluster_freqs)
     key = b"".join(t.cpu().numpy().tobytes() for t in parts) + bytes([model.max_shift])
     cached = _coders.get(model)
@@ -37,6 +39,7 @@ def coder_of(model) -> TableCoder:
         tables += [freqs[t, : lengths[t]] for t in range(len(lengths))]
         tables.append(model.shift_table())
         tables.append(step_table())
+        tables.append(intra.escape_table())
         cached = (key, TableCoder(tables))
         _coders[model] = cached
     return cached[1]
@@ -57,33 +60,46 @@ def _symbols(model, x: torch.Tensor, step: int):
 
 
 def blocks_per_image(model, shape) -> int:
-    from aekit.codec.blocks import grid
-
     gh, gw = grid(shape[-2], shape[-1], *model.block_hw)
     return gh * gw
 
 
+def file_version(model) -> int:
+    """The .aez version a model writes: 4 with an intra predictor, else 3."""
+    return INTRA_VERSION if model.intra.numel() else VERSION
+
+
+_TABLES = {"level": 1, "shift": 1 + N_LEVELS, "step": 2 + N_LEVELS, "escape": 3 + N_LEVELS}
+
+
+def _predicted(model, gh: int, gw: int) -> np.ndarray | None:
+    """Flat mask of the coefficients coded as intra residuals (None: the model has no
+    predictor, or the image is one block)."""
+    if not model.intra.numel() or gh * gw == 1:
+        return None
+    return intra.predicted_mask(model, gh, gw).ravel()
+
+
 def encode_one(model, coder: TableCoder, k: np.ndarray, s: np.ndarray, idx: np.ndarray,
-                step: int, version: int = VERSION) -> bytes:
+               step: int, version: int = VERSION, grid_hw: tuple[int, int] | None = None
+               ) -> bytes:
+    """One image's payload from its blocks' symbols (grid_hw: its grid of blocks, needed
+    when the model predicts; default one row)."""
     m = model.max_shift
+    gh, gw = grid_hw or (1, len(k))
     enc = coder.encoder()
     if version >= 3:
-        enc.put(_step_table(coder), np.array([step + MAX_STEP], dtype=np.int32))
+        enc.put(_TABLES["step"], np.array([step + MAX_STEP], dtype=np.int32))
     enc.put(0, k.astype(np.int32))
-    enc.put(_shift_table(coder), (s + m).astype(np.int32))
-    order, groups = model.coding_order(k, s, step)
+    enc.put(_TABLES["shift"], (s + m).astype(np.int32))
+    skip = _predicted(model, gh, gw)
+    order, groups = model.coding_order(k, s, step, skip)
     flat = idx.ravel()[order]
     for t, a, b in groups:
         enc.put(1 + t, flat[a:b])
+    if skip is not None:
+        intra.encode(model, enc, k, s, idx, step, gh, gw, _TABLES)
     return enc.finish()
-
-
-def _shift_table(coder: TableCoder) -> int:
-    return len(coder.sizes) - 2
-
-
-def _step_table(coder: TableCoder) -> int:
-    return len(coder.sizes) - 1
 
 
 def encode_images(model, x: torch.Tensor, batch_size: int, step: StepSpec
@@ -91,6 +107,8 @@ def encode_images(model, x: torch.Tensor, batch_size: int, step: StepSpec
     """Images x (n, C, H, W) of one shape -> (payloads, the rate-control step of each)."""
     coder = coder_of(model)
     nb = blocks_per_image(model, x.shape)
+    gh_gw = grid(x.shape[-2], x.shape[-1], *model.block_hw)
+    version = file_version(model)
     payloads, steps = [], []
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size]
@@ -99,7 +117,8 @@ def encode_images(model, x: torch.Tensor, batch_size: int, step: StepSpec
             k, s, idx = k.cpu().numpy(), s.cpu().numpy(), idx.cpu().numpy()
             for i in range(len(xb)):
                 sl = slice(i * nb, (i + 1) * nb)
-                payloads.append(encode_one(model, coder, k[sl], s[sl], idx[sl], step))
+                payloads.append(encode_one(model, coder, k[sl], s[sl], idx[sl], step, version,
+                                           gh_gw))
                 steps.append(step)
             continue
         for i in range(len(xb)):  # a target: each image searches its own step
@@ -120,7 +139,8 @@ def _search_step(model, coder: TableCoder, x: torch.Tensor, target: tuple[str, f
     def point(step: int) -> tuple[bytes, float]:
         if step not in cache:
             k, s, idx = (t.cpu().numpy() for t in _symbols(model, x, step))
-            payload = encode_one(model, coder, k, s, idx, step)
+            payload = encode_one(model, coder, k, s, idx, step, file_version(model),
+                                 grid(x.shape[-2], x.shape[-1], *model.block_hw))
             if kind == "bpp":
                 cache[step] = (payload, len(payload) * 8 / (x.shape[-2] * x.shape[-1]))
             else:
@@ -156,17 +176,21 @@ def decode_payloads(model, payloads, shape=None, version: int = VERSION) -> torc
     coder, m = coder_of(model), model.max_shift
     shape = tuple(shape or model.cfg.shape)
     nb, d = blocks_per_image(model, shape), model.cfg.latent_dim
+    gh, gw = grid(shape[-2], shape[-1], *model.block_hw)
     device = next(model.parameters()).device
     by_step: dict[int, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
     for i, payload in enumerate(payloads):
         dec = coder.decoder(payload)
-        step = int(dec.get(_step_table(coder), 1)[0]) - MAX_STEP if version >= 3 else 0
+        step = int(dec.get(_TABLES["step"], 1)[0]) - MAX_STEP if version >= 3 else 0
         k = dec.get(0, nb).astype(np.int64)
-        s = dec.get(_shift_table(coder), nb).astype(np.int64) - m
-        order, groups = model.coding_order(k, s, step)
+        s = dec.get(_TABLES["shift"], nb).astype(np.int64) - m
+        skip = _predicted(model, gh, gw)
+        order, groups = model.coding_order(k, s, step, skip)
         flat = np.zeros(nb * d, dtype=np.int32)
         for t, a, b in groups:
             flat[order[a:b]] = dec.get(1 + t, b - a)
+        if skip is not None:
+            intra.decode(model, dec, k, s, flat.reshape(nb, d), step, gh, gw, _TABLES)
         by_step.setdefault(step, []).append((i, k, s, flat.reshape(nb, d)))
     out = None
     for step, items in by_step.items():

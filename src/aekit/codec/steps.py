@@ -170,16 +170,18 @@ class CodecSteps:
             rows.append(self._synthesise(q, kc, step))
         return self._assemble(torch.cat(rows), -1, shape or self.cfg.shape, step, deblocked)
 
-    def coding_order(self, k: np.ndarray, s: np.ndarray, step: int = 0):
+    def coding_order(self, k: np.ndarray, s: np.ndarray, step: int = 0,
+                     skip: np.ndarray | None = None):
         """Coding order of one image's coefficients, its blocks' clusters k (nb,) and shifts s
         (nb,): for each table level t in ascending order among those with more than one symbol
         (the decoder knows the only symbol of the others), the coefficients at level t in
         block order, then coefficient order (for one block exactly the version-2 order).
         Returns (flat positions, [(t, a, b)]) with positions[a:b] coded with table t.
+        `skip` (nb * D,) bool leaves coefficients out (intra.py codes them).
 
         A one-block image (28x28 at the training size) has few distinct (cluster, shift,
         step): its order is cached with the frozen tables (cleared whenever they change)."""
-        key = (int(k[0]), int(s[0]), step) if len(k) == 1 else None
+        key = (int(k[0]), int(s[0]), step) if len(k) == 1 and skip is None else None
         if key is not None and key in self._plans:  # filled only while frozen
             return self._plans[key]
         self._require_frozen()
@@ -187,7 +189,11 @@ class CodecSteps:
         # (nb * D,) as uint8 (N_LEVELS <= 256): numpy sorts 8-bit keys stably with a radix
         # sort, ~15% faster than its merge sort of int64 on a photo's ~10^6 coefficients.
         lv = np.clip(base[k] + s[:, None], 0, N_LEVELS - 1).astype(np.uint8).ravel()
+        if skip is not None:
+            lv[skip] = N_LEVELS  # sorts last, never coded here
         order = np.argsort(lv, kind="stable")
+        if skip is not None:
+            order = order[: len(order) - int(skip.sum())]
         sorted_lv = lv[order]
         levels, starts = np.unique(sorted_lv, return_index=True)
         ends = np.append(starts[1:], len(sorted_lv))
