@@ -91,7 +91,7 @@ def test_varint(value: int, hex_: str) -> None:
     (b"PK\x03\x04" + bytes(20), "wrong magic"),
     (b"AEZ", "truncated"),
     (b"AEZ\x01" + bytes(20), "made by an older aekit"),
-    (b"AEZ\x04" + bytes(20), "version 4"),
+    (b"AEZ\x05" + bytes(20), "version 5"),
     (bytes.fromhex(GOLDEN_HEX)[:10], "truncated"),
     (bytes.fromhex(GOLDEN_HEX)[:-1], "truncated"),
     (bytes.fromhex(GOLDEN_HEX)[:-5], "truncated"),

@@ -40,7 +40,7 @@ def test_filter_is_fitted_on_multi_block_images_and_reported() -> None:
     model, note = fitted_codec()
     r = deblock.radius(model.block_hw)
     assert model.deblock.shape == (len(deblock.FIT_STEPS), 2, 2 * r, 2 * r + 1)
-    assert "deblocking filter fitted on 300 training images" in note
+    assert "deblocking filter and intra predictor fitted on 300 training images" in note
 
 
 @pytest.mark.parametrize("quality", [-8, 0, 6])
@@ -131,6 +131,6 @@ def test_streamed_training_fits_the_filter_and_says_so(tmp_path, capsys) -> None
                  "block=8", "--val-fraction", "0", "--epochs", "1", "--batch-size", "8",
                  "--out", str(run)]) == 0
     captured = capsys.readouterr()
-    assert "deblocking filter fitted on" in captured.out + captured.err
+    assert "deblocking filter and intra predictor fitted on" in captured.out + captured.err
     model, _ = load_model(run)
     assert model.deblock.numel() > 0

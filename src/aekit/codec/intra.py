@@ -44,6 +44,7 @@ OFFSETS = tuple(range(-16, 3))  # residual table level offsets tried per coeffic
 ESCAPE_BITS = 13  # a residual beyond its table's support: the excess as 13 uniform bits
 _CHUNK = 1024  # blocks through the encoder at a time while fitting
 _RIDGE = 1e-3  # relative ridge of the least-squares fit (not on the bias)
+_GATHER = 256  # predictions of at most this many blocks gather their weights (else grouped)
 
 
 def n_predicted(model) -> int:
@@ -144,8 +145,11 @@ def predict(model, feats: torch.Tensor, case: np.ndarray, k: torch.Tensor, step:
     """Predicted integer coefficients (n, P) of blocks with features (n, F), cases (n,) >= 1
     and clusters (n,): the exact prediction divided by the step factor, rounded (half to
     even) and clamped to each coefficient's table support [lo, hi] (n, P)."""
-    w = exact_weights(model)[torch.from_numpy(case - 1), k.cpu()]  # (n, F, P)
-    pred = torch.bmm(feats[:, None, :], w)[:, 0]  # exact: any summation order
+    w, cell = exact_weights(model), torch.from_numpy(case - 1) * model.intra.shape[1] + k.cpu()
+    if len(feats) <= _GATHER:  # a decoder's wave: one batched product of gathered weights
+        pred = torch.bmm(feats[:, None, :], w.flatten(0, 1)[cell])[:, 0]
+    else:  # a whole image: one product per (case, cluster); exact either way
+        pred = model._grouped(feats, cell, lambda r, c: r @ w.flatten(0, 1)[c])
     if step:
         pred = pred / step_factor(step)
     pred = torch.round(pred.clamp(-1e9, 1e9))
@@ -283,21 +287,20 @@ def predicted_mask(model, gh: int, gw: int) -> np.ndarray:
     return mask
 
 
-def _wave_plan(model, blocks: np.ndarray, u: torch.Tensor, wave: np.ndarray):
-    """Coding order of the residuals of `blocks` (n,) with levels u (n, P): by wave, then
-    table level, then block, then coefficient. Yields (wave, [(level, flat positions)])."""
+def _wave_plan(blocks_wave: np.ndarray, u: torch.Tensor):
+    """Coding order of residuals with levels u (n, P) of blocks in waves `blocks_wave` (n,):
+    by wave, then table level, then block, then coefficient. Returns (flat positions in that
+    order, {wave: [(level, a, b)]}) with order[a:b] the positions coded with level's table."""
     p = u.shape[1]
-    key = torch.from_numpy(np.repeat(wave, p)) * N_LEVELS + u.flatten()
+    key = torch.from_numpy(np.repeat(blocks_wave, p)) * N_LEVELS + u.flatten()
     order = torch.argsort(key, stable=True)
     sk = key[order]
-    bounds = torch.nonzero(sk[1:] != sk[:-1]).flatten() + 1
-    starts = torch.cat([torch.tensor([0]), bounds]).tolist()
-    ends = bounds.tolist() + [len(sk)]
+    bounds = (torch.nonzero(sk[1:] != sk[:-1]).flatten() + 1).tolist()
     plan: dict[int, list] = {}
-    for a, b in zip(starts, ends, strict=True):
+    for a, b in zip([0] + bounds, bounds + [len(sk)], strict=True):
         w, level = divmod(int(sk[a]), N_LEVELS)
-        plan.setdefault(w, []).append((level, order[a:b]))
-    return plan
+        plan.setdefault(w, []).append((level, a, b))
+    return order, plan
 
 
 def encode(model, enc, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int,
@@ -321,12 +324,14 @@ def encode(model, enc, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int,
                    lo + model.lengths.cpu().long()[tb] - 1)
     u = residual_levels(model, tb, case, kb)
     sym, esc = split(model, q[blocks, :p] - pred, u)
-    sym, esc = sym.flatten(), esc.flatten()
-    for _, groups in sorted(_wave_plan(model, blocks, u, lay["wave"][blocks]).items()):
-        for level, pos in groups:
-            enc.put(table["level"] + level, sym[pos].numpy().astype(np.int32))
-        e = torch.cat([esc[pos] for _, pos in groups])
-        enc.put(table["escape"], e[e >= 0].numpy().astype(np.int32))
+    order, plan = _wave_plan(lay["wave"][blocks], u)
+    sym = sym.flatten()[order].numpy().astype(np.int32)
+    esc = esc.flatten()[order].numpy().astype(np.int32)
+    for _, groups in sorted(plan.items()):
+        for level, a, b in groups:
+            enc.put(table["level"] + level, sym[a:b])
+        e = esc[groups[0][1] : groups[-1][2]]  # the wave's escapes, in the same order
+        enc.put(table["escape"], e[e >= 0])
 
 
 def decode(model, dec, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int,
@@ -350,15 +355,15 @@ def decode(model, dec, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int,
         lo, hi = offsets[tb], offsets[tb] + lengths[tb] - 1
         pred = predict(model, features(model, border, lay, cur), case, kb, step, lo, hi)
         u = residual_levels(model, tb, case, kb)
-        sym = torch.zeros(len(cur) * p, dtype=torch.long)
+        order, plan = _wave_plan(waves[cur], u)
+        got = np.zeros(len(order), dtype=np.int64)  # the symbols in coding order
+        for level, a, b in plan.get(w, []):
+            got[a:b] = dec.get(table["level"] + level, b - a)
+        sym = torch.zeros(len(order), dtype=torch.long)
+        sym[order] = torch.from_numpy(got)
+        ends = (sym[order] == 0) | (sym[order] == lengths[u.flatten()[order]] - 1)
         esc = torch.full_like(sym, -1)
-        groups = _wave_plan(model, cur, u, waves[cur]).get(w, [])
-        for level, pos in groups:
-            sym[pos] = torch.from_numpy(dec.get(table["level"] + level, len(pos))).long()
-        pos = torch.cat([pos for _, pos in groups]) if groups else torch.zeros(0, dtype=torch.long)
-        uf = u.flatten()[pos]
-        ends = (sym[pos] == 0) | (sym[pos] == lengths[uf] - 1)
-        esc[pos[ends]] = torch.from_numpy(dec.get(table["escape"], int(ends.sum()))).long()
+        esc[order[ends]] = torch.from_numpy(dec.get(table["escape"], int(ends.sum()))).long()
         r = join(model, sym.view(-1, p), esc.view(-1, p), u)
         q[cur, :p] = torch.minimum(torch.maximum(pred + r, lo), hi)
     idx[:] = (q - offsets[t]).numpy()

@@ -369,7 +369,7 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         return {"lmbda": self.lmbda} if loss == "rd" else {}
 
     def unfreeze(self) -> None:
-        """Drop the frozen tables and the deblocking filter fitted to them (before further
+        """Drop the frozen tables and the filter and predictor fitted to them (before further
         training; finalize() makes new ones)."""
         self.lengths.zero_()
         self._drop_fitted()
