@@ -152,6 +152,19 @@ def test_split_and_join_are_inverse(codec, level: int, r: int) -> None:
     assert int(intra.join(codec, sym, esc, u)) == r
 
 
+@settings(max_examples=100, deadline=None)
+@given(r=st.integers(-4095, 4095))
+def test_a_one_symbol_table_escapes_with_the_sign(r: int) -> None:
+    from types import SimpleNamespace
+
+    tables = SimpleNamespace(offsets=torch.tensor([0, -1]), lengths=torch.tensor([1, 3]))
+    for level in (0, 1):
+        u = torch.tensor([[level]])
+        sym, esc = intra.split(tables, torch.tensor([[r]]), u)
+        assert 0 <= int(esc) < 1 << intra.ESCAPE_BITS or (level == 1 and abs(r) <= 0)
+        assert int(intra.join(tables, sym, esc, u)) == r
+
+
 def test_waves_follow_the_neighbours() -> None:
     lay = intra.layout(3, 4)
     assert lay["case"].tolist() == [0, 1, 1, 1, 2, 3, 3, 3, 2, 3, 3, 3]

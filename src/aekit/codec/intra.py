@@ -167,21 +167,25 @@ def residual_levels(model, t: torch.Tensor, case: np.ndarray, k: torch.Tensor,
 
 def split(model, r: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Residuals r and their levels u -> (table symbols, escapes): the residual clamped to its
-    table's support as a symbol, and |r - clamped| where it sits on an end of the support (an
-    escape is coded exactly there), -1 elsewhere."""
+    table's support as a symbol, and, where that sits on an end of the support (an escape is
+    coded exactly there), the excess |r - clamped| (on a one-symbol table, both ends at once:
+    the signed excess zigzagged, 0, -1, 1, -2, ... -> 0, 1, 2, 3, ...); -1 elsewhere."""
     lo = model.offsets.cpu().long()[u]
     hi = lo + model.lengths.cpu().long()[u] - 1
     c = torch.minimum(torch.maximum(r, lo), hi)
-    end = (c == lo) | (c == hi)
-    return c - lo, torch.where(end, (r - c).abs(), torch.full_like(r, -1))
+    x = r - c
+    esc = torch.where(lo == hi, 2 * x.abs() - (x < 0).long(), x.abs())
+    return c - lo, torch.where((c == lo) | (c == hi), esc, torch.full_like(r, -1))
 
 
 def join(model, sym: torch.Tensor, esc: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """The inverse of `split`: residuals from symbols, escapes (ignored off the ends), levels."""
     lo = model.offsets.cpu().long()[u]
     hi = lo + model.lengths.cpu().long()[u] - 1
-    c = sym + lo
-    return torch.where(c == hi, c + esc.clamp_min(0), torch.where(c == lo, c - esc.clamp_min(0), c))
+    c, e = sym + lo, esc.clamp_min(0)
+    signed = torch.where(e % 2 == 1, -(e + 1) // 2, e // 2)  # zigzag back
+    return torch.where(lo == hi, c + signed,
+                       torch.where(c == hi, c + e, torch.where(c == lo, c - e, c)))
 
 
 # --- fitting -----------------------------------------------------------------------------------
