@@ -170,3 +170,17 @@ def test_waves_follow_the_neighbours() -> None:
     assert lay["case"].tolist() == [0, 1, 1, 1, 2, 3, 3, 3, 2, 3, 3, 3]
     assert lay["wave"].reshape(3, 4).tolist() == [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]]
     assert lay["left"][5] == 4 and lay["up"][5] == 1 and lay["left"][4] == -1
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(min_size=0, max_size=400))
+def test_any_payload_bytes_decode_to_some_image(codec, data: bytes) -> None:
+    """Corruption inside a payload is the CRC's to catch; past it, random bytes decode to some
+    image or fail with a FormatError, nothing else."""
+    from aekit.codec.payload import decode_payloads
+
+    try:
+        out = decode_payloads(codec, [data], (1, 13, 9), version=4)
+    except FormatError:
+        return
+    assert out.shape == (1, 1, 13, 9) and bool(torch.isfinite(out).all())

@@ -83,7 +83,9 @@ class Decoder:
             return np.zeros(count, dtype=np.int32)
         try:
             return np.asarray(self.dec.decode(model, count), dtype=np.int32)
-        except (ValueError, RuntimeError, OverflowError) as e:
+        # constriction asserts when the words reach a state no symbol maps to (data that no
+        # encoder wrote): the CRC catches such corruption first, this is the last line.
+        except (ValueError, RuntimeError, OverflowError, AssertionError) as e:
             raise FormatError(f"payload cannot be decoded ({e})") from None
 
 
