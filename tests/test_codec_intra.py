@@ -16,6 +16,7 @@ from aekit.codec import api, intra
 from aekit.codec.io import unpack
 from aekit.config import ModelConfig
 from aekit.errors import FormatError, RunError
+from aekit.codec.model import FITTED
 from aekit.models import build_model
 
 CFG = ModelConfig(name="codec", in_channels=1, height=16, width=16, latent_dim=12,
@@ -45,10 +46,11 @@ def images() -> torch.Tensor:
 
 
 def without_intra(model):
-    """The same model with its predictor dropped (every coefficient coded as is)."""
+    """The same model with its predictor and context tables dropped (version 3 coding)."""
     plain = build_model(model.cfg)
     plain.load_state_dict(model.state_dict())
-    plain.intra, plain.intra_levels = plain.intra.new_empty(0), plain.intra_levels.new_empty(0)
+    for name in FITTED:
+        setattr(plain, name, getattr(plain, name).new_empty(0))
     plain._cache = {}
     return plain.eval()
 
@@ -58,6 +60,8 @@ def test_fitted_shapes_and_version_4_files(codec, images) -> None:
     assert p == 12 and f == 4 * 2 + 2 * 4 + 1
     assert codec.intra.shape == (intra.CASES, 2, f, p)
     assert codec.intra_levels.shape == (intra.CASES, 2, p)
+    assert codec.cluster_context.shape == (2, 2) and codec.shift_delta.shape == (33,)
+    assert int(codec.cluster_context.sum(1).min()) == 1 << 16
     assert unpack(api.compress(codec, images)).version == 4
     assert unpack(api.compress(without_intra(codec), images)).version == 3
 
@@ -127,7 +131,7 @@ def test_predictor_survives_saving_and_a_damaged_one_is_refused(codec, tmp_path)
     assert api.fingerprint(without_intra(codec)) != api.fingerprint(codec)
     state = dict(codec.state_dict())
     state["intra"] = torch.zeros(3, 2, 5, 5, dtype=torch.float64)
-    with pytest.raises(RunError, match="intra predictor of shapes"):
+    with pytest.raises(RunError, match="intra predictor and context tables of shapes"):
         build_model(CFG).load_state_dict(state)
     state = dict(codec.state_dict())
     state["intra"] = codec.intra.clone()

@@ -29,6 +29,7 @@ import math
 import numpy as np
 import torch
 
+from aekit.codec import side
 from aekit.codec.blocks import grid
 from aekit.codec.steps import N_LEVELS, step_factor
 from aekit.data.stream import to_tensor
@@ -192,16 +193,17 @@ def join(model, sym: torch.Tensor, esc: torch.Tensor, u: torch.Tensor) -> torch.
 
 
 @torch.inference_mode()
-def fit(model, x, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(weights (CASES, K, F, P) float64, level offsets (CASES, K, P) int32, images used) for
-    a frozen codec, fitted on a seeded sample of its training images x (uint8 (N, C, H, W),
-    or streamed); empty tensors when the images are one block each."""
+def fit(model, x, seed: int = 0) -> tuple[dict[str, torch.Tensor], int]:
+    """({"intra": weights (CASES, K, F, P) float64, "intra_levels": level offsets
+    (CASES, K, P) int32, and side.py's "cluster_context" (K, K) and "shift_delta" (4m + 1,)
+    integer tables}, images used) for a frozen codec, fitted on a seeded sample of its
+    training images x (uint8 (N, C, H, W), or streamed); ({}, 0) when the images are one block
+    each."""
     bh, bw = model.block_hw
     gh, gw = grid(x.shape[-2], x.shape[-1], bh, bw)
     kk, p, nf = model.level_index.shape[0], n_predicted(model), n_features(model)
-    empty = (torch.empty(0, dtype=torch.float64), torch.empty(0, dtype=torch.int32), 0)
     if gh * gw == 1:
-        return empty
+        return {}, 0
     lay = layout(gh, gw)
     gen = torch.Generator().manual_seed(seed + 3)
     order = torch.randperm(len(x), generator=gen)[: max(1, math.ceil(FIT_BLOCKS / (gh * gw)))]
@@ -212,6 +214,7 @@ def fit(model, x, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
     gram = torch.zeros(CASES, kk, nf, nf, dtype=torch.float64)
     cross = torch.zeros(CASES, kk, nf, p, dtype=torch.float64)
     coded = []  # per step and chunk: (features, q, t, case, k) of the predicted blocks
+    side_pairs, side_deltas = [], []  # (left cluster, cluster) pairs, shift differences
     for step in FIT_STEPS:
         for part in rows:
             k, s, idx = model.block_symbols(part.to(device), step)
@@ -227,6 +230,11 @@ def fit(model, x, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
                                   * gh * gw, -1)
                     for key, v in lay.items() if key in ("left", "up")}
             feats = features(model, border, glay, blocks)
+            k_np, s_np, has_left = k.numpy(), s.cpu().numpy(), glay["left"] >= 0
+            side_pairs.append((k_np[glay["left"][has_left]], k_np[has_left]))
+            s_left = np.where(has_left, s_np[np.maximum(glay["left"], 0)], 0)
+            s_up = np.where(glay["up"] >= 0, s_np[np.maximum(glay["up"], 0)], 0)
+            side_deltas.append(s_np - side.predicted_shift(s_left, s_up, case))
             keep = case > 0
             f_, q_, t_, c_, k_ = (feats[keep], q[keep][:, :p], t[keep][:, :p], case[keep],
                                   k[keep])
@@ -253,7 +261,9 @@ def fit(model, x, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
         model.intra = weights.clone().to(model.intra.device)
     model._cache = {}  # (a new tensor may repeat the old one's version counter)
     offsets = _level_offsets(model, coded, counts)
-    return weights, offsets, len(order)
+    cluster_context, shift_delta = side.fit(side_pairs, side_deltas, kk, model._max_shift)
+    return {"intra": weights, "intra_levels": offsets, "cluster_context": cluster_context,
+            "shift_delta": shift_delta}, len(order)
 
 
 def _level_offsets(model, coded: list, counts: torch.Tensor) -> torch.Tensor:

@@ -48,6 +48,8 @@ from aekit.models.base import AutoencoderModule
 from aekit.registry import register_model
 
 LEVEL_MIN, LEVEL_MAX = 0.04, 400.0
+# What finalize fits for version-4 files besides the filter: all present or all empty.
+FITTED = ("intra", "intra_levels", "cluster_context", "shift_delta")
 TRANSFORM_LR = 0.03  # relative learning rate of the transforms and means (see __init__)
 _EPS = 1e-7  # logits of clipped pixels: sigmoid(logit(eps)) == eps
 
@@ -61,7 +63,7 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
     """
 
     entropy_coded = True
-    sized_by_weights = ("deblock", "intra", "intra_levels")
+    sized_by_weights = ("deblock",) + FITTED
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
@@ -108,6 +110,9 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         # with the filter; empty: every coefficient coded as is.
         self.register_buffer("intra", torch.empty(0, dtype=torch.float64))
         self.register_buffer("intra_levels", torch.empty(0, dtype=torch.int32))
+        # ... and the context tables of the side information (side.py), fitted with it.
+        self.register_buffer("cluster_context", torch.empty(0, dtype=torch.int32))
+        self.register_buffer("shift_delta", torch.empty(0, dtype=torch.int32))
         self._cache: dict = {}
         self._plans: dict = {}
 
@@ -377,8 +382,8 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
     def _drop_fitted(self) -> None:
         """Forget what finalize fits on top of the tables (filter, intra predictor)."""
         self.deblock = self.deblock.new_empty(0)
-        self.intra = self.intra.new_empty(0)
-        self.intra_levels = self.intra_levels.new_empty(0)
+        for name in FITTED:
+            setattr(self, name, getattr(self, name).new_empty(0))
         self._cache, self._plans = {}, {}
 
     def finalize(self, x=None, seed: int = 0) -> str | None:
@@ -394,13 +399,13 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         self.eval()
         try:
             weights, n = deblock.fit(self, x, seed)
-            predictor, offsets, _ = intra.fit(self, x, seed)
+            fitted, _ = intra.fit(self, x, seed)
         finally:
             self.train(training)
         # clones: not inference tensors
         self.deblock = weights.clone().to(self.deblock.device)
-        self.intra = predictor.clone().to(self.intra.device)
-        self.intra_levels = offsets.clone().to(self.intra_levels.device)
+        for name, t in fitted.items():
+            setattr(self, name, t.clone().to(getattr(self, name).device))
         self._cache, self._plans = {}, {}
         if not n:
             return None
@@ -446,18 +451,22 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
                            f"expected ({len(deblock.FIT_STEPS)}, 2, {2 * r}, {2 * r + 1}) for "
                            "this block size; the weights are damaged or from another model")
         self.deblock = self.deblock.new_empty(tuple(saved.shape))
-        # The intra predictor likewise (weights saved before it existed: none).
-        w = state_dict.setdefault(prefix + "intra", self.intra.new_empty(0))
-        lv = state_dict.setdefault(prefix + "intra_levels", self.intra_levels.new_empty(0))
+        # The intra predictor and side tables likewise (weights saved before: none).
+        saved = {n: state_dict.setdefault(prefix + n, getattr(self, n).new_empty(0))
+                 for n in FITTED}
         k, p = self.level_index.shape[0], intra.n_predicted(self)
-        shapes = ((intra.CASES, k, intra.n_features(self), p), (intra.CASES, k, p))
-        if (w.numel() or lv.numel()) and (
-                (tuple(w.shape), tuple(lv.shape)) != shapes or not bool(w.isfinite().all())):
-            raise RunError(f"codec weights: intra predictor of shapes {tuple(w.shape)} and "
-                           f"{tuple(lv.shape)}, expected {shapes[0]} and {shapes[1]} with finite "
-                           "weights; the weights are damaged or from another model")
-        self.intra = self.intra.new_empty(tuple(w.shape))
-        self.intra_levels = self.intra_levels.new_empty(tuple(lv.shape))
+        shapes = {"intra": (intra.CASES, k, intra.n_features(self), p),
+                  "intra_levels": (intra.CASES, k, p), "cluster_context": (k, k),
+                  "shift_delta": (4 * self._max_shift + 1,)}
+        got = {n: tuple(t.shape) for n, t in saved.items()}
+        if any(t.numel() for t in saved.values()) and (
+                got != shapes or not bool(saved["intra"].isfinite().all())
+                or int(saved["cluster_context"].min()) < 1 or int(saved["shift_delta"].min()) < 1):
+            raise RunError(f"codec weights: intra predictor and context tables of shapes {got}, "
+                           f"expected {shapes} with finite weights and frequencies >= 1; the "
+                           "weights are damaged or from another model")
+        for name, t in saved.items():
+            setattr(self, name, getattr(self, name).new_empty(tuple(t.shape)))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # --- tensor-level codec steps (the byte format lives in aekit.codec) -----------------------

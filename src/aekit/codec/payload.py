@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 import torch
 
-from aekit.codec import intra
+from aekit.codec import intra, side
 from aekit.codec.blocks import grid
 from aekit.codec.entropy import TableCoder
 from aekit.codec.io import INTRA_VERSION, VERSION
@@ -28,9 +28,11 @@ StepSpec = int | tuple  # a fixed step, or ("psnr", dB) / ("bpp", bits per pixel
 
 def coder_of(model) -> TableCoder:
     """The model's range coder (table 0: cluster index, 1 + t: scale level t, then the
-    per-block shift, the per-image rate-control step and the intra residuals' escape), rebuilt
-    only when its frozen tables change."""
-    parts = (model.freqs, model.lengths, model.cluster_freqs)
+    per-block shift, the per-image rate-control step, the intra residuals' escape, then with a
+    predictor the cluster given the left one's and the shift difference: `_table_ids`),
+    rebuilt only when its frozen tables change."""
+    parts = (model.freqs, model.lengths, model.cluster_freqs, model.cluster_context,
+             model.shift_delta)
     key = b"".join(t.cpu().numpy().tobytes() for t in parts) + bytes([model.max_shift])
     cached = _coders.get(model)
     if cached is None or cached[0] != key:
@@ -40,6 +42,9 @@ def coder_of(model) -> TableCoder:
         tables.append(model.shift_table())
         tables.append(step_table())
         tables.append(intra.escape_table())
+        tables += list(model.cluster_context.cpu().numpy())  # (empty without a predictor)
+        if model.shift_delta.numel():
+            tables.append(model.shift_delta.cpu().numpy())
         cached = (key, TableCoder(tables))
         _coders[model] = cached
     return cached[1]
@@ -69,7 +74,12 @@ def file_version(model) -> int:
     return INTRA_VERSION if model.intra.numel() else VERSION
 
 
-_TABLES = {"level": 1, "shift": 1 + N_LEVELS, "step": 2 + N_LEVELS, "escape": 3 + N_LEVELS}
+def _table_ids(model) -> dict[str, int]:
+    """Where each kind of table sits in `coder_of(model)`."""
+    k = model.level_index.shape[0]
+    return {"cluster": 0, "level": 1, "shift": 1 + N_LEVELS, "step": 2 + N_LEVELS,
+            "escape": 3 + N_LEVELS, "cluster_context": 4 + N_LEVELS,
+            "shift_delta": 4 + N_LEVELS + k}
 
 
 def _predicted(model, gh: int, gw: int) -> np.ndarray | None:
@@ -81,24 +91,29 @@ def _predicted(model, gh: int, gw: int) -> np.ndarray | None:
 
 
 def encode_one(model, coder: TableCoder, k: np.ndarray, s: np.ndarray, idx: np.ndarray,
-               step: int, version: int = VERSION, grid_hw: tuple[int, int] | None = None
-               ) -> bytes:
-    """One image's payload from its blocks' symbols (grid_hw: its grid of blocks, needed
-    when the model predicts; default one row)."""
-    m = model.max_shift
+               step: int, version: int | None = None,
+               grid_hw: tuple[int, int] | None = None) -> bytes:
+    """One image's payload from its blocks' symbols (version: the file's, by default the
+    one the model writes; grid_hw: its grid of blocks, needed when the model predicts;
+    default one row)."""
+    version = file_version(model) if version is None else version
+    m, ids = model.max_shift, _table_ids(model)
     gh, gw = grid_hw or (1, len(k))
     enc = coder.encoder()
     if version >= 3:
-        enc.put(_TABLES["step"], np.array([step + MAX_STEP], dtype=np.int32))
-    enc.put(0, k.astype(np.int32))
-    enc.put(_TABLES["shift"], (s + m).astype(np.int32))
+        enc.put(ids["step"], np.array([step + MAX_STEP], dtype=np.int32))
+    if version >= INTRA_VERSION:  # the side information with its neighbours as context
+        side.encode(model, enc, k, s, intra.layout(gh, gw), ids)
+    else:
+        enc.put(ids["cluster"], k.astype(np.int32))
+        enc.put(ids["shift"], (s + m).astype(np.int32))
     skip = _predicted(model, gh, gw)
     order, groups = model.coding_order(k, s, step, skip)
     flat = idx.ravel()[order]
     for t, a, b in groups:
         enc.put(1 + t, flat[a:b])
     if skip is not None:
-        intra.encode(model, enc, k, s, idx, step, gh, gw, _TABLES)
+        intra.encode(model, enc, k, s, idx, step, gh, gw, ids)
     return enc.finish()
 
 
@@ -168,12 +183,13 @@ def _search_step(model, coder: TableCoder, x: torch.Tensor, target: tuple[str, f
     return point(lo)[0], lo
 
 
-def decode_payloads(model, payloads, shape=None, version: int = VERSION) -> torch.Tensor:
+def decode_payloads(model, payloads, shape=None, version: int | None = None) -> torch.Tensor:
     """Payloads of images of one `shape` (C, H, W; default the model's training size) ->
     images (n, C, H, W); the symbols are decoded bit-exactly from the integer tables. The
     synthesis runs once per rate-control step over every image at that step (one batched
     matmul, not one per image: at 28x28 the per-call overhead would dominate)."""
-    coder, m = coder_of(model), model.max_shift
+    coder, m, ids = coder_of(model), model.max_shift, _table_ids(model)
+    version = file_version(model) if version is None else version
     shape = tuple(shape or model.cfg.shape)
     nb, d = blocks_per_image(model, shape), model.cfg.latent_dim
     gh, gw = grid(shape[-2], shape[-1], *model.block_hw)
@@ -181,16 +197,19 @@ def decode_payloads(model, payloads, shape=None, version: int = VERSION) -> torc
     by_step: dict[int, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
     for i, payload in enumerate(payloads):
         dec = coder.decoder(payload)
-        step = int(dec.get(_TABLES["step"], 1)[0]) - MAX_STEP if version >= 3 else 0
-        k = dec.get(0, nb).astype(np.int64)
-        s = dec.get(_TABLES["shift"], nb).astype(np.int64) - m
+        step = int(dec.get(ids["step"], 1)[0]) - MAX_STEP if version >= 3 else 0
+        if version >= INTRA_VERSION:
+            k, s = side.decode(model, dec, nb, intra.layout(gh, gw), ids)
+        else:
+            k = dec.get(ids["cluster"], nb).astype(np.int64)
+            s = dec.get(ids["shift"], nb).astype(np.int64) - m
         skip = _predicted(model, gh, gw)
         order, groups = model.coding_order(k, s, step, skip)
         flat = np.zeros(nb * d, dtype=np.int32)
         for t, a, b in groups:
             flat[order[a:b]] = dec.get(1 + t, b - a)
         if skip is not None:
-            intra.decode(model, dec, k, s, flat.reshape(nb, d), step, gh, gw, _TABLES)
+            intra.decode(model, dec, k, s, flat.reshape(nb, d), step, gh, gw, ids)
         by_step.setdefault(step, []).append((i, k, s, flat.reshape(nb, d)))
     out = None
     for step, items in by_step.items():
