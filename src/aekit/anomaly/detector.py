@@ -15,7 +15,7 @@ score). The latent parts (knn, gauss) come from networks trained with `latent_re
 errors and the plain network's codes were each the better of the two.
 
 A combination adds each part's z-score (relative to held-out normal images; `local` adds only
-its excess over the held-out images' highest, see `_combine`); model parts are averaged over the
+its excess over a quantile of the held-out images', see `_combine`); model parts are averaged over the
 ensemble members first; a single part is reported raw (e.g. the MSE itself). Images larger than
 the training size are scored in overlapping tiles of that size (aekit.data.tiles): the highest
 tile score is the image's, heat maps and reconstructions are blended back at full size.
@@ -125,7 +125,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
     (`model`, `latent_dim`, `widths`, `epochs`, `batch_size`, `lr`, `restore`,
     `latent_restore`, `latent_epochs`, `n_models`), the parts' `k` and `pca_k`, `local_gate`
     (the quantile of the held-out normal images' local z-scores that `local` must exceed to
-    add to the score; 1: their highest, see `_combine`), the flag rate
+    add to the score; default 0.95, 1: their highest; see `_combine`), the flag rate
     (`fpr`, or `contamination`, the expected share of anomalies in X as in PyOD, which wins when
     set), `holdout` (share of X kept out of training to calibrate the threshold), `image_shape`,
     `pixel_max`, `random_state`, `device`, `precision`, `verbose`.
@@ -461,10 +461,10 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
     def _combine(self, raw: dict[str, np.ndarray], names: tuple[str, ...] | None = None,
                  gate: tuple[float, float] | None = None) -> np.ndarray:
         """The score from raw parts: one part raw; else the sum of the parts' z-scores (held-out
-        normal mean and std), except `local`, which only adds its excess over the highest local
-        z-score of the held-out normal images, in units of the other parts' held-out spread
-        (`_gate`): a region more unusual than any held-out normal image showed raises the score
-        on its own, while images within the normal range score as without it. `names` picks a
+        normal mean and std), except `local`, which only adds its excess over the `local_gate`
+        quantile of the held-out normal images' local z-scores, in units of the other parts'
+        held-out spread (`_gate`): a region more unusual than that raises the score on its own,
+        while images below the bar score as without it. `names` picks a
         subset of the parts (with its own `gate`, as `_gate` gives it; default: the fitted
         score and `local_gate_`)."""
         names = tuple(raw) if names is None else tuple(names)
