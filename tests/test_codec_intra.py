@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import zlib
 
-import numpy as np
 import pytest
 import torch
 from conftest import decode_on_threads, make_blobs
@@ -14,9 +13,9 @@ from hypothesis import strategies as st
 
 from aekit.codec import api, intra
 from aekit.codec.io import unpack
+from aekit.codec.model import FITTED
 from aekit.config import ModelConfig
 from aekit.errors import FormatError, RunError
-from aekit.codec.model import FITTED
 from aekit.models import build_model
 
 CFG = ModelConfig(name="codec", in_channels=1, height=16, width=16, latent_dim=12,

@@ -66,7 +66,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--pca-k", type=int, default=d.pca_k, help="components for the pca score")
     p.add_argument("--local-gate", type=float, default=d.local_gate, metavar="Q",
                    help="local counts beyond this quantile of held-out normal images' local "
-                        "scores (default %(default)s; 1: their highest, for whole-image anomalies only)")
+                        "scores (default %(default)s; 1: their highest, for whole-image "
+                        "anomalies only)")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--fpr", type=float, default=None,
                       help=f"target false-positive rate on normal images (default {d.fpr})")

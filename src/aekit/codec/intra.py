@@ -117,8 +117,7 @@ def features(model, border: torch.Tensor, lay: dict, blocks: np.ndarray) -> torc
     pixels of every block of the image (nb, ...) (rows of blocks not yet decoded unused):
     the left neighbour's last columns, the upper neighbour's last rows (zeros where there is
     no such neighbour), then 1."""
-    (bh, bw), c = model.block_hw, model.cfg.in_channels
-    n_right = c * bh * BORDER
+    n_right = model.cfg.in_channels * model.block_hw[0] * BORDER
     out = torch.zeros(len(blocks), n_features(model), dtype=torch.float64)
     out[:, -1] = 1.0
     left, up = lay["left"][blocks], lay["up"][blocks]
