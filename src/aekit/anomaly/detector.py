@@ -16,9 +16,10 @@ errors and the plain network's codes were each the better of the two.
 
 A combination adds each part's z-score (relative to held-out normal images; `local` adds only
 its excess over a quantile of the held-out images', see `_combine`); model parts are averaged
-over the ensemble members first; a single part is reported raw (e.g. the MSE itself). Images larger than
-the training size are scored in overlapping tiles of that size (aekit.data.tiles): the highest
-tile score is the image's, heat maps and reconstructions are blended back at full size.
+over the ensemble members first; a single part is reported raw (e.g. the MSE itself). Images
+larger than the training size are scored in overlapping tiles of that size (aekit.data.tiles):
+the highest tile score is the image's, heat maps and reconstructions are blended back at full
+size.
 The threshold is the (1 - fpr) quantile of held-out normal scores, so about `fpr` of normal
 images are flagged (`contamination`, as in PyOD, the expected share of anomalies in X, takes the
 same rule); a hold-out too small for that quantile uses a Gaussian fit instead (calibrate.py).
