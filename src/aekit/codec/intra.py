@@ -209,16 +209,16 @@ def fit(model, x, seed: int = 0) -> tuple[dict[str, torch.Tensor], int]:
     gen = torch.Generator().manual_seed(seed + 3)
     order = torch.randperm(len(x), generator=gen)[: max(1, math.ceil(FIT_BLOCKS / (gh * gw)))]
     per_chunk = max(1, _CHUNK // (gh * gw))
-    rows = [model.blocks(to_unit(to_tensor(x[order[i : i + per_chunk]])))
-            for i in range(0, len(order), per_chunk)]
+    # the sampled images as given (uint8: a quarter of their float rows), cut per step
+    chunks = [to_tensor(x[order[i : i + per_chunk]]) for i in range(0, len(order), per_chunk)]
     device = next(model.parameters()).device
     gram = torch.zeros(CASES, kk, nf, nf, dtype=torch.float64)
     cross = torch.zeros(CASES, kk, nf, p, dtype=torch.float64)
     coded = []  # per step and chunk: (features, q, t, case, k) of the predicted blocks
     side_pairs, side_deltas = [], []  # (left cluster, cluster) pairs, shift differences
     for step in FIT_STEPS:
-        for part in rows:
-            k, s, idx = model.block_symbols(part.to(device), step)
+        for part in chunks:
+            k, s, idx = model.block_symbols(model.blocks(to_unit(part)).to(device), step)
             t = model._shifted_levels(k, s, step)
             q = (idx.long() + model.offsets[t].long()).cpu()
             k, t = k.cpu(), t.cpu()
