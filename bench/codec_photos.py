@@ -12,7 +12,7 @@ log-rate curves.
 
 The codec: one run per lambda (`codec` model on 3x16x16 blocks, started from the closed-form
 mixture of PCAs of the patches' blocks, trained with aekit's loop and "rd" loss, frozen, its
-deblocking filter fitted on the patches' block boundaries); each run gives
+deblocking filter and intra predictor fitted on the patches' blocks); each run gives
 several points with its rate-control steps (`--quality`). Speed: encode and decode of the test
 photos at the run's own step, median of 3, in megapixels per second on --threads threads;
 decoding is checked bit-exact between 1 and --threads threads.
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from aekit.codec import api
 from aekit.codec import baselines as bl
 from aekit.codec.blocks import to_blocks
+from aekit.codec.model import FITTED
 from bench.common import IMG, RESULTS, ROOT, print_table, write_result
 
 RANGE = (28.0, 38.0)
@@ -301,15 +302,19 @@ def main(argv: list[str] | None = None) -> None:
                          "x_test cut from the test photos) for `aekit train --dataset npz:NPZ`")
     ap.add_argument("--reuse", action="store_true",
                     help="code with the runs already in --runs (no training; each run's tables "
-                         "and deblocking filter finalized again on the patches by this code): "
+                         "deblocking filter and intra predictor finalized again on the patches by "
+                         "this code): "
                          "re-measures the encoder and the speed; training figures come from the "
                          "earlier result")
     ap.add_argument("--without-deblock", action="store_true",
                     help="with --reuse: decode without the runs' deblocking filters (the "
                          "ablation; use another --name)")
+    ap.add_argument("--without-intra", action="store_true",
+                    help="with --reuse: code without the intra predictor and context tables "
+                         "(version-3 files; the ablation; use another --name)")
     args = ap.parse_args(argv)
-    if args.without_deblock and not args.reuse:
-        ap.error("--without-deblock needs --reuse")
+    if (args.without_deblock or args.without_intra) and not args.reuse:
+        ap.error("--without-deblock and --without-intra need --reuse")
     torch.set_num_threads(args.threads)
     from aekit.codec.mixture import fit_mixture
 
@@ -338,6 +343,10 @@ def main(argv: list[str] | None = None) -> None:
             else:  # the same weights finalized by this code: tables unchanged, filter refit
                 print(model.finalize(train_x), flush=True)
                 model.eval()
+            if args.without_intra:  # the ablation: the same runs, version-3 coding
+                for name in FITTED:
+                    setattr(model, name, getattr(model, name).new_empty(0))
+                model._cache = {}
         else:
             model, info = train_run(lam, train_x, mixture, args)
             info["seconds"] += mixture_s / len(args.lambdas.split(","))
