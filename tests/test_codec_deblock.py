@@ -40,7 +40,7 @@ def test_filter_is_fitted_on_multi_block_images_and_reported() -> None:
     model, note = fitted_codec()
     r = deblock.radius(model.block_hw)
     assert model.deblock.shape == (len(deblock.FIT_STEPS), 2, 2 * r, 2 * r + 1)
-    assert "deblocking filter and intra predictor fitted on 300 training images" in note
+    assert "deblocking filter and intra predictor fitted on 300 and 300 training images" in note
 
 
 @pytest.mark.parametrize("quality", [-8, 0, 6])

@@ -399,7 +399,7 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         self.eval()
         try:
             weights, n = deblock.fit(self, x, seed)
-            fitted, _ = intra.fit(self, x, seed)
+            fitted, n_intra = intra.fit(self, x, seed)
         finally:
             self.train(training)
         # clones: not inference tensors
@@ -409,8 +409,9 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         self._cache, self._plans = {}, {}
         if not n:
             return None
-        return (f"codec: deblocking filter and intra predictor fitted on {n:,} training images "
-                f"at rate-control steps {', '.join(f'{s:+d}' for s in deblock.FIT_STEPS)} "
+        return (f"codec: deblocking filter and intra predictor fitted on {n:,} and {n_intra:,} "
+                f"training images at rate-control steps "
+                f"{', '.join(f'{s:+d}' for s in deblock.FIT_STEPS)} "
                 f"({time.perf_counter() - t0:.1f}s)")
 
     @torch.no_grad()
