@@ -99,20 +99,29 @@ def _border_weights(model):
                          build)
 
 
+def _border_sums(model, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The synthesis matmul's part of the border pixels, (B, borders) float64: exact sums
+    (grid weights), so they can be split over coefficients and added back exactly."""
+    w, _ = _border_weights(model)
+    dev = w[0].device
+    return model._grouped(q.to(dev, torch.float64), k.to(dev), lambda r, c: r @ w[c])
+
+
+def _finish(model, sums: torch.Tensor, k: torch.Tensor, step: int) -> torch.Tensor:
+    """Exact border sums -> the decoded border pixels (as model._synthesise: times the step
+    factor when not 0, plus the mean, float32, clipped) on the 2**-FEATURE_BITS grid."""
+    _, mean = _border_weights(model)
+    m = torch.stack(mean)[k.to(mean[0].device)]
+    x = sums + m if step == 0 else sums * step_factor(step) + m
+    x = x.float().clamp(0, 1).double()
+    return torch.round(x * 2.0**FEATURE_BITS) / 2.0**FEATURE_BITS
+
+
 def borders(model, q: torch.Tensor, k: torch.Tensor, step: int) -> torch.Tensor:
     """Integer coefficients q (B, D) of clusters k (B,) -> the decoded border pixels of each
     block (B, C*bh*BORDER + C*BORDER*bw), float64 on the 2**-FEATURE_BITS grid: the same
     arithmetic as the decoder's synthesis (model._synthesise), on those pixels only."""
-    w, mean = _border_weights(model)
-    dev = w[0].device
-    qd, kd = q.to(dev, torch.float64), k.to(dev)
-    if step == 0:
-        x = model._grouped(qd, kd, lambda r, c: torch.addmm(mean[c], r, w[c]))
-    else:
-        f = step_factor(step)
-        x = model._grouped(qd, kd, lambda r, c: (r @ w[c]) * f + mean[c])
-    x = x.float().clamp(0, 1).double()
-    return torch.round(x * 2.0**FEATURE_BITS) / 2.0**FEATURE_BITS
+    return _finish(model, _border_sums(model, q, k), k, step).cpu()
 
 
 def features(model, border: torch.Tensor, lay: dict, blocks: np.ndarray) -> torch.Tensor:
@@ -361,11 +370,20 @@ def decode(model, dec, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int,
                               step).cpu()
     offsets, lengths = model.offsets.cpu().long(), model.lengths.cpu().long()
     q = torch.from_numpy(idx).long() + offsets[t]
+    # The border pixels' sums split in two exact parts: the coefficients already decoded, of
+    # every block at once (large efficient products), and per wave the predicted ones.
+    predicted = torch.from_numpy(lay["case"] > 0)
+    rest = q.clone()
+    rest[predicted, :p] = 0
+    rest_sums = _border_sums(model, rest, kt).cpu()
+    w_head = torch.stack(_border_weights(model)[0])[:, :p].cpu()  # (K, P, borders)
     border = torch.zeros(gh * gw, n_features(model) - 1, dtype=torch.float64)
     waves = lay["wave"]
     for w in range(1, gh + gw - 1):
-        prev = np.nonzero(waves == w - 1)[0]
-        border[torch.from_numpy(prev)] = borders(model, q[prev], kt[prev], step).cpu()
+        prev = torch.from_numpy(np.nonzero(waves == w - 1)[0])
+        head = torch.bmm(q[prev, None, :p].double(), w_head[kt[prev]])[:, 0]
+        sums = rest_sums[prev] + torch.where(predicted[prev, None], head, 0.0)
+        border[prev] = _finish(model, sums, kt[prev], step).cpu()
         cur = np.nonzero(waves == w)[0]
         tb, kb, case = t[cur, :p], kt[cur], lay["case"][cur]
         lo, hi = offsets[tb], offsets[tb] + lengths[tb] - 1
