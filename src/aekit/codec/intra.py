@@ -247,12 +247,16 @@ def fit(model, x, seed: int = 0) -> tuple[dict[str, torch.Tensor], int]:
             s_up = np.where(glay["up"] >= 0, s_np[np.maximum(glay["up"], 0)], 0)
             side_deltas.append(s_np - side.predicted_shift(s_left, s_up, case))
             keep = case > 0
-            f_, q_, t_, c_, k_ = (feats[keep], q[keep][:, :p], t[keep][:, :p], case[keep],
+            # (slice, then index: copies of the first P columns only, not views that would
+            # keep every coefficient of the sample alive in `coded`)
+            f_, q_, t_, c_, k_ = (feats[keep], q[:, :p][keep], t[:, :p][keep], case[keep],
                                   k[keep])
             target = q_.double() * step_factor(step)  # in step-0 units
             flat = torch.from_numpy(c_ - 1) * kk + k_
-            gram.view(-1, nf, nf).index_add_(0, flat, f_[:, :, None] * f_[:, None, :])
-            cross.view(-1, nf, p).index_add_(0, flat, f_[:, :, None] * target[:, None, :])
+            for cell in torch.unique(flat).tolist():  # (no (n, F, F) outer products: memory)
+                rows = flat == cell
+                gram.view(-1, nf, nf)[cell] += f_[rows].T @ f_[rows]
+                cross.view(-1, nf, p)[cell] += f_[rows].T @ target[rows]
             coded.append((step, f_.float(), q_, t_, c_, k_))  # float32 holds the grid exactly
     counts = torch.zeros(CASES * kk, dtype=torch.long)
     for _, _, _, _, c_, k_ in coded:
