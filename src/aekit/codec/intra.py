@@ -332,16 +332,22 @@ def _wave_plan(blocks_wave: np.ndarray, u: torch.Tensor):
     return order, plan
 
 
+def _values(model, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int):
+    """One image's clusters (nb,) as a tensor, every coefficient's table level t (nb, D) and
+    its integer value q = idx + offsets[t] (the not yet decoded ones: their table's lowest)."""
+    kt, st = torch.from_numpy(k).long(), torch.from_numpy(s).long()
+    dev = model.offsets.device
+    t = model._shifted_levels(kt.to(dev), st.to(dev), step).cpu()
+    return kt, t, torch.from_numpy(idx).long() + model.offsets.cpu().long()[t]
+
+
 def encode(model, enc, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int,
            gh: int, gw: int, table: dict) -> None:
     """Put the residuals of one image's predicted coefficients (blocks in row-major order:
     clusters k, shifts s, table indices idx (nb, D)), wave by wave; `table` maps "level" ->
     its first table id and "escape" -> the escape table's id."""
     lay, p = layout(gh, gw), n_predicted(model)
-    kt, st = torch.from_numpy(k).long(), torch.from_numpy(s).long()
-    t = model._shifted_levels(kt.to(model.offsets.device), st.to(model.offsets.device),
-                              step).cpu()
-    q = torch.from_numpy(idx).long() + model.offsets.cpu().long()[t]
+    kt, t, q = _values(model, k, s, idx, step)
     border = torch.cat([borders(model, q[i : i + 8192], kt[i : i + 8192], step)
                         for i in range(0, len(q), 8192)])
     blocks = np.nonzero(lay["case"] > 0)[0]
@@ -369,11 +375,8 @@ def decode(model, dec, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int,
     decoded) from the residuals, wave by wave: a wave's predictions read the border pixels
     of the wave before it. Any bytes decode to coefficients inside their tables."""
     lay, p = layout(gh, gw), n_predicted(model)
-    kt, st = torch.from_numpy(k).long(), torch.from_numpy(s).long()
-    t = model._shifted_levels(kt.to(model.offsets.device), st.to(model.offsets.device),
-                              step).cpu()
+    kt, t, q = _values(model, k, s, idx, step)
     offsets, lengths = model.offsets.cpu().long(), model.lengths.cpu().long()
-    q = torch.from_numpy(idx).long() + offsets[t]
     # The border pixels' sums split in two exact parts: the coefficients already decoded, of
     # every block at once (large efficient products), and per wave the predicted ones.
     predicted = torch.from_numpy(lay["case"] > 0)
