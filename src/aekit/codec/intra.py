@@ -228,11 +228,10 @@ def fit(model, x, seed: int = 0) -> tuple[dict[str, torch.Tensor], int]:
     side_pairs, side_deltas = [], []  # (left cluster, cluster) pairs, shift differences
     for step in FIT_STEPS:
         for part in chunks:
-            k, s, idx = model.block_symbols(model.blocks(to_unit(part)).to(device), step)
-            t = model._shifted_levels(k, s, step)
-            q = (idx.long() + model.offsets[t].long()).cpu()
-            k, t = k.cpu(), t.cpu()
-            border = borders(model, q, k, step).cpu()
+            k_np, s_np, idx = (v.cpu().numpy() for v in model.block_symbols(
+                model.blocks(to_unit(part)).to(device), step))
+            k, t, q = _values(model, k_np, s_np, idx, step)
+            border = borders(model, q, k, step)
             n_img = len(k) // (gh * gw)
             blocks = np.arange(len(k))
             case = np.tile(lay["case"], n_img)
@@ -241,11 +240,9 @@ def fit(model, x, seed: int = 0) -> tuple[dict[str, torch.Tensor], int]:
                                   * gh * gw, -1)
                     for key, v in lay.items() if key in ("left", "up")}
             feats = features(model, border, glay, blocks)
-            k_np, s_np, has_left = k.numpy(), s.cpu().numpy(), glay["left"] >= 0
+            has_left = glay["left"] >= 0
             side_pairs.append((k_np[glay["left"][has_left]], k_np[has_left]))
-            s_left = np.where(has_left, s_np[np.maximum(glay["left"], 0)], 0)
-            s_up = np.where(glay["up"] >= 0, s_np[np.maximum(glay["up"], 0)], 0)
-            side_deltas.append(s_np - side.predicted_shift(s_left, s_up, case))
+            side_deltas.append(side.shift_deltas(s_np, {**glay, "case": case}))
             keep = case > 0
             # (slice, then index: copies of the first P columns only, not views that would
             # keep every coefficient of the sample alive in `coded`)

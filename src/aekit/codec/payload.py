@@ -123,7 +123,6 @@ def encode_images(model, x: torch.Tensor, batch_size: int, step: StepSpec
     coder = coder_of(model)
     nb = blocks_per_image(model, x.shape)
     gh_gw = grid(x.shape[-2], x.shape[-1], *model.block_hw)
-    version = file_version(model)
     payloads, steps = [], []
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size]
@@ -132,8 +131,8 @@ def encode_images(model, x: torch.Tensor, batch_size: int, step: StepSpec
             k, s, idx = k.cpu().numpy(), s.cpu().numpy(), idx.cpu().numpy()
             for i in range(len(xb)):
                 sl = slice(i * nb, (i + 1) * nb)
-                payloads.append(encode_one(model, coder, k[sl], s[sl], idx[sl], step, version,
-                                           gh_gw))
+                payloads.append(encode_one(model, coder, k[sl], s[sl], idx[sl], step,
+                                           grid_hw=gh_gw))
                 steps.append(step)
             continue
         for i in range(len(xb)):  # a target: each image searches its own step
@@ -154,8 +153,8 @@ def _search_step(model, coder: TableCoder, x: torch.Tensor, target: tuple[str, f
     def point(step: int) -> tuple[bytes, float]:
         if step not in cache:
             k, s, idx = (t.cpu().numpy() for t in _symbols(model, x, step))
-            payload = encode_one(model, coder, k, s, idx, step, file_version(model),
-                                 grid(x.shape[-2], x.shape[-1], *model.block_hw))
+            payload = encode_one(model, coder, k, s, idx, step,
+                                 grid_hw=grid(x.shape[-2], x.shape[-1], *model.block_hw))
             if kind == "bpp":
                 cache[step] = (payload, len(payload) * 8 / (x.shape[-2] * x.shape[-1]))
             else:
