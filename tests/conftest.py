@@ -60,3 +60,18 @@ def decode_on_threads(data: bytes, model, threads=(1, 2, 3)) -> list:
     finally:
         torch.set_num_threads(before)
     return outs
+
+
+def fitted_codec(cfg, n: int = 300, fit_filter: bool = True):
+    """A codec of `cfg` started on n blob images and finalized: with the deblocking filter and
+    intra predictor fitted on them unless fit_filter is False. Returns (model, finalize's
+    note)."""
+    from aekit.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    data = torch.from_numpy(make_blobs(n, size=cfg.height, channels=cfg.in_channels, seed=0))
+    model.init_from_data(data)
+    model.eval()
+    note = model.finalize(data if fit_filter else None)
+    return model, note

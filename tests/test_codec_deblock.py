@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import conftest
 import numpy as np
 import pytest
 import torch
@@ -17,13 +18,7 @@ CFG = ModelConfig(name="codec", in_channels=1, height=16, width=16, latent_dim=8
 
 
 def fitted_codec(cfg: ModelConfig = CFG, fit_filter: bool = True):
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    data = torch.from_numpy(make_blobs(300, size=cfg.height, channels=cfg.in_channels, seed=0))
-    model.init_from_data(data)
-    model.eval()
-    note = model.finalize(data if fit_filter else None)
-    return model, note
+    return conftest.fitted_codec(cfg, fit_filter=fit_filter)
 
 
 @pytest.fixture(scope="module")

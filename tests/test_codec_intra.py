@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 import torch
-from conftest import decode_on_threads, make_blobs
+from conftest import decode_on_threads, fitted_codec, make_blobs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,13 +25,7 @@ RGB = ModelConfig(name="codec", in_channels=3, height=16, width=16, latent_dim=2
 
 
 def fitted(cfg: ModelConfig = CFG, n: int = 300):
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    data = torch.from_numpy(make_blobs(n, size=cfg.height, channels=cfg.in_channels, seed=0))
-    model.init_from_data(data)
-    model.eval()
-    model.finalize(data)
-    return model
+    return fitted_codec(cfg, n)[0]
 
 
 @pytest.fixture(scope="module")
