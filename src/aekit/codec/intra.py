@@ -177,13 +177,18 @@ def residual_levels(model, t: torch.Tensor, case: np.ndarray, k: torch.Tensor,
     return (t.cpu().long() + off).clamp(0, N_LEVELS - 1)
 
 
+def support(model, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lowest and highest value (int64, like `levels`) the tables of `levels` can code."""
+    lo = model.offsets.cpu().long()[levels]
+    return lo, lo + model.lengths.cpu().long()[levels] - 1
+
+
 def split(model, r: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Residuals r and their levels u -> (table symbols, escapes): the residual clamped to its
     table's support as a symbol, and, where that sits on an end of the support (an escape is
     coded exactly there), the excess |r - clamped| (on a one-symbol table, both ends at once:
     the signed excess zigzagged, 0, -1, 1, -2, ... -> 0, 1, 2, 3, ...); -1 elsewhere."""
-    lo = model.offsets.cpu().long()[u]
-    hi = lo + model.lengths.cpu().long()[u] - 1
+    lo, hi = support(model, u)
     c = torch.minimum(torch.maximum(r, lo), hi)
     x = r - c
     esc = torch.where(lo == hi, 2 * x.abs() - (x < 0).long(), x.abs())
@@ -192,8 +197,7 @@ def split(model, r: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 def join(model, sym: torch.Tensor, esc: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """The inverse of `split`: residuals from symbols, escapes (ignored off the ends), levels."""
-    lo = model.offsets.cpu().long()[u]
-    hi = lo + model.lengths.cpu().long()[u] - 1
+    lo, hi = support(model, u)
     c, e = sym + lo, esc.clamp_min(0)
     signed = torch.where(e % 2 == 1, -(e + 1) // 2, e // 2)  # zigzag back
     return torch.where(lo == hi, c + signed,
@@ -287,9 +291,7 @@ def _level_offsets(model, coded: list, counts: torch.Tensor) -> torch.Tensor:
     one = model.lengths.cpu().long() <= 1
     total = torch.zeros(len(OFFSETS), CASES * kk * p, dtype=torch.float64)
     for step, f_, q_, t_, c_, k_ in coded:
-        lo, hi = (model.offsets.cpu().long()[t_],
-                  model.offsets.cpu().long()[t_] + model.lengths.cpu().long()[t_] - 1)
-        r = q_ - predict(model, f_.double(), c_, k_, step, lo, hi)
+        r = q_ - predict(model, f_.double(), c_, k_, step, *support(model, t_))
         cell = ((torch.from_numpy(c_ - 1) * kk + k_)[:, None] * p
                 + torch.arange(p)).flatten()
         for i, o in enumerate(OFFSETS):
@@ -351,9 +353,8 @@ def encode(model, enc, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int,
     if len(blocks) == 0:
         return
     tb, kb, case = t[blocks, :p], kt[blocks], lay["case"][blocks]
-    lo = model.offsets.cpu().long()[tb]
-    pred = predict(model, features(model, border, lay, blocks), case, kb, step, lo,
-                   lo + model.lengths.cpu().long()[tb] - 1)
+    pred = predict(model, features(model, border, lay, blocks), case, kb, step,
+                   *support(model, tb))
     u = residual_levels(model, tb, case, kb)
     sym, esc = split(model, q[blocks, :p] - pred, u)
     order, plan = _wave_plan(lay["wave"][blocks], u)
@@ -390,7 +391,7 @@ def decode(model, dec, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int,
         border[prev] = _finish(model, sums, kt[prev], step).cpu()
         cur = np.nonzero(waves == w)[0]
         tb, kb, case = t[cur, :p], kt[cur], lay["case"][cur]
-        lo, hi = offsets[tb], offsets[tb] + lengths[tb] - 1
+        lo, hi = support(model, tb)
         pred = predict(model, features(model, border, lay, cur), case, kb, step, lo, hi)
         u = residual_levels(model, tb, case, kb)
         order, plan = _wave_plan(waves[cur], u)
