@@ -47,6 +47,7 @@ TRAIN = ("sklearn:china", "skimage:astronaut", "skimage:coffee", "skimage:motorc
 JPEG_Q = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 WEBP_Q = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 AVIF_Q = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+TRAIN_INFO = "bench_train.json"  # a trained run's training figures, next to its weights
 
 
 def photo(name: str) -> np.ndarray:
@@ -218,21 +219,28 @@ def train_run(lam: float, train_x: torch.Tensor, mixture, args):
     write_config(run_dir, cfg, tcfg)
     save_weights(run_dir, model)
     model.eval()
-    return model, {"lambda": lam, "seconds": seconds, "epochs": args.epochs,
-                   "final_train_loss": result.history[-1]["train_loss"], "run": str(
-                       run_dir.relative_to(ROOT))}
+    info = {"lambda": lam, "seconds": seconds, "epochs": args.epochs,
+            "final_train_loss": result.history[-1]["train_loss"],
+            "run": str(run_dir.relative_to(ROOT))}
+    # The training figures stay with the weights: a later --reuse reports what made them.
+    (run_dir / TRAIN_INFO).write_text(json.dumps(info, indent=1) + "\n")
+    return model, info
 
 
 def reused_run(lam: float, args):
-    """The trained run of `lam` in --runs, and its training figures from the earlier result."""
+    """The trained run of `lam` in --runs, and its training figures (saved with the run;
+    from the earlier result for runs trained before they were)."""
     from aekit.core.io import load_model
 
     run_dir = ROOT / args.runs / f"lambda-{lam:g}"
     model, _ = load_model(run_dir)
     model.eval()
-    earlier = RESULTS / f"{args.name}.json"
-    runs = json.loads(earlier.read_text()).get("train", []) if earlier.exists() else []
-    info = next((r for r in runs if r.get("lambda") == lam), {"lambda": lam})
+    if (run_dir / TRAIN_INFO).exists():
+        info = json.loads((run_dir / TRAIN_INFO).read_text())
+    else:
+        earlier = RESULTS / f"{args.name}.json"
+        runs = json.loads(earlier.read_text()).get("train", []) if earlier.exists() else []
+        info = next((r for r in runs if r.get("lambda") == lam), {"lambda": lam})
     return model, {**info, "reused": True}
 
 

@@ -21,11 +21,11 @@ import math
 import torch
 
 from aekit.codec.blocks import from_blocks, grid
+from aekit.codec.steps import FIT_STEPS
 from aekit.data.stream import to_tensor
 from aekit.data.units import to_unit
 
 RADIUS = 4  # pixels filtered on each side of a boundary (at most half a block)
-FIT_STEPS = (-8, -4, 0, 4, 8)  # rate-control steps a filter is fitted at
 FIT_BLOCKS = 8192  # training blocks coded per fitted step (bounded time and memory)
 MIN_WINDOWS = 256  # fewer boundary windows than this fit no filter
 _CHUNK = 1024  # blocks through the encoder and decoder at a time (bounded memory)

@@ -31,7 +31,7 @@ import torch
 
 from aekit.codec import side
 from aekit.codec.blocks import grid
-from aekit.codec.steps import N_LEVELS, step_factor
+from aekit.codec.steps import FIT_STEPS, N_LEVELS, step_factor
 from aekit.data.stream import to_tensor
 from aekit.data.units import to_unit
 
@@ -40,7 +40,6 @@ PREDICTED = 24  # leading coefficients predicted (at most the model's D; with 16
 BORDER = 2  # decoded columns of the left block / rows of the upper block used
 CASES = 3  # 1: a left neighbour only, 2: an upper one only, 3: both (0, neither: no prediction)
 FEATURE_BITS = 12  # border pixels are rounded to multiples of 2**-12 before predicting
-FIT_STEPS = (-8, -4, 0, 4, 8)  # rate-control steps whose codes the predictor is fitted on
 FIT_BLOCKS = 32768  # training blocks coded per fitted step (4x the filter's: the fit has
 # 48 predictors of 193 x 16 weights to learn, and more blocks kept paying: 8,192 -> 32,768
 # lowered the photo files by 1-3%, 40,000 by 0.1-0.6% more)

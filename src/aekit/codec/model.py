@@ -41,7 +41,7 @@ from aekit.codec.card import block_size
 from aekit.codec.density import PRECISION, UnitDensity, integer_table
 from aekit.codec.mixture import Mixture, fit_mixture, sample_blocks
 from aekit.codec.search import CodecSearch
-from aekit.codec.steps import N_LEVELS, CodecSteps, step_factor
+from aekit.codec.steps import FIT_STEPS, N_LEVELS, CodecSteps, step_factor
 from aekit.config import ModelConfig
 from aekit.errors import ConfigError, RunError, check_range
 from aekit.models.base import AutoencoderModule
@@ -411,7 +411,7 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
             return None
         return (f"codec: deblocking filter and intra predictor fitted on {n:,} and {n_intra:,} "
                 f"training images at rate-control steps "
-                f"{', '.join(f'{s:+d}' for s in deblock.FIT_STEPS)} "
+                f"{', '.join(f'{s:+d}' for s in FIT_STEPS)} "
                 f"({time.perf_counter() - t0:.1f}s)")
 
     @torch.no_grad()
@@ -447,9 +447,9 @@ class CodecAE(CodecSteps, CodecSearch, AutoencoderModule):
         # before the filter existed have no entry: no filter.
         saved = state_dict.setdefault(prefix + "deblock", self.deblock.new_empty(0))
         r = deblock.radius(self.block_hw)
-        if saved.numel() and tuple(saved.shape) != (len(deblock.FIT_STEPS), 2, 2 * r, 2 * r + 1):
+        if saved.numel() and tuple(saved.shape) != (len(FIT_STEPS), 2, 2 * r, 2 * r + 1):
             raise RunError(f"codec weights: deblocking filter of shape {tuple(saved.shape)}, "
-                           f"expected ({len(deblock.FIT_STEPS)}, 2, {2 * r}, {2 * r + 1}) for "
+                           f"expected ({len(FIT_STEPS)}, 2, {2 * r}, {2 * r + 1}) for "
                            "this block size; the weights are damaged or from another model")
         self.deblock = self.deblock.new_empty(tuple(saved.shape))
         # The intra predictor and side tables likewise (weights saved before: none).
