@@ -17,7 +17,7 @@ several points with its rate-control steps (`--quality`). Speed: encode and deco
 photos at the run's own step, median of 3, in megapixels per second on --threads threads;
 decoding is checked bit-exact between 1 and --threads threads.
 
-    python -m bench.codec --protocol photos [--lambdas 0.0015,0.0005,0.00015] [--epochs 9]
+    python -m bench.codec --protocol photos [--lambdas 0.0015,0.0005,0.00015] [--epochs 18]
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--protocol", default="photos")
     ap.add_argument("--lambdas", default="0.0015,0.0005,0.00015")
     ap.add_argument("--qualities", default="-8,-6,-4,-2,0,2,4,6,8")
-    ap.add_argument("--epochs", type=int, default=9)
+    ap.add_argument("--epochs", type=int, default=18)
     ap.add_argument("--patches", type=int, default=10000)
     ap.add_argument("--patch", type=int, default=32,
                     help="side of the training patches (a grid of blocks: the deblocking "

@@ -176,6 +176,25 @@ def test_two_pass_search_keeps_the_exact_choice(images, monkeypatch) -> None:
                            model(images.float() / 255)["x_hat"])
 
 
+@pytest.mark.parametrize("step", [-8, 0, 8])
+def test_rerounding_only_the_coefficients_that_can_change_is_exact(step, monkeypatch) -> None:
+    """choose_shift re-rounds only coefficients that are not 0 or have |y| near 0.5 or more
+    (the others provably stay 0): the same shifts and values as re-rounding every one."""
+    import math
+
+    from aekit.codec.model import CodecAE
+
+    model = tiny_codec(cfg=dataclasses.replace(CFG, options={**CFG.options, "clusters": 6}))
+    blocks = torch.from_numpy(make_blobs(200, size=12, seed=5)).float().flatten(1) / 255
+    with torch.inference_mode():
+        k, y, q = model.select(blocks, step=step)
+        assert model._zero_margin() < math.inf  # the shortcut is really taken here
+        s, fast = model.choose_shift(k, y, q, step)
+        monkeypatch.setattr(CodecAE, "_zero_margin", lambda self: math.inf)  # every one
+        s_all, every = model.choose_shift(k, y, q, step)
+    assert torch.equal(s, s_all) and torch.equal(fast, every)
+
+
 def test_training_mode_unfreezes_and_finalize_restores(images) -> None:
     model = tiny_codec()
     fp = api.fingerprint(model)

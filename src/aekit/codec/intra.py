@@ -319,15 +319,17 @@ def _wave_plan(blocks_wave: np.ndarray, u: torch.Tensor):
     by wave, then table level, then block, then coefficient. Returns (flat positions in that
     order, {wave: [(level, a, b)]}) with order[a:b] the positions coded with level's table."""
     p = u.shape[1]
-    key = torch.from_numpy(np.repeat(blocks_wave, p)) * N_LEVELS + u.flatten()
-    order = torch.argsort(key, stable=True)
-    sk = key[order]
-    bounds = (torch.nonzero(sk[1:] != sk[:-1]).flatten() + 1).tolist()
+    key = np.repeat(blocks_wave, p) * N_LEVELS + u.flatten().numpy()
+    if len(key) and key.max() < 1 << 16:  # numpy sorts 16-bit keys stably with a radix sort
+        key = key.astype(np.uint16)  # (~10^5 residuals: 0.4 ms, torch's int64 sort 1.4 ms)
+    order = np.argsort(key, kind="stable")
+    sk = key[order].astype(np.int64)
+    bounds = (np.flatnonzero(sk[1:] != sk[:-1]) + 1).tolist()
     plan: dict[int, list] = {}
     for a, b in zip([0] + bounds, bounds + [len(sk)], strict=True):
         w, level = divmod(int(sk[a]), N_LEVELS)
         plan.setdefault(w, []).append((level, a, b))
-    return order, plan
+    return torch.from_numpy(order), plan
 
 
 def _values(model, k: np.ndarray, s: np.ndarray, idx: np.ndarray, step: int):

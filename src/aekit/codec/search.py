@@ -106,7 +106,7 @@ class CodecSearch:
         """Pass 1: (B, SEARCH_KEEP) clusters with the lowest approximate cost."""
         kk, d = self.log_gain.shape
         m = min(d, SEARCH_COEFFS)
-        w, b, head, synth = self._head_analysis(m)  # (P, K*m), (K*m,), (K, m), (K, m, P)
+        w, b, head, synth, mean = self._head_analysis(m)  # (P, K*m), (K*m,), (K, m), (K, m, P)
         inv_f = 1.0 / step_factor(step)
         zero_bits = table[torch.clamp(torch.zeros_like(lo), lo, hi).long() + base]  # (K, D)
         # The rest rounded to zero: the bits of those zeros (their error is `rest` below).
@@ -114,22 +114,25 @@ class CodecSearch:
         lo, hi, g2, base = (t.gather(1, head) for t in (lo, hi, g2, base))  # (K, m) each
         picks = []
         for start in range(0, len(xf), chunk):
-            xc = xf[start : start + chunk]
-            y = (xc.to(torch.bfloat16) @ w).float().add_(b).view(-1, kk, m)  # (c, K, m)
-            # What the head alone leaves out of the block, in pixels: (K, c, P)
-            rest = xc[None] - self.mean[:, None] - torch.bmm(
-                y.transpose(0, 1).to(torch.bfloat16), synth).float()
+            xc = xf[start : start + chunk].to(torch.bfloat16)
+            y = (xc @ w).float().add_(b).view(-1, kk, m)  # (c, K, m)
+            # What the head alone leaves out of the block, in pixels: (K, c, P), in bfloat16
+            # (one fused product, half the memory traffic of float32: this tensor was most of
+            # the search's time; the pixels' rounding is the same for every cluster).
+            rest = torch.baddbmm(xc[None] - mean[:, None], y.transpose(0, 1).to(torch.bfloat16),
+                                 synth, alpha=-1)
             if step:
                 y = y * inv_f
             cost = self._block_cost(y, lo, hi, g2, table, base)
-            cost += rest.square_().sum(-1).T.div_(self.pixels)
+            cost += rest.float().square_().sum(-1).T.div_(self.pixels)
             picks.append((cost + tail + const).topk(SEARCH_KEEP, 1, largest=False).indices)
         return torch.cat(picks).sort(1).values  # (B, SEARCH_KEEP), ascending cluster index
 
     def _head_analysis(self, m: int):
         """The m largest-scale coefficients of every cluster: analysis rows as one (P, K*m)
-        bfloat16 matrix, a float32 bias (gains folded in), their indices (K, m) and the
-        matching synthesis columns (K, m, P) bfloat16 (inverse gains folded in)."""
+        bfloat16 matrix, a float32 bias (gains folded in), their indices (K, m), the
+        matching synthesis columns (K, m, P) bfloat16 (inverse gains folded in) and the
+        clusters' means (K, P) bfloat16."""
         def build():
             order = torch.argsort(self.log_scale.detach(), dim=1, descending=True, stable=True)
             head = order[:, :m]
@@ -138,6 +141,6 @@ class CodecSearch:
             s = torch.stack(self._synthesis_weights()[0])  # (K, D, P)
             s = s.gather(1, head[..., None].expand(-1, -1, s.shape[2]))  # (K, m, P)
             return (w.flatten(0, 1).T.contiguous().to(torch.bfloat16), b.gather(1, head).flatten(),
-                    head, s.contiguous().to(torch.bfloat16))
+                    head, s.contiguous().to(torch.bfloat16), self.mean.detach().to(torch.bfloat16))
         return self._cached(f"head-{m}", (self.analysis_p, self.synthesis_p, self.log_gain,
                                           self.mean_p, self.log_scale), build)

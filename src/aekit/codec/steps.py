@@ -12,6 +12,8 @@ entropy coding (and rate-distortion optimized rounding), never the decoder's tra
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -108,23 +110,44 @@ class CodecSteps:
         s = col - m
         if not self.rdoq:
             return s, q
-        g = ((-2 * self.log_gain).exp() / self.pixels)[k]  # distortion per unit error
+        g = (-2 * self.log_gain).exp() / self.pixels  # (K, D) distortion per unit error
         if step:  # the decoder multiplies the coefficients by the step factor
             g = g * step_factor(step) ** 2
         rate = self.lmbda / (self.block_area * _FIXED)
-        flat, best, best_cost = table.view(-1), q, None
-        for c in (q, torch.floor(y), torch.floor(y) + 1):  # q itself always fits
+        # A coefficient rounded to 0 with |y| < 0.5 stays 0 unless -1 or +1 is cheaper by
+        # more than its extra error: with the tables' largest such saving (`_zero_margin`,
+        # 1/1024 bits; wide tables are flat up to rounding) that needs |y| >= limit, so only
+        # the others (~5% of a photo's coefficients) are re-rounded, with the same result.
+        limit = 0.5 - rate * (self._zero_margin() + 1) / (2 * float(g.min()))
+        b, d = torch.nonzero((y.abs() >= limit) | (q != 0), as_tuple=True)
+        yy, gg, bb, cc = y[b, d], g[k[b], d], base[b, d], col[b]
+        flat, best, best_cost = table.view(-1), q[b, d], None
+        for c in (best, torch.floor(yy), torch.floor(yy) + 1):  # q itself always fits
             inside = (c >= -(size // 2)) & (c < size - size // 2)
-            row = base + c.long().clamp(-(size // 2), size - size // 2 - 1)
-            bits = torch.where(inside, flat[row * (2 * m + 1) + col[:, None]], float("inf"))
-            cost = (y - c).square() * g + rate * bits
+            row = bb + c.long().clamp(-(size // 2), size - size // 2 - 1)
+            bits = torch.where(inside, flat[row * (2 * m + 1) + cc], float("inf"))
+            cost = (yy - c).square() * gg + rate * bits
             if best_cost is None:
                 best_cost = cost
                 continue
             better = cost < best_cost  # (elementwise where, not argmin over a stacked dim:
             best = torch.where(better, c, best)  # ~20x faster on CPU)
             best_cost = torch.where(better, cost, best_cost)
-        return s, best
+        out = q.clone()
+        out[b, d] = best
+        return s, out
+
+    def _zero_margin(self) -> float:
+        """The most bits (1/1024) that -1 or +1 saves over 0 under any table level and shift
+        (0 for unimodal tables; inf if some shifted table cannot code 0). Cached with them."""
+        if "zero_margin" not in self._cache:
+            size, table = self.freqs.shape[1], self._shift_bits()
+            rows = torch.arange(N_LEVELS, device=table.device) * size + size // 2
+            zero = table[rows]  # (L, 2m + 1)
+            saving = zero - torch.minimum(table[rows - 1], table[rows + 1])
+            self._cache["zero_margin"] = (max(0.0, float(saving.max()))
+                                          if bool(zero.isfinite().all()) else math.inf)
+        return self._cache["zero_margin"]
 
     def _coded_likelihood(self, q: torch.Tensor, k: torch.Tensor,
                           s: torch.Tensor) -> torch.Tensor:
