@@ -26,8 +26,8 @@ N_LEVELS = 64  # scale levels of the frozen tables
 MAX_STEP = 16
 STEP_RATIO = 10000.0 ** (1 / 63)
 _STEP_GRID = 2.0**20
-# The rate-control steps whose codes of the training images finalize() fits on (the tables'
-# re-estimation, the deblocking filter of each, the intra predictor): the working range.
+# The rate-control steps whose codes of the training images finalize() fits on (a deblocking
+# filter for each, the intra predictor): the working range of --quality.
 FIT_STEPS = (-8, -4, 0, 4, 8)
 
 
