@@ -100,6 +100,8 @@ class TrainConfig:
                              "batch", choices=TRAIN_AUGMENTS)
     image_size: tuple[int, int] | None = _flag(None, "resize the dataset's images to HxW",
                                                metavar="HxW")
+    patch: int = _flag(0, "train on the grid of PxP patches cut from every image at its own "
+                          "size (images may differ in size; 0 = whole images)", metavar="P")
     limit: int = _flag(0, "use only the first N training images (0 = all)")
     device: str = _flag("auto", "cpu, cuda, cuda:N, mps or auto")
     # Not a flag: the epochs of the automatic budget before the minimum-steps rule. A task's
@@ -124,6 +126,7 @@ class TrainConfig:
         check_range("patience", self.patience, 0, 100_000)
         check_range("checkpoint_every", self.checkpoint_every, 0, 1 << 40)
         check_range("limit", self.limit, 0, 1 << 40)
+        check_range("patch", self.patch, 0, 1 << 15)
         if (self.augment or "none") not in TRAIN_AUGMENTS:
             raise ConfigError(f"augment={self.augment!r} is not allowed; use one of "
                               f"{', '.join(TRAIN_AUGMENTS)}")

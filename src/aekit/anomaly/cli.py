@@ -46,6 +46,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--normal-class", default=None, metavar="K",
                    help="the normal class of --dataset (index or name); default: all images")
     p.add_argument("--image-size", type=parse_size, default=None, metavar="HxW")
+    p.add_argument("--patch", type=int, default=0, metavar="P",
+                   help="fit on the grid of PxP patches cut from every normal image at its own "
+                        "size (images may differ in size; larger images are scored in tiles)")
     p.add_argument("--score", default=DEFAULT_SCORE,
                    help=f"{', '.join(COMPONENTS)} joined by '+' (default {DEFAULT_SCORE})")
     p.add_argument("--model", default=d.model)
@@ -117,7 +120,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with console.phase(f"loading {args.normal_dir or args.dataset or 'fashion-mnist'}",
                        after=1.0):
         x, ds, k, what, skipped = normal_set(args.dataset, args.normal_class, args.normal_dir,
-                                             args.image_size)
+                                             args.image_size, args.patch)
     widths = tuple(int(w) for w in str(args.widths).split(",") if w.strip())
     det = Detector(scores=args.score, model=args.model, latent_dim=args.latent_dim, widths=widths,
                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -132,7 +135,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         det.fit(x)
     name = ds.name if ds is not None else f"folder:{args.normal_dir}"
     det.train_config_ = dataclasses.replace(det.train_config_, dataset=name,
-                                            image_size=args.image_size)
+                                            image_size=args.image_size, patch=args.patch)
     with console.phase("evaluating the detector"):
         metrics = fit_metrics(det, x, ds, k)
     det.save(out, metrics, {"normal_class": k, "normal_class_name":

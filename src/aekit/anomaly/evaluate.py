@@ -20,20 +20,21 @@ from aekit.eval.plots import plot_loss
 
 
 def normal_set(dataset: str | None, normal_class: str | None, normal_dir: str | None,
-               image_size: tuple[int, int] | None = None):
+               image_size: tuple[int, int] | None = None, patch: int = 0):
     """(normal train images uint8, dataset or None, normal class index or None, description,
     [(unreadable file, reason)] left out of a folder): a folder of normal images, a whole
-    dataset, or one class of a labelled dataset."""
+    dataset, or one class of a labelled dataset; with `patch`, the patches cut from them
+    (aekit.data.patches)."""
     if normal_dir:
         if normal_class is not None:
             raise ConfigError("normal_class applies to a dataset, not to a folder of normal "
                               "images")
         if not Path(normal_dir).is_dir():
             raise ConfigError(f"{normal_dir}: no such folder")
-        ds = load_image_folder(Path(normal_dir), image_size)
+        ds = load_image_folder(Path(normal_dir), image_size, patch)
         return (torch.cat([ds.train_x, ds.test_x]), None, None, f"folder {normal_dir}",
                 list(ds.skipped))
-    ds = load_dataset(dataset or "fashion-mnist", image_size=image_size)
+    ds = load_dataset(dataset or "fashion-mnist", image_size=image_size, patch=patch)
     if normal_class is None:
         return (ds.train_x, ds, None, f"{ds.name} (all {len(ds.train_x):,} training images)",
                 list(ds.skipped))

@@ -34,7 +34,7 @@ def prepare_data(train_cfg: TrainConfig, stream: str = "auto", memory_budget=Non
         ds = run_dataset(train_cfg)
     else:
         ds = load_training_dataset(train_cfg.dataset, train_cfg.image_size, stream,
-                                   memory_budget, log)
+                                   memory_budget, log, patch=train_cfg.patch)
     x = ds.train_x[: train_cfg.limit] if train_cfg.limit else ds.train_x
     train_idx, val_idx = split_train_val(len(x), train_cfg.val_fraction, train_cfg.seed)
     return ds, x[train_idx], x[val_idx]
@@ -42,12 +42,15 @@ def prepare_data(train_cfg: TrainConfig, stream: str = "auto", memory_budget=Non
 
 def run_dataset(train_cfg: TrainConfig, image_size=None):
     """The dataset a run trains on, in memory: `dataset`, or the (A, B) pairs of `dataset` and
-    `dataset_b`. `image_size` (default: the run's --image-size) resizes it."""
+    `dataset_b`. `image_size` (default: the run's --image-size) resizes it; a run trained on
+    patches (--patch) gets the same patches, already the model's size."""
     from aekit.data import load_dataset, load_pair
 
     size = image_size if image_size is not None else train_cfg.image_size
     if train_cfg.dataset_b:
         return load_pair(train_cfg.dataset, train_cfg.dataset_b, size)
+    if train_cfg.patch:
+        return load_dataset(train_cfg.dataset, patch=train_cfg.patch)
     return load_dataset(train_cfg.dataset, size)
 
 
@@ -56,6 +59,9 @@ def check_pairing(model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
     from aekit.registry import get_model_class
 
     paired = bool(get_model_class(model_cfg.name).domains)
+    if train_cfg.dataset_b and train_cfg.patch:
+        raise ConfigError("--patch cuts one dataset's images; two-domain runs (--dataset-b) "
+                          "train on whole image pairs")
     if train_cfg.dataset_b and not paired:
         raise ConfigError(f"--dataset-b is for two-domain models (--model swap); model "
                           f"{model_cfg.name!r} trains on one dataset")
@@ -215,7 +221,9 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
         if note:
             log(f"{note} ({start_seconds:.1f}s)")
     log(f"training {model_cfg.name} ({model.num_parameters():,} parameters) on {ds.name} "
-        f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation images")
+        f"{tuple(ds.shape)}: {len(train_x):,} train / {len(val_x):,} validation "
+        + (f"patches ({train_cfg.patch}x{train_cfg.patch}, cut from each image at its own size)"
+           if train_cfg.patch else "images"))
     if schedule:
         log(schedule)
     run_log = RunLogger(out, log_to, train_cfg.batch_size, note=warn) if main else None
@@ -279,8 +287,9 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
     from aekit.eval.plots import plot_loss
 
     save_weights(out, model)
+    items = "patches" if train_cfg.patch else "images"
     # Streamed: one pixel-budgeted batch of floats at a time, never the whole test set.
-    with phase(f"evaluating on {len(ds.test_x):,} test images", log):
+    with phase(f"evaluating on {len(ds.test_x):,} test {items}", log):
         ev = evaluate_set(model, ds.test_x, corrupt=corrupt, seed=train_cfg.seed)
     x_in, x_hat, clean = ev.preview
     with torch.inference_mode():
@@ -310,7 +319,7 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
         # for nothing); a codec is compared with JPEG/WebP in `python -m bench.codec`.
         log("baseline: PCA skipped for a codec (its baselines: python -m bench.codec)")
     elif baseline == "pca":
-        with phase(f"baseline: PCA with {code_size} components (skip with --baseline none)",
+        with phase(f"baseline: PCA with up to {code_size:,} components (skip with --baseline none)",
                    log):
             metrics["baselines"]["pca"] = pca_baseline(
                 in_memory(ds.train_x), ds.test_x, code_size, train_cfg.seed, corrupt=corrupt,

@@ -2,8 +2,9 @@
 
 Layouts: DIR/train/ + DIR/test/ (used as given) or a plain DIR (seeded 90/10 split); in each,
 one sub-folder per class gives labels (sorted names), images directly inside give none.
-All images load as RGB if any is colour, else grey. Any unreadable file stops the load with its
-name (a dataset with silently missing images would be worse than an error).
+All images load as RGB if any is colour, else grey. Their sizes must agree unless they are resized
+(--image-size) or cut into patches (--patch, aekit.data.patches). A file whose header cannot be
+read is left out and listed (`Dataset.skipped`); a folder with no readable image is an error.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch
 from aekit.data.dataset import Dataset, split_train_val
 from aekit.data.files import probe_files
 from aekit.data.images import IMAGE_EXTENSIONS, is_image_file, load_uint8
-from aekit.errors import DataError
+from aekit.data.patches import patch_split
+from aekit.errors import ConfigError, DataError
 from aekit.registry import register_dataset
 
 TEST_FRACTION = 0.1
@@ -77,8 +79,9 @@ def common_shape(layout: FolderLayout, root: Path, image_size: tuple[int, int] |
         if odd is not None:
             raise DataError(
                 f"folder:{root}: images differ in size: {files[0]} is {_fmt(sizes[0])} but "
-                f"{files[odd]} is {_fmt(sizes[odd])} (HxW); pass --image-size HxW "
-                f"(e.g. --image-size {_fmt(sizes[0])}) to resize them all"
+                f"{files[odd]} is {_fmt(sizes[odd])} (HxW); pass --patch P to cut PxP patches "
+                f"from each image at its own size, or --image-size HxW (e.g. --image-size "
+                f"{_fmt(sizes[0])}) to resize them all"
             )
         image_size = sizes[0]
     return colour, tuple(image_size)
@@ -162,12 +165,19 @@ def scan_folder(root: Path) -> FolderLayout:
 
 
 def load_image_folder(
-    folder: str | os.PathLike, image_size: tuple[int, int] | None = None
+    folder: str | os.PathLike, image_size: tuple[int, int] | None = None, patch: int = 0
 ) -> Dataset:
+    """A folder of images as a Dataset; with `patch` every image is read at its own size and
+    cut into patch x patch patches (aekit.data.patches), so the sizes may differ."""
     root = Path(folder)
+    if patch and image_size is not None:
+        raise ConfigError("--patch and --image-size both set: patches are cut from the images "
+                          "at their own size; give one of them")
     layout = scan_folder(root)
-    x = _load_files(layout, root, image_size)
     y, train_idx, test_idx = layout.labels, layout.train_idx, layout.test_idx
+    if patch:
+        return _folder_patches(layout, root, patch)
+    x = _load_files(layout, root, image_size)
     return Dataset(
         f"folder:{root}",
         x[train_idx],
@@ -177,6 +187,27 @@ def load_image_folder(
         layout.classes,
         layout.skipped,
     )
+
+
+def _folder_patches(layout: FolderLayout, root: Path, size: int) -> Dataset:
+    colour = any(layout.headers[p][1] for p in layout.files)
+    mode = "RGB" if colour else "L"
+    order = torch.arange(len(layout.files))
+    splits = []
+    for what, idx in (("train", layout.train_idx), ("test", layout.test_idx)):
+        chosen = order[idx].tolist()
+        images = (_chw(load_uint8(layout.files[i], mode)) for i in chosen)
+        labels = None if layout.labels is None else layout.labels[chosen]
+        splits.append(patch_split(images, labels, size, f"folder:{root} ({what} split)"))
+    (train_x, train_y), (test_x, test_y) = splits
+    return Dataset(f"folder:{root}", train_x, train_y, test_x, test_y, layout.classes,
+                   layout.skipped)
+
+
+def _chw(a: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W) or (H, W, 3) -> (C, H, W)."""
+    # a copy: Pillow's arrays are read-only, and (H, W, 3) must become contiguous (C, H, W)
+    return torch.from_numpy(np.array(a[None] if a.ndim == 2 else a.transpose(2, 0, 1)))
 
 
 @register_dataset("folder:")

@@ -7,13 +7,21 @@ import os
 
 from aekit.data.catalog import known_prefixes, list_datasets, loader
 from aekit.data.dataset import Dataset, resize_images
+from aekit.data.patches import patch_tensor
 from aekit.data.units import parse_image_size
 from aekit.errors import ConfigError
 
 
-def load_dataset(name: str, image_size: tuple[int, int] | str | None = None) -> Dataset:
-    """Load a dataset by name ('fashion-mnist', 'digits', 'folder:DIR', ...) as uint8 tensors."""
+def load_dataset(name: str, image_size: tuple[int, int] | str | None = None,
+                 patch: int = 0) -> Dataset:
+    """Load a dataset by name ('fashion-mnist', 'digits', 'folder:DIR', ...) as uint8 tensors.
+
+    `image_size` resizes every image; `patch` cuts every image into patch x patch patches
+    instead (aekit.data.patches; a folder's images may then differ in size). Not both."""
     size = parse_image_size(image_size)
+    if patch and size is not None:
+        raise ConfigError("--patch and --image-size both set: patches are cut from the images "
+                          "at their own size; give one of them")
     name = str(name).strip()
     fn, arg = None, ""
     scheme, sep, rest = name.partition(":")
@@ -27,6 +35,8 @@ def load_dataset(name: str, image_size: tuple[int, int] | str | None = None) -> 
         fn = loader(name)
     if fn is None:
         raise ConfigError(_unknown_message(name))
+    if patch:
+        return _patches(name, scheme, arg, fn, patch)
     ds = fn(arg, size)
     if size is not None and ds.shape[1:] != size:
         ds = Dataset(
@@ -38,6 +48,17 @@ def load_dataset(name: str, image_size: tuple[int, int] | str | None = None) -> 
             ds.classes,
         )
     return ds
+
+
+def _patches(name: str, scheme: str, arg: str, fn, patch: int) -> Dataset:
+    if scheme == "folder" and arg:  # sizes may differ: each image is cut at its own size
+        from aekit.data.folder import load_image_folder
+
+        return load_image_folder(arg, patch=patch)
+    ds = fn(arg, None)
+    train_x, train_y = patch_tensor(ds.train_x, ds.train_y, patch, f"{name} (train split)")
+    test_x, test_y = patch_tensor(ds.test_x, ds.test_y, patch, f"{name} (test split)")
+    return Dataset(ds.name, train_x, train_y, test_x, test_y, ds.classes, ds.skipped)
 
 
 def _unknown_message(name: str) -> str:

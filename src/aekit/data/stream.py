@@ -245,9 +245,9 @@ def open_folder_stream(root: str | os.PathLike, image_size: tuple[int, int] | No
 
 
 def load_training_dataset(name: str, image_size=None, stream: str = "auto",
-                          budget: str | int | None = None, log=None):
+                          budget: str | int | None = None, log=None, patch: int = 0):
     """load_dataset, except that a `folder:` dataset is streamed when asked (`always`) or when its
-    decoded images exceed the memory budget (`auto`)."""
+    decoded images exceed the memory budget (`auto`). Patches (`patch`) are cut in memory."""
     from aekit.data import load_dataset
     from aekit.data.units import parse_image_size
 
@@ -258,6 +258,11 @@ def load_training_dataset(name: str, image_size=None, stream: str = "auto",
     if stream == "always" and not is_folder:
         raise ConfigError(f"--stream always works with folder:DIR datasets only (got {name!r}); "
                           "the others are loaded into memory")
+    if patch:
+        if stream == "always":
+            raise ConfigError("--stream always: patches (--patch) are cut in memory; use "
+                              "--stream auto")
+        return load_dataset(name, image_size, patch=patch)
     if stream == "never" or not is_folder:
         return load_dataset(name, image_size)
     root = Path(os.path.expanduser(rest.strip()))

@@ -1,0 +1,90 @@
+"""Training on patches: every image cut into a grid of P x P patches, at its own size.
+
+Photos come in many sizes, and a model trained on whole images learns one fixed size. With
+`aekit train --patch P` (`load_dataset(name, patch=P)`) each image is cut into the
+non-overlapping P x P patches that fit in it, the grid centred so that the margins left over are
+split evenly, and the patches are the dataset: images of different sizes need no resize, no
+pixel is stretched, and memory holds no more pixels than the images themselves. A patch keeps its
+image's label and its image's split (all patches of a test image are test patches), so no test
+pixel is seen in training. An image smaller than P on a side gives no patch.
+
+A model trained on patches works on whole images of any size afterwards: reconstruct, denoise,
+inpaint and the anomaly heat maps run larger images through overlapping tiles of the training
+size (aekit.data.tiles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from aekit.errors import DataError
+
+# The smallest patch side: the default conv halves an axis down to 4 pixels (models/conv.py).
+MIN_PATCH = 4
+
+
+def check_patch(size: int) -> None:
+    if not isinstance(size, int) or isinstance(size, bool) or size < MIN_PATCH:
+        raise DataError(f"--patch {size!r}: patches must be at least {MIN_PATCH} pixels a side")
+
+
+def grid_offsets(length: int, size: int) -> list[int]:
+    """Starts of the non-overlapping `size`-long windows that fit in `length`, centred."""
+    n = length // size
+    margin = (length - n * size) // 2
+    return [margin + i * size for i in range(n)]
+
+
+def cut_patches(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The grid of size x size patches of one image (C, H, W): (M, C, size, size), rows first."""
+    c, h, w = image.shape
+    ys, xs = grid_offsets(h, size), grid_offsets(w, size)
+    if not ys or not xs:
+        return image.new_empty((0, c, size, size))
+    top, left = ys[0], xs[0]
+    block = image[:, top : top + len(ys) * size, left : left + len(xs) * size]
+    # (C, gy, size, gx, size) -> (gy, gx, C, size, size)
+    block = block.reshape(c, len(ys), size, len(xs), size).permute(1, 3, 0, 2, 4)
+    return block.reshape(-1, c, size, size).contiguous()
+
+
+def patch_split(images: Iterable[torch.Tensor], labels: torch.Tensor | None, size: int,
+                what: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(patches (M, C, size, size), their images' labels (M,) or None) of a split's images,
+    each (C, H, W) uint8 at its own size. `what` names the split in the error when no image is
+    large enough."""
+    check_patch(size)
+    pieces, owners, channels, smallest = [], [], None, None
+    for i, img in enumerate(images):
+        channels = img.shape[0]
+        side = min(img.shape[1:])
+        smallest = side if smallest is None else min(smallest, side)
+        p = cut_patches(img, size)
+        pieces.append(p)
+        owners.append(torch.full((len(p),), i, dtype=torch.int64))
+    if channels is None or not any(len(p) for p in pieces):
+        hint = f" (the smallest side is {smallest} pixels)" if smallest is not None else ""
+        raise DataError(f"{what}: no image is at least {size}x{size}{hint}; pass a smaller "
+                        "--patch")
+    x = torch.cat(pieces)
+    y = None if labels is None else labels[torch.cat(owners)]
+    return x, y
+
+
+def patch_tensor(x: torch.Tensor, labels: torch.Tensor | None, size: int, what: str
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """patch_split of same-size images x (N, C, H, W), in one reshape."""
+    check_patch(size)
+    n, c, h, w = x.shape
+    ys, xs = grid_offsets(h, size), grid_offsets(w, size)
+    if n == 0 or not ys or not xs:
+        return patch_split(iter(x), labels, size, what)  # its error names the problem
+    top, left = ys[0], xs[0]
+    block = x[:, :, top : top + len(ys) * size, left : left + len(xs) * size]
+    # (N, C, gy, size, gx, size) -> (N, gy, gx, C, size, size)
+    block = block.reshape(n, c, len(ys), size, len(xs), size).permute(0, 2, 4, 1, 3, 5)
+    per_image = len(ys) * len(xs)
+    y = None if labels is None else labels.repeat_interleave(per_image)
+    return block.reshape(-1, c, size, size).contiguous(), y
