@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["train_speed", "inference", "reconstruction", "seeds", "denoise", "inpaint", "colorize",
            "codec", "codec_photos", "anomaly", "textures", "fewlabel", "latents", "swap", "budget",
-           "recipe_defaults", "denoise_ceiling", "matrix"]
+           "recipe_defaults", "denoise_ceiling", "photos_full", "matrix"]
 # The recipes docs/BENCHMARKS.md records, where they differ from a script's defaults (the
 # defaults stay small so that pilots spell out what they change).
 ARGS = {
