@@ -50,7 +50,7 @@ class ModelConfig:
 
 
 # Training-time augmentations of `aekit train --augment` (applied by aekit.data.augment).
-TRAIN_AUGMENTS = ("none", "hflip")
+TRAIN_AUGMENTS = ("none", "hflip", "dihedral", "dihedral+colours")
 
 # The automatic training budget (TrainConfig.epochs = 0 and steps = 0; aekit.train.budget):
 # AUTO_EPOCHS passes over the data, raised on a small dataset to reach MIN_STEPS optimizer steps.
@@ -97,7 +97,10 @@ class TrainConfig:
     corrupt: str = _flag("", "train to undo a corruption, e.g. gaussian:0.5 (empty: a plain "
                              "autoencoder)")
     augment: str = _flag("", "training-time augmentation: hflip mirrors a random half of each "
-                             "batch", choices=TRAIN_AUGMENTS)
+                             "batch; dihedral applies a random flip or quarter turn to each "
+                             "image, dihedral+colours also permutes the colour channels and "
+                             "inverts a random half (for denoisers trained on few images)",
+                         choices=TRAIN_AUGMENTS)
     image_size: tuple[int, int] | None = _flag(None, "resize the dataset's images to HxW",
                                                metavar="HxW")
     patch: int = _flag(0, "train on the grid of PxP patches cut from every image at its own "

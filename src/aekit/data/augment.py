@@ -1,8 +1,12 @@
 """Augmentation: every random image transform that keeps what an image shows.
 
-- `augment_batch` (`aekit train --augment`): label-free, distribution-preserving transforms of
-  clean training batches (the target and, before corruption, the input). An autoencoder is
-  scored on reconstructing the test images as they are, so only hflip belongs here.
+- `augment_batch` (`aekit train --augment`): label-free transforms of clean training batches
+  (the target and, before corruption, the input). For a plain autoencoder, scored on
+  reconstructing test images as they are, only hflip keeps the distribution. For a denoiser the
+  symmetries of the noise matter instead: Gaussian noise is the same after any flip or quarter
+  turn, channel permutation or inversion (1 - x), so "dihedral" and "dihedral+colours" give a
+  denoiser trained on a few photos far more kinds of content (docs/BENCHMARKS.md, "Whole
+  photos").
 - `shift_flip` and `strong_augment`: the weak and strong views of few-label fine-tuning.
 - `warp`: the per-image affine warp they and the `affine` corruption share.
 
@@ -18,12 +22,38 @@ import torch.nn.functional as F
 
 
 def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
-    """Apply `kind` to a float batch (B, C, H, W); "hflip" mirrors a random half of the images."""
+    """Apply `kind` (TRAIN_AUGMENTS) to a float batch (B, C, H, W) in [0, 1], per image:
+    "hflip" mirrors a random half; "dihedral" applies one of the 8 flips and quarter turns
+    (square images; others: one of the 4 flips that keep the shape); "dihedral+colours" also
+    permutes the colour channels (RGB) and inverts a random half (1 - x)."""
     if not kind or kind == "none":
         return x
-    flip = torch.rand(x.shape[0], generator=gen) < 0.5  # (B,) drawn on CPU: same on every device
-    flip = flip.to(x.device).view(-1, 1, 1, 1)
-    return torch.where(flip, x.flip(-1), x)
+    b = x.shape[0]
+    if kind == "hflip":
+        flip = torch.rand(b, generator=gen) < 0.5  # (B,) drawn on CPU: same on every device
+        return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
+    square = x.shape[-1] == x.shape[-2]
+    u = torch.randint(0, 8 if square else 4, (b, 1), generator=gen)  # (B, 1)
+    turns, flips = (u[:, 0] // 2).tolist(), (u[:, 0] % 2).tolist()
+    out = []
+    for i in range(b):  # few distinct transforms; a loop over the batch is cheap next to a step
+        img = x[i]
+        if flips[i]:
+            img = img.flip(-1)
+        if square:
+            img = torch.rot90(img, turns[i], (-2, -1))
+        elif turns[i]:  # a half turn with the mirror: the vertical flip
+            img = img.flip(-2)
+        out.append(img)
+    x = torch.stack(out)
+    if kind == "dihedral+colours":
+        c = x.shape[1]
+        if c > 1:
+            order = torch.argsort(torch.rand(b, c, generator=gen), 1).to(x.device)  # (B, C)
+            x = torch.gather(x, 1, order.view(b, c, 1, 1).expand_as(x))
+        invert = (torch.rand(b, generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
+        x = torch.where(invert, 1.0 - x, x)
+    return x
 
 
 def warp(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
