@@ -19,8 +19,8 @@ import torch
 from aekit.data.dataset import Dataset, split_train_val
 from aekit.data.files import probe_files
 from aekit.data.images import IMAGE_EXTENSIONS, is_image_file, load_uint8
-from aekit.data.patches import patch_split
-from aekit.errors import ConfigError, DataError
+from aekit.data.patches import check_patch, patch_split
+from aekit.errors import DataError
 from aekit.registry import register_dataset
 
 TEST_FRACTION = 0.1
@@ -170,9 +170,8 @@ def load_image_folder(
     """A folder of images as a Dataset; with `patch` every image is read at its own size and
     cut into patch x patch patches (aekit.data.patches), so the sizes may differ."""
     root = Path(folder)
-    if patch and image_size is not None:
-        raise ConfigError("--patch and --image-size both set: patches are cut from the images "
-                          "at their own size; give one of them")
+    if patch:
+        check_patch(patch, image_size)
     layout = scan_folder(root)
     y, train_idx, test_idx = layout.labels, layout.train_idx, layout.test_idx
     if patch:

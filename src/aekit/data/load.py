@@ -7,7 +7,7 @@ import os
 
 from aekit.data.catalog import known_prefixes, list_datasets, loader
 from aekit.data.dataset import Dataset, resize_images
-from aekit.data.patches import patch_tensor
+from aekit.data.patches import check_patch, patch_tensor
 from aekit.data.units import parse_image_size
 from aekit.errors import ConfigError
 
@@ -19,9 +19,8 @@ def load_dataset(name: str, image_size: tuple[int, int] | str | None = None,
     `image_size` resizes every image; `patch` cuts every image into patch x patch patches
     instead (aekit.data.patches; a folder's images may then differ in size). Not both."""
     size = parse_image_size(image_size)
-    if patch and size is not None:
-        raise ConfigError("--patch and --image-size both set: patches are cut from the images "
-                          "at their own size; give one of them")
+    if patch:
+        check_patch(patch, size)
     name = str(name).strip()
     fn, arg = None, ""
     scheme, sep, rest = name.partition(":")

@@ -19,15 +19,19 @@ from collections.abc import Iterable
 
 import torch
 
-from aekit.errors import DataError
+from aekit.errors import ConfigError, DataError
 
 # The smallest patch side: the default conv halves an axis down to 4 pixels (models/conv.py).
 MIN_PATCH = 4
 
 
-def check_patch(size: int) -> None:
+def check_patch(size: int, image_size: tuple[int, int] | None = None) -> None:
+    """A valid patch side, and not together with a resize (`image_size`)."""
     if not isinstance(size, int) or isinstance(size, bool) or size < MIN_PATCH:
         raise DataError(f"--patch {size!r}: patches must be at least {MIN_PATCH} pixels a side")
+    if image_size is not None:
+        raise ConfigError("--patch and --image-size both set: patches are cut from the images "
+                          "at their own size; give one of them")
 
 
 def grid_offsets(length: int, size: int) -> list[int]:
@@ -37,17 +41,27 @@ def grid_offsets(length: int, size: int) -> list[int]:
     return [margin + i * size for i in range(n)]
 
 
-def cut_patches(image: torch.Tensor, size: int) -> torch.Tensor:
-    """The grid of size x size patches of one image (C, H, W): (M, C, size, size), rows first."""
-    c, h, w = image.shape
+def _grid(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The grid of size x size patches of same-size images x (N, C, H, W): (N * gy * gx, C,
+    size, size), image by image, rows first; empty when none fits."""
+    n, c, h, w = x.shape
     ys, xs = grid_offsets(h, size), grid_offsets(w, size)
     if not ys or not xs:
-        return image.new_empty((0, c, size, size))
-    top, left = ys[0], xs[0]
-    block = image[:, top : top + len(ys) * size, left : left + len(xs) * size]
-    # (C, gy, size, gx, size) -> (gy, gx, C, size, size)
-    block = block.reshape(c, len(ys), size, len(xs), size).permute(1, 3, 0, 2, 4)
+        return x.new_empty((0, c, size, size))
+    block = x[:, :, ys[0] : ys[-1] + size, xs[0] : xs[-1] + size]
+    # (N, C, gy, size, gx, size) -> (N, gy, gx, C, size, size)
+    block = block.reshape(n, c, len(ys), size, len(xs), size).permute(0, 2, 4, 1, 3, 5)
     return block.reshape(-1, c, size, size).contiguous()
+
+
+def cut_patches(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The grid of size x size patches of one image (C, H, W): (M, C, size, size), rows first."""
+    return _grid(image[None], size)
+
+
+def _none_fit(what: str, size: int, smallest: int | None) -> DataError:
+    hint = f" (the smallest side is {smallest} pixels)" if smallest is not None else ""
+    return DataError(f"{what}: no image is at least {size}x{size}{hint}; pass a smaller --patch")
 
 
 def patch_split(images: Iterable[torch.Tensor], labels: torch.Tensor | None, size: int,
@@ -56,35 +70,23 @@ def patch_split(images: Iterable[torch.Tensor], labels: torch.Tensor | None, siz
     each (C, H, W) uint8 at its own size. `what` names the split in the error when no image is
     large enough."""
     check_patch(size)
-    pieces, owners, channels, smallest = [], [], None, None
+    pieces, owners, smallest = [], [], None
     for i, img in enumerate(images):
-        channels = img.shape[0]
-        side = min(img.shape[1:])
-        smallest = side if smallest is None else min(smallest, side)
-        p = cut_patches(img, size)
-        pieces.append(p)
-        owners.append(torch.full((len(p),), i, dtype=torch.int64))
-    if channels is None or not any(len(p) for p in pieces):
-        hint = f" (the smallest side is {smallest} pixels)" if smallest is not None else ""
-        raise DataError(f"{what}: no image is at least {size}x{size}{hint}; pass a smaller "
-                        "--patch")
-    x = torch.cat(pieces)
+        smallest = min(img.shape[1:]) if smallest is None else min(smallest, *img.shape[1:])
+        pieces.append(cut_patches(img, size))
+        owners.append(torch.full((len(pieces[-1]),), i, dtype=torch.int64))
+    if not any(len(p) for p in pieces):
+        raise _none_fit(what, size, smallest)
     y = None if labels is None else labels[torch.cat(owners)]
-    return x, y
+    return torch.cat(pieces), y
 
 
 def patch_tensor(x: torch.Tensor, labels: torch.Tensor | None, size: int, what: str
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """patch_split of same-size images x (N, C, H, W), in one reshape."""
     check_patch(size)
-    n, c, h, w = x.shape
-    ys, xs = grid_offsets(h, size), grid_offsets(w, size)
-    if n == 0 or not ys or not xs:
-        return patch_split(iter(x), labels, size, what)  # its error names the problem
-    top, left = ys[0], xs[0]
-    block = x[:, :, top : top + len(ys) * size, left : left + len(xs) * size]
-    # (N, C, gy, size, gx, size) -> (N, gy, gx, C, size, size)
-    block = block.reshape(n, c, len(ys), size, len(xs), size).permute(0, 2, 4, 1, 3, 5)
-    per_image = len(ys) * len(xs)
-    y = None if labels is None else labels.repeat_interleave(per_image)
-    return block.reshape(-1, c, size, size).contiguous(), y
+    patches = _grid(x, size)
+    if len(patches) == 0:
+        raise _none_fit(what, size, min(x.shape[2:]) if len(x) else None)
+    y = None if labels is None else labels.repeat_interleave(len(patches) // len(x))
+    return patches, y
