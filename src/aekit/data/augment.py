@@ -33,19 +33,16 @@ def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Ten
         flip = torch.rand(b, generator=gen) < 0.5  # (B,) drawn on CPU: same on every device
         return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
     square = x.shape[-1] == x.shape[-2]
-    u = torch.randint(0, 8 if square else 4, (b, 1), generator=gen)  # (B, 1)
-    turns, flips = (u[:, 0] // 2).tolist(), (u[:, 0] % 2).tolist()
-    out = []
-    for i in range(b):  # few distinct transforms; a loop over the batch is cheap next to a step
-        img = x[i]
-        if flips[i]:
-            img = img.flip(-1)
-        if square:
-            img = torch.rot90(img, turns[i], (-2, -1))
-        elif turns[i]:  # a half turn with the mirror: the vertical flip
-            img = img.flip(-2)
-        out.append(img)
-    x = torch.stack(out)
+    # per image one of the 8 symmetries (code = 2 * quarter turns + mirrored); a non-square
+    # image one of the 4 that keep its shape (a half turn with the mirror is the vertical flip)
+    codes = torch.randint(0, 8 if square else 4, (b,), generator=gen).to(x.device)  # (B,)
+    out = x.clone()
+    for code in codes.unique().tolist():
+        sel = codes == code
+        t = x[sel].flip(-1) if code % 2 else x[sel]
+        turns = code // 2
+        out[sel] = torch.rot90(t, turns, (-2, -1)) if square else t.flip(-2) if turns else t
+    x = out
     if kind == "dihedral+colours":
         c = x.shape[1]
         if c > 1:
