@@ -125,3 +125,24 @@ def test_train_on_patches_then_use_the_run_on_whole_images(tmp_path, capsys):
     Image.open(data / "11.png").save(big)
     assert main(["reconstruct", str(run), str(big), "--out", str(tmp_path / "rec")]) == 0
     assert Image.open(tmp_path / "rec" / "big.png").size == Image.open(big).size
+
+
+def test_finetune_of_a_patch_run_uses_its_patches(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    for split in ("train", "test"):
+        for c, base in (("dark", 50), ("light", 200)):
+            d = tmp_path / "data" / split / c
+            d.mkdir(parents=True)
+            for i in range(6 if split == "train" else 2):
+                h, w = rng.integers(16, 30, 2)
+                a = np.clip(base + rng.normal(0, 15, (h, w)), 0, 255).astype(np.uint8)
+                Image.fromarray(a).save(d / f"{i}.png")
+    run = tmp_path / "run"
+    data = f"folder:{tmp_path / 'data'}"
+    assert main(["train", "--model", "dense", "--latent-dim", "4", "--dataset", data, "--patch",
+                 "8", "--epochs", "1", "--out", str(run), "--quiet"]) == 0
+    n_test = len(load_dataset(data, patch=8).test_x)
+    capsys.readouterr()
+    assert main(["finetune", str(run), "--labels", "4", "--steps", "3", "--out",
+                 str(tmp_path / "ft")]) == 0
+    assert f"on {n_test} " in capsys.readouterr().err

@@ -118,10 +118,13 @@ def _no_bad(bad: list) -> None:
         raise DataError(f"{listed}{more}")
 
 
-def _load_dataset_for(name: str, cfg):
+def _load_dataset_for(name: str, cfg, patch: int = 0):
+    """A dataset at the model's size: resized, or, for the run's own dataset of a run trained on
+    patches (`patch`), cut into the same patches."""
     from aekit.data import load_dataset
 
-    ds = load_dataset(name, image_size=(cfg.height, cfg.width))
+    ds = (load_dataset(name, patch=patch) if patch
+          else load_dataset(name, image_size=(cfg.height, cfg.width)))
     if tuple(ds.shape) != cfg.shape:
         raise ConfigError(f"dataset {name} has images {tuple(ds.shape)} but the model expects "
                           f"{cfg.shape}")
@@ -198,7 +201,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     model, run = load_model(args.run)
     name = args.dataset or run.train_cfg.dataset
     with phase(f"loading {name}", after=1.0):
-        ds = _load_dataset_for(name, run.model_cfg)
+        ds = _load_dataset_for(name, run.model_cfg, 0 if args.dataset else run.train_cfg.patch)
     if ds.train_y is None or ds.num_classes is None:
         raise DataError(f"dataset {ds.name} has no labels; finetune needs a labelled dataset "
                         "(an npz with y_train, a folder with one sub-folder per class, ...)")
@@ -356,7 +359,7 @@ def _top_units(model, run, kl_per_unit, n: int = 8) -> list[int]:
     from aekit.errors import AekitError
 
     try:
-        ds = _load_dataset_for(run.train_cfg.dataset, run.model_cfg)
+        ds = _load_dataset_for(run.train_cfg.dataset, run.model_cfg, run.train_cfg.patch)
     except AekitError as e:
         print(f"aekit: note: ranking units needs the run's dataset ({e}); showing the first "
               f"{n}", file=sys.stderr)
