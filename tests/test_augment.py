@@ -77,7 +77,8 @@ def test_unknown_augment_names_the_value(bad):
         TrainConfig(augment=bad)
 
 
-def test_augment_changes_training_deterministically():
+@pytest.mark.parametrize("kind", ["hflip", "dihedral", "dihedral+colours"])
+def test_augment_changes_training_deterministically(kind):
     x = torch.from_numpy(make_blobs(64))
     cfg = ModelConfig(name="dense", height=12, width=12, latent_dim=4)
 
@@ -88,7 +89,7 @@ def test_augment_changes_training_deterministically():
             progress=False)
         return model.state_dict()
 
-    plain, flipped, flipped_again = train(""), train("hflip"), train("hflip")
+    plain, flipped, flipped_again = train(""), train(kind), train(kind)
     assert any(not torch.equal(plain[k], flipped[k]) for k in plain)
     assert all(torch.equal(flipped[k], flipped_again[k]) for k in flipped)
 
