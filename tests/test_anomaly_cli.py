@@ -105,6 +105,33 @@ def test_fit_from_a_normal_dir(tmp_path):
     assert set(state["components"]) == {"mse", "knn", "pca"}
 
 
+def test_fit_on_patches_of_normal_images_of_mixed_sizes(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    d = tmp_path / "normal"
+    d.mkdir()
+    for i in range(12):  # smooth grey images, each its own size
+        h, w = 16 + 2 * i, 30 - i
+        yy, xx = np.mgrid[0:h, 0:w]
+        a = 128 + 60 * np.sin((yy + xx + i) / 3.0) + rng.normal(0, 3, (h, w))
+        Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(d / f"{i}.png")
+    out = tmp_path / "det"
+    assert main(["anomaly", "fit", "--normal-dir", str(d), "--patch", "8", "--out", str(out),
+                 *FAST, "--epochs", "1", "--score", "mse+pca"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train"]["patch"] == 8 and cfg["model"]["height"] == 8
+    capsys.readouterr()
+    # a whole image, larger than the patches, is scored through tiles
+    assert main(["anomaly", "score", str(out), str(d / "11.png"), "-o",
+                 str(tmp_path / "s.csv")]) == 0
+    assert "processed in overlapping tiles" in capsys.readouterr().err
+    # not both ways of making sizes agree: one line, exit 2, nothing written
+    assert main(["anomaly", "fit", "--normal-dir", str(d), "--patch", "8", "--image-size", "8x8",
+                 "--out", str(tmp_path / "x"), *FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--patch and --image-size" in err[0]
+    assert not (tmp_path / "x" / "config.json").exists()
+
+
 def test_fit_lists_unreadable_files_exits_1_and_keeps_the_run(tmp_path, capsys):
     """The batch rule: every readable file is used, each unreadable one listed, exit 1 with the
     detector saved; nothing readable: exit 2. Without --quiet on a pipe: plain lines, no bar."""
