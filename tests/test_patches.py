@@ -146,3 +146,12 @@ def test_finetune_of_a_patch_run_uses_its_patches(tmp_path, capsys):
     assert main(["finetune", str(run), "--labels", "4", "--steps", "3", "--out",
                  str(tmp_path / "ft")]) == 0
     assert f"on {n_test} " in capsys.readouterr().err
+
+
+def test_patches_are_cut_in_memory_not_streamed(tmp_path, capsys):
+    for i in range(3):
+        _save(tmp_path / f"{i}.png", 40 * i, (12 + i, 10))
+    code = main(["train", "--dataset", f"folder:{tmp_path}", "--patch", "8", "--stream",
+                 "always", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--stream always" in err[0] and "--patch" in err[0]
