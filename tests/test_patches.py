@@ -155,3 +155,23 @@ def test_patches_are_cut_in_memory_not_streamed(tmp_path, capsys):
                  "always", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--stream always" in err[0] and "--patch" in err[0]
+
+
+def test_images_smaller_than_the_patch_are_listed_and_the_run_exits_1(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(10):
+        _save(data / f"{i}.png", 20 * i, (6, 30) if i == 3 else (20 + i, 18))
+    ds = load_dataset(f"folder:{data}", patch=8)
+    assert [p for p, _ in ds.skipped] == [str(data / "3.png")]
+    assert "6x30 (HxW) is smaller than the 8x8 patches" in ds.skipped[0][1]
+    assert ds.sources == 9
+    assert 60 not in ds.train_x.unique().tolist() + ds.test_x.unique().tolist()
+    code = main(["train", "--model", "dense", "--latent-dim", "2", "--dataset", f"folder:{data}",
+                 "--patch", "8", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "skipped" in err and "3.png" in err and "9 file(s) done, 1 skipped" in err
+    assert (tmp_path / "run" / "model.safetensors").exists()
+    with pytest.raises(DataError, match=r"no image is at least 32x32 \(the smallest side is 6"):
+        load_dataset(f"folder:{data}", patch=32)

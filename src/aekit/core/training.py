@@ -329,7 +329,8 @@ def finish_run(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig,
         log(f"model metrics: {', '.join(extra)}")
         metrics.update(extra)
     if ds.skipped:  # unreadable files the folder loader left out
-        metrics["images_read"] = len(ds.train_x) + len(ds.test_x)
+        metrics["images_read"] = (ds.sources if ds.sources is not None
+                                  else len(ds.train_x) + len(ds.test_x))
         metrics["skipped_files"] = [{"path": p, "reason": why} for p, why in ds.skipped]
     if corrupt is not None:
         metrics["corrupt"] = train_cfg.corrupt

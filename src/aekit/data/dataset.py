@@ -21,8 +21,11 @@ class Dataset:
     test_x: torch.Tensor
     test_y: torch.Tensor | None
     classes: list[str] | None = field(default=None)
-    # [(path, reason)] of files a folder loader could not read and left out.
+    # [(path, reason)] of files a folder loader could not read (or, with patches, found too
+    # small) and left out.
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # How many files the items came from, where that is not one item each (patches); else None.
+    sources: int | None = None
 
     def __post_init__(self) -> None:
         for split, x, y in (

@@ -19,7 +19,7 @@ import torch
 from aekit.data.dataset import Dataset, split_train_val
 from aekit.data.files import probe_files
 from aekit.data.images import IMAGE_EXTENSIONS, is_image_file, load_uint8
-from aekit.data.patches import check_patch, patch_split
+from aekit.data.patches import check_patch, no_patch_error, patch_split
 from aekit.errors import DataError
 from aekit.registry import register_dataset
 
@@ -189,18 +189,28 @@ def load_image_folder(
 
 
 def _folder_patches(layout: FolderLayout, root: Path, size: int) -> Dataset:
+    """The patches of every image; an image smaller than the patch on a side gives none and is
+    listed with the skipped files (its size is known from the header, so it is not decoded)."""
     colour = any(layout.headers[p][1] for p in layout.files)
     mode = "RGB" if colour else "L"
     order = torch.arange(len(layout.files))
-    splits = []
+    splits, small = [], []
     for what, idx in (("train", layout.train_idx), ("test", layout.test_idx)):
         chosen = order[idx].tolist()
-        images = (_chw(load_uint8(layout.files[i], mode)) for i in chosen)
-        labels = None if layout.labels is None else layout.labels[chosen]
+        sides = {i: min(layout.headers[layout.files[i]][0]) for i in chosen}
+        fits = [i for i in chosen if sides[i] >= size]
+        if not fits:
+            raise no_patch_error(f"folder:{root} ({what} split)", size, min(sides.values()))
+        small += [i for i in chosen if sides[i] < size]
+        images = (_chw(load_uint8(layout.files[i], mode)) for i in fits)
+        labels = None if layout.labels is None else layout.labels[fits]
         splits.append(patch_split(images, labels, size, f"folder:{root} ({what} split)"))
     (train_x, train_y), (test_x, test_y) = splits
-    return Dataset(f"folder:{root}", train_x, train_y, test_x, test_y, layout.classes,
-                   layout.skipped)
+    skipped = layout.skipped + [
+        (str(layout.files[i]), f"{_fmt(layout.headers[layout.files[i]][0])} (HxW) is smaller "
+         f"than the {size}x{size} patches: no patch") for i in small]
+    return Dataset(f"folder:{root}", train_x, train_y, test_x, test_y, layout.classes, skipped,
+                   sources=len(layout.files) - len(small))
 
 
 def _chw(a: np.ndarray) -> torch.Tensor:

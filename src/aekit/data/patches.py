@@ -59,7 +59,8 @@ def cut_patches(image: torch.Tensor, size: int) -> torch.Tensor:
     return _grid(image[None], size)
 
 
-def _none_fit(what: str, size: int, smallest: int | None) -> DataError:
+def no_patch_error(what: str, size: int, smallest: int | None) -> DataError:
+    """The error for a split in which no image is as large as the patch."""
     hint = f" (the smallest side is {smallest} pixels)" if smallest is not None else ""
     return DataError(f"{what}: no image is at least {size}x{size}{hint}; pass a smaller --patch")
 
@@ -76,7 +77,7 @@ def patch_split(images: Iterable[torch.Tensor], labels: torch.Tensor | None, siz
         pieces.append(cut_patches(img, size))
         owners.append(torch.full((len(pieces[-1]),), i, dtype=torch.int64))
     if not any(len(p) for p in pieces):
-        raise _none_fit(what, size, smallest)
+        raise no_patch_error(what, size, smallest)
     y = None if labels is None else labels[torch.cat(owners)]
     return torch.cat(pieces), y
 
@@ -87,6 +88,6 @@ def patch_tensor(x: torch.Tensor, labels: torch.Tensor | None, size: int, what: 
     check_patch(size)
     patches = _grid(x, size)
     if len(patches) == 0:
-        raise _none_fit(what, size, min(x.shape[2:]) if len(x) else None)
+        raise no_patch_error(what, size, min(x.shape[2:]) if len(x) else None)
     y = None if labels is None else labels.repeat_interleave(len(patches) // len(x))
     return patches, y
