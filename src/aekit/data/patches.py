@@ -6,7 +6,8 @@ non-overlapping P x P patches that fit in it, the grid centred so that the margi
 split evenly, and the patches are the dataset: images of different sizes need no resize, no
 pixel is stretched, and memory holds no more pixels than the images themselves. A patch keeps its
 image's label and its image's split (all patches of a test image are test patches), so no test
-pixel is seen in training. An image smaller than P on a side gives no patch.
+pixel is seen in training. An image smaller than P on a side gives no patch (a folder's are
+listed with its skipped files).
 
 A model trained on patches works on whole images of any size afterwards: reconstruct, denoise,
 inpaint and the anomaly heat maps run larger images through overlapping tiles of the training
