@@ -15,7 +15,7 @@ benchmark's split).
 
     python -m bench.photos_full --threads 2
     python -m bench.photos_full --threads 2 --reuse      # read the trained run back
-    python -m bench.photos_full --patch 64 --flags="--augment hflip" --name photos_full_p64
+    python -m bench.photos_full --flags="--augment dihedral+colours" --name photos_full_augment
 
 Writes bench/results/photos_full.json and docs/img/photos_full_denoise.png (a crop of each
 held-out photo: clean, noisy, aekit, BM3D).
@@ -41,11 +41,12 @@ RUN = ROOT / "runs" / "photos-full-denoise"
 CROP = 96  # the picture's crop of each held-out photo, from its centre
 
 
-def write_photos() -> dict[str, list[str]]:
-    """The training and held-out photos as PNG files under DATA/{train,test}; their sizes."""
+def write_photos() -> dict[str, list[tuple[str, int, int]]]:
+    """The training and held-out photos as PNG files under DATA/{train,test}; (name, H, W) of
+    each, per split."""
     from PIL import Image
 
-    sizes: dict[str, list[str]] = {}
+    sizes: dict[str, list[tuple[str, int, int]]] = {}
     for split, names in (("train", TRAIN), ("test", TEST)):
         (DATA / split).mkdir(parents=True, exist_ok=True)
         sizes[split] = []
@@ -54,7 +55,7 @@ def write_photos() -> dict[str, list[str]]:
             path = DATA / split / f"{name.split(':')[1]}.png"
             if not path.exists():
                 Image.fromarray(img.transpose(1, 2, 0)).save(path)
-            sizes[split].append(f"{name} {img.shape[1]}x{img.shape[2]}")
+            sizes[split].append((name, img.shape[1], img.shape[2]))
     return sizes
 
 
@@ -140,13 +141,14 @@ def main(argv: list[str] | None = None) -> int:
           f"for {pixels / 1e6:.2f} MP")
     import json
 
-    from aekit.data import load_dataset
-
     metrics = json.loads((run / "metrics.json").read_text())
-    ds = load_dataset(f"folder:{DATA}", patch=args.patch)
-    n_patches = {"train": len(ds.train_x), "test": len(ds.test_x)}
+    # the grid `--patch` cuts: whole P x P squares per side (aekit.data.patches)
+    n_patches = {split: sum((h // args.patch) * (w // args.patch) for _, h, w in photos)
+                 for split, photos in sizes.items()}
     write_result(args.name, {
-        "sigma": SIGMA, "patch": args.patch, "flags": args.flags, "photos": sizes,
+        "sigma": SIGMA, "patch": args.patch, "flags": args.flags,
+        "photos": {split: [f"{n} {h}x{w}" for n, h, w in photos]
+                   for split, photos in sizes.items()},
         "per_photo": rows, "mean_psnr": mean,
         "megapixels": pixels / 1e6, "aekit_denoise_seconds": round(aekit_s, 2),
         "bm3d_seconds": round(bm3d_s, 2),

@@ -70,15 +70,14 @@ def patch_split(images: Iterable[torch.Tensor], labels: torch.Tensor | None, siz
                 what: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(patches (M, C, size, size), their images' labels (M,) or None) of a split's images,
     each (C, H, W) uint8 at its own size. `what` names the split in the error when no image is
-    large enough."""
+    large enough (a folder checks that from the headers first, naming the smallest side)."""
     check_patch(size)
-    pieces, owners, smallest = [], [], None
+    pieces, owners = [], []
     for i, img in enumerate(images):
-        smallest = min(img.shape[1:]) if smallest is None else min(smallest, *img.shape[1:])
         pieces.append(cut_patches(img, size))
         owners.append(torch.full((len(pieces[-1]),), i, dtype=torch.int64))
     if not any(len(p) for p in pieces):
-        raise no_patch_error(what, size, smallest)
+        raise no_patch_error(what, size, None)
     y = None if labels is None else labels[torch.cat(owners)]
     return torch.cat(pieces), y
 
