@@ -100,3 +100,89 @@ def test_cli_stores_augment_in_the_run_config(tmp_path, tiny_npz):
                "--epochs", "1", "--augment", "hflip", "--quiet", "--out", str(out)])
     assert rc == 0
     assert json.loads((out / "config.json").read_text())["train"]["augment"] == "hflip"
+
+
+def _oriented(n: int = 200) -> torch.Tensor:
+    """Images with an 'up': a bright top band of random height over a dark bottom, uint8."""
+    g = torch.Generator().manual_seed(0)
+    rows = torch.arange(12).view(1, 12, 1)
+    top = torch.randint(3, 8, (n, 1, 1), generator=g)
+    img = (rows < top).float() * 200 + torch.rand(n, 12, 12, generator=g) * 40
+    return img.round().to(torch.uint8)[:, None]  # (N, 1, 12, 12)
+
+
+def _orientation_free(n: int = 200) -> torch.Tensor:
+    """A blob anywhere in a range that every flip and quarter turn maps onto itself, uint8."""
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij")
+    cy, cx = (2 + 7 * torch.rand(2, n, 1, 1, generator=g)).unbind(0)  # centres in [2, 9]
+    img = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)  # (N, H, W)
+    return (img * 255).round().to(torch.uint8)[:, None]  # (N, 1, 12, 12)
+
+
+def _model(x: torch.Tensor, name: str = "dense"):
+    c, h, w = x.shape[1:]
+    return build_model(ModelConfig(name=name, in_channels=c, height=h, width=w, latent_dim=4))
+
+
+def test_auto_turns_orientation_free_images_only():
+    """Blobs anywhere in a symmetric range look the same turned (dihedral); images with a
+    bright top do not (none). Both decisions are recorded as a concrete value."""
+    from aekit.train.symmetry import SYMMETRY_MARGIN_DB, orientation_costs, resolve
+
+    blobs, banded = _orientation_free(), _oriented()
+    assert max(orientation_costs(blobs)) <= SYMMETRY_MARGIN_DB
+    assert max(orientation_costs(banded)) > SYMMETRY_MARGIN_DB
+    cfg = TrainConfig()
+    assert cfg.augment == "auto"
+    chosen, why = resolve(cfg, blobs, _model(blobs))
+    assert chosen.augment == "dihedral" and "no preferred orientation" in why
+    chosen, why = resolve(cfg, banded, _model(banded))
+    assert chosen.augment == "none" and why == ""
+
+
+@pytest.mark.parametrize("cfg", [TrainConfig(corrupt="gaussian:0.1"), TrainConfig(augment="none"),
+                                 TrainConfig(augment=""), TrainConfig(augment="hflip")])
+def test_auto_leaves_restoration_and_explicit_choices_alone(cfg):
+    from aekit.train.symmetry import resolve
+
+    blobs = _orientation_free()
+    chosen, why = resolve(cfg, blobs, _model(blobs))
+    assert chosen.augment == ("none" if cfg.augment == "auto" else cfg.augment) and why == ""
+
+
+def test_auto_is_none_for_too_few_images():
+    from aekit.train.symmetry import resolve
+
+    blobs = _orientation_free(8)
+    assert resolve(TrainConfig(), blobs, _model(blobs))[0].augment == "none"
+
+
+def test_auto_must_be_decided_before_a_batch_is_augmented():
+    with pytest.raises(ValueError, match="auto"):
+        augment_batch(torch.rand(2, 1, 4, 4), "auto", torch.Generator())
+
+
+def test_cli_records_the_automatic_choice_and_says_why(tmp_path, capsys):
+    import numpy as np
+
+    x = _orientation_free(128).numpy()
+    np.savez(tmp_path / "free.npz", x_train=x[:96], x_test=x[96:])
+    out = tmp_path / "run"
+    assert main(["train", "--model", "dense", "--dataset", f"npz:{tmp_path / 'free.npz'}",
+                 "--latent-dim", "4", "--epochs", "1", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["augment"] == "dihedral"
+    assert "augment: dihedral" in capsys.readouterr().err  # the log goes to stderr
+
+
+def test_the_estimator_records_the_automatic_choice():
+    from aekit import Autoencoder
+
+    banded = _oriented(64).numpy()
+    ae = Autoencoder(model="dense", latent_dim=4, epochs=1).fit(banded)
+    assert ae.train_config_.augment == "none"
+    free = _orientation_free(64).numpy()
+    ae = Autoencoder(model="dense", latent_dim=4, epochs=1).fit(free)
+    assert ae.train_config_.augment == "dihedral"
+    ae = Autoencoder(model="dense", latent_dim=4, epochs=1, augment="hflip").fit(free)
+    assert ae.train_config_.augment == "hflip"

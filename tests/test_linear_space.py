@@ -68,3 +68,50 @@ def test_runs_saved_before_the_option_rebuild_in_logit_space():
                       options={"linear": True})
     assert saved_options(cfg).options["linear_space"] == "logit"
     assert not build_model(saved_options(cfg)).pixel_path
+
+
+def _fit_with_validation(monkeypatch, prefer_start: bool, name: str = "conv"):
+    """A short fit on 8x8 digits whose validation loss is scripted: the start scores best
+    (prefer_start) or every trained epoch beats it."""
+    from aekit.config import TrainConfig
+    from aekit.train.loop import fit
+    from aekit.train.objective import Reconstruction
+
+    x = _digits()[:240]
+    train_x, val_x = x[:200], x[200:]
+    calls = []
+
+    def scripted(self, model, images, device):
+        calls.append(len(images))
+        return (0.0 if len(calls) == 1 else 1.0) if prefer_start else 1.0 / len(calls)
+
+    monkeypatch.setattr(Reconstruction, "validation_loss", scripted)
+    torch.manual_seed(0)
+    cfg = _conv(x, 8, linear_space="pixel") if name == "conv" else ModelConfig(
+        name=name, in_channels=1, height=8, width=8, latent_dim=8)
+    model = build_model(cfg)
+    model.init_from_data(train_x, seed=0)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    result = fit(model, train_x, TrainConfig(epochs=2, batch_size=50, seed=0), val_x=val_x)
+    return model, result, start, train_x, val_x, cfg
+
+
+@pytest.mark.parametrize("name", ["conv", "dense", "deep", "vae"])
+def test_a_kept_start_is_fitted_again_with_the_validation_images(monkeypatch, name):
+    """Validation kept the PCA start (best epoch 0): the saved model is that start fitted on
+    the training and validation images together, exactly as if it had been built from them."""
+    model, result, start, train_x, val_x, cfg = _fit_with_validation(monkeypatch, True, name)
+    assert result.best_epoch == 0
+    assert any("fitted again with the validation images" in note for note in result.notes)
+    torch.manual_seed(0)
+    expected = build_model(cfg)
+    expected.init_from_data(torch.cat([train_x, val_x]), seed=0)
+    got = model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in expected.state_dict().items())
+    assert not all(torch.equal(got[k], v) for k, v in start.items())  # it did change
+
+
+def test_a_trained_epoch_is_never_refitted(monkeypatch):
+    model, result, start, *_ = _fit_with_validation(monkeypatch, False)
+    assert result.best_epoch == 2
+    assert not any("fitted again" in note for note in result.notes)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from aekit.config import ModelConfig, TrainConfig
+from aekit.config import TRAIN_AUGMENTS, ModelConfig, TrainConfig
 from aekit.data.units import (
     as_images,
     check_feature_names,
@@ -52,7 +52,8 @@ class Autoencoder(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
 
     Parameters: `model` (a registered model name, `aekit models`), `latent_dim`, `epochs`,
     `batch_size`, `lr`, `loss` (empty: the model's), `widths`, `options` (model options),
-    `corrupt` (train to undo a corruption, e.g. "gaussian:0.5"), `val_fraction`, `image_shape`
+    `corrupt` (train to undo a corruption, e.g. "gaussian:0.5"), `augment` (training-time
+    augmentation, as `aekit train --augment`; "auto" decides from X), `val_fraction`, `image_shape`
     ((H, W) or (C, H, W) for 2-D input rows), `pixel_max` (the value of white; None: 255 for
     integer images, 1.0 or the training maximum for float images), `random_state` (int; None
     draws a new seed each fit), `device`, `verbose`.
@@ -75,6 +76,7 @@ class Autoencoder(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         "widths": Param("ints"),
         "options": Param("dict", none=True),
         "corrupt": Param("str"),
+        "augment": Param("str", choices=TRAIN_AUGMENTS),
         "val_fraction": Param("float", 0.0, 0.5),
         "image_shape": Param("shape", none=True),
         "pixel_max": Param("float", 0.0, None, low_open=True, none=True),
@@ -85,7 +87,8 @@ class Autoencoder(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
 
     def __init__(self, model: str = "conv", latent_dim: int = 32, epochs: int = 10,
                  batch_size: int = 128, lr: float = 2e-3, loss: str = "", widths: tuple = (),
-                 options: dict | None = None, corrupt: str = "", val_fraction: float = 0.0,
+                 options: dict | None = None, corrupt: str = "", augment: str = "auto",
+                 val_fraction: float = 0.0,
                  image_shape: tuple | None = None, pixel_max: float | None = None,
                  random_state: int | None = 0, device: str = "auto",
                  verbose: bool = False) -> None:
@@ -98,6 +101,7 @@ class Autoencoder(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         self.widths = widths
         self.options = options
         self.corrupt = corrupt
+        self.augment = augment
         self.val_fraction = val_fraction
         self.image_shape = image_shape
         self.pixel_max = pixel_max
@@ -115,6 +119,7 @@ class Autoencoder(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         from aekit.core.training import build_corruption
         from aekit.models import build_model, resolve_options
         from aekit.train.loop import fit
+        from aekit.train.symmetry import resolve as resolve_augment
 
         check_params(type(self).__name__, self.get_params(deep=False), self._param_table)
         raw = read_array(X)
@@ -134,13 +139,15 @@ class Autoencoder(ImageEstimatorMixin, TransformerMixin, BaseEstimator):
         self.train_config_ = TrainConfig(
             dataset="array", epochs=self.epochs, batch_size=min(self.batch_size, len(x)),
             lr=self.lr, loss=self.loss, seed=seed, val_fraction=self.val_fraction,
-            corrupt=self.corrupt, device=self.device)
+            corrupt=self.corrupt, augment=self.augment, device=self.device)
         torch.manual_seed(seed)
         module = build_model(self.model_config_)
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-        val_x = x[order[:n_val]] if n_val else None
-        module.init_from_data(x[order[n_val:]], seed=seed)  # e.g. the codec's closed-form start
-        result = fit(module, x[order[n_val:]], self.train_config_, val_x=val_x,
+        train_x, val_x = x[order[n_val:]], (x[order[:n_val]] if n_val else None)
+        # "auto" decided on the training images (train_config_ records the choice)
+        self.train_config_ = resolve_augment(self.train_config_, train_x, module)[0]
+        module.init_from_data(train_x, seed=seed)  # e.g. the codec's closed-form start
+        result = fit(module, train_x, self.train_config_, val_x=val_x,
                      corrupt=build_corruption(self.corrupt), progress=self.verbose)
         self.module_ = module.to("cpu").eval()
         self.history_ = result.history

@@ -49,8 +49,10 @@ class ModelConfig:
         return _from_dict(cls, d)
 
 
-# Training-time augmentations of `aekit train --augment` (applied by aekit.data.augment).
-TRAIN_AUGMENTS = ("none", "hflip", "dihedral", "dihedral+colours")
+# Training-time augmentations of `aekit train --augment` (applied by aekit.data.augment). "auto"
+# is decided from the training images when a run starts (aekit.train.symmetry) and the run
+# records "dihedral" or "none"; "" (runs saved before "auto" existed) means none.
+TRAIN_AUGMENTS = ("auto", "none", "hflip", "dihedral", "dihedral+colours")
 
 # The automatic training budget (TrainConfig.epochs = 0 and steps = 0; aekit.train.budget):
 # AUTO_EPOCHS passes over the data, raised on a small dataset to reach MIN_STEPS optimizer steps.
@@ -96,10 +98,12 @@ class TrainConfig:
                                   metavar="N")
     corrupt: str = _flag("", "train to undo a corruption, e.g. gaussian:0.5 (empty: a plain "
                              "autoencoder)")
-    augment: str = _flag("", "training-time augmentation: hflip mirrors a random half of each "
-                             "batch; dihedral applies a random flip or quarter turn to each "
-                             "image, dihedral+colours also permutes the colour channels and "
-                             "inverts a random half (for denoisers trained on few images)",
+    augment: str = _flag("auto", "training-time augmentation: hflip mirrors a random half of "
+                                 "each batch; dihedral applies a random flip or quarter turn to "
+                                 "each image, dihedral+colours also permutes the colour channels "
+                                 "and inverts a random half (for denoisers trained on few "
+                                 "images); auto: dihedral for a plain autoencoder on images with "
+                                 "no preferred orientation (photo or texture patches), else none",
                          choices=TRAIN_AUGMENTS)
     image_size: tuple[int, int] | None = _flag(None, "resize the dataset's images to HxW",
                                                metavar="HxW")

@@ -249,11 +249,13 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         self.model_config_ = ModelConfig(
             name=self.model, in_channels=c, height=h, width=w, latent_dim=self.latent_dim,
             widths=tuple(self.widths), options=dict(MODEL_OPTIONS.get(self.model, {})))
+        # augment "none": its networks learn the normal images as they are (the scores were
+        # measured so; "auto" would turn orientation-free images during training)
         self.train_config_ = TrainConfig(
             dataset="array", epochs=self._epochs(len(train_x)),
             batch_size=min(self.batch_size, len(train_x)),
             lr=self.lr, loss="mse", seed=seed, val_fraction=0.0, device=self.device,
-            precision=self.precision)
+            precision=self.precision, augment="none")
         parts = parse_score(self.scores)
         self.history_ = []
         t0 = time.perf_counter()

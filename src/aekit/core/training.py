@@ -111,6 +111,7 @@ def train_run(
     from aekit.train.budget import resolve as resolve_budget
     from aekit.train.losses import build_loss
     from aekit.train.preempt import Preempted, StopSignals
+    from aekit.train.symmetry import resolve as resolve_augment
 
     out = Path(out)
     stop = StopSignals() if stop_on_signal else None
@@ -150,6 +151,10 @@ def train_run(
             # written: a failed start leaves no folder in the way of the corrected command.
             torch.manual_seed(train_cfg.seed)
             model = build_model(model_cfg)
+            if not resume:  # recorded in the run folder, so a resume trains on the same images
+                train_cfg, augment_why = resolve_augment(train_cfg, train_x, model)
+                if augment_why:
+                    schedule += "\n" + augment_why
             corrupt = build_corruption(train_cfg.corrupt)
             build_loss(train_cfg.loss, model)
             resolve_device(train_cfg.device)

@@ -28,6 +28,9 @@ def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Ten
     permutes the colour channels (RGB) and inverts a random half (1 - x)."""
     if not kind or kind == "none":
         return x
+    if kind == "auto":  # decided from the data before training (aekit.train.symmetry)
+        raise ValueError("augment 'auto' must be decided before training; see "
+                         "aekit.train.symmetry.resolve")
     b = x.shape[0]
     if kind == "hflip":
         flip = torch.rand(b, generator=gen) < 0.5  # (B,) drawn on CPU: same on every device

@@ -31,7 +31,9 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
     declared here with a neutral default, so callers never probe with hasattr:
 
     capability flags  `can_sample` (a prior to sample from: VAEs), `entropy_coded` (codes images
-                      to bits: the codec), `domains` (two-domain translation models)
+                      to bits: the codec), `domains` (two-domain translation models),
+                      `closed_form_start` (`init_from_data` is a closed-form fit that writes
+                      every weight of its start: it may run again on a model still at its start)
     fixed recipe      `fixed_shape`, `fixed_latent_dim`, `seed_epochs`, `seed_batch_size`,
                       `seed_lr` (the seed presets' exact architecture and training recipe)
     hooks             `options_from_data` (option values chosen from the training images
@@ -56,6 +58,10 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
     can_sample: bool = False
     entropy_coded: bool = False
     domains: tuple[str, ...] = ()
+    # When validation keeps such a model at its start (best epoch 0), the training loop fits the
+    # start again on the training and validation images together, as a closed-form estimator
+    # chosen on held-out images is then fitted on all of them (aekit.train.loop).
+    closed_form_start: bool = False
     sized_by_weights: tuple[str, ...] = ()
 
     # Options every model accepts because the base class implements them.

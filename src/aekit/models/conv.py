@@ -78,6 +78,8 @@ class ConvAE(AutoencoderModule):
     See the module docstring for the design and the options (spatial, activation, depth, hidden).
     """
 
+    closed_form_start = True  # the PCA start (pca_start.py)
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         opts = self.options  # ConvOptions, checked (models/cards.py)

@@ -43,6 +43,8 @@ class DeepAE(AutoencoderModule):
     keeps the seed's ReLU code exactly.
     """
 
+    closed_form_start = True  # the PCA start (pca_start.py)
+
     latent_activation = False
 
     def __init__(self, cfg: ModelConfig) -> None:

@@ -27,6 +27,8 @@ RELU_MARGIN = 0.1
 class DenseAE(AutoencoderModule):
     """flatten -> Linear(D, latent) + ReLU -> Linear(latent, D) -> logits (B, C, H, W)."""
 
+    closed_form_start = True  # the PCA start (pca_start.py)
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         d = math.prod(cfg.shape)

@@ -68,6 +68,7 @@ class VAE(AutoencoderModule):
 
     default_loss = "vae"
     can_sample = True
+    closed_form_start = True  # the PCA start (pca_start.py)
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)

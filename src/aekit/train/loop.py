@@ -39,6 +39,7 @@ from aekit.train.checkpoint import (
 from aekit.train.health import report
 from aekit.train.objective import Corruption, Objective, Reconstruction
 from aekit.train.preempt import Preempted, StopSignals
+from aekit.train.symmetry import resolve as resolve_augment
 
 
 @dataclass
@@ -86,7 +87,10 @@ def fit(
     world = distributed.current()
     main = world is None or world.is_main
     device = resolve_device(cfg.device)
-    objective = objective if objective is not None else Reconstruction(cfg, corrupt)
+    if objective is None:  # an autoencoder's reconstruction, its augment "auto" decided here
+        # unless the caller has (a run folder records the choice, train_run decides it first)
+        cfg = resolve_augment(cfg, train_x, model)[0]
+        objective = Reconstruction(cfg, corrupt)
     shard = distributed.batch_shard(cfg.batch_size, world) if world else None
     objective.setup(model, train_x, device, resume, shard)
     optimizer = torch.optim.AdamW(objective.parameter_groups(model), lr=cfg.lr,
@@ -263,6 +267,10 @@ def fit(
 
     if best_state is not None:
         model.load_state_dict(best_state)
+        if has_val and result.best_epoch == 0:
+            note = objective.refit_start(model, train_x, val_x)
+            if note:
+                result.notes.append(note)
     # Back to the default layout: a model saved and reloaded must compute bit-identically.
     model.to(memory_format=torch.contiguous_format)
     t0 = time.perf_counter()

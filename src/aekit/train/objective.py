@@ -87,6 +87,11 @@ class Objective(ABC):
     def collapse_check(self, images: Any) -> CollapseCheck | None:
         return None
 
+    def refit_start(self, model: nn.Module, train_x: Any, val_x: Any) -> str | None:
+        """Validation kept the model at its start (best epoch 0, those weights loaded); returns
+        a line saying what was done about it, or None. Nothing by default."""
+        return None
+
     def finish(self, model: nn.Module, train_x: Any) -> str | None:
         """After training (the best weights already loaded); returns a line saying what it did
         (e.g. the model's `finalize` on the training images), or None."""
@@ -186,6 +191,21 @@ class Reconstruction(Objective):
 
     def collapse_check(self, images: Any) -> CollapseCheck | None:
         return CollapseCheck(images, self.corrupt, self.cfg.seed)
+
+    def refit_start(self, model: nn.Module, train_x: Any, val_x: Any) -> str | None:
+        """A closed-form start (PCA) that held-out images preferred to every trained epoch is
+        fitted again on the training and validation images together: the estimator they chose,
+        given all the data, as the baseline it is compared with sees it. Streamed images keep
+        their start (it reads a sample of at most PCA_START_IMAGES of them anyway)."""
+        if not (model.closed_form_start and isinstance(train_x, torch.Tensor)
+                and isinstance(val_x, torch.Tensor)):
+            return None
+        device = next(model.parameters()).device
+        model.cpu()  # the start is computed on the CPU and written into the weights there
+        note = model.init_from_data(torch.cat([train_x, val_x]), seed=self.cfg.seed)
+        model.to(device)
+        return note and f"validation kept the start (epoch 0); fitted again with the validation " \
+                        f"images: {note}"
 
     def finish(self, model: nn.Module, train_x: Any) -> str | None:
         model.output_init_pending = False  # trained: a second fit continues, never restarts
