@@ -61,8 +61,10 @@ def cell(col: str, model: str, steps: int, quick: bool) -> dict:
     if cli_main(argv) not in (0, 1):
         raise RuntimeError(f"aekit {' '.join(argv)} failed")
     m = json.loads((out / "metrics.json").read_text())
+    train = json.loads((out / "config.json").read_text())["train"]
     return {"psnr": m["test"]["psnr"], "pca_psnr": m["baselines"]["pca"]["psnr"],
             "code_size": m["code_size"], "parameters": m["parameters"], "epochs": m["epochs"],
+            "best_epoch": m["best_epoch"], "augment": train["augment"],
             "train_seconds": m["train_seconds"], "warnings": m["warnings"]}
 
 
