@@ -35,16 +35,12 @@ def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Ten
     if kind == "hflip":
         flip = torch.rand(b, generator=gen) < 0.5  # (B,) drawn on CPU: same on every device
         return torch.where(flip.to(x.device).view(-1, 1, 1, 1), x.flip(-1), x)
-    square = x.shape[-1] == x.shape[-2]
-    # per image one of the 8 symmetries (code = 2 * quarter turns + mirrored); a non-square
-    # image one of the 4 that keep its shape (a half turn with the mirror is the vertical flip)
-    codes = torch.randint(0, 8 if square else 4, (b,), generator=gen).to(x.device)  # (B,)
+    # per image one of its symmetries (`symmetry` codes)
+    codes = torch.randint(0, symmetry_count(x), (b,), generator=gen).to(x.device)  # (B,)
     out = x.clone()
     for code in codes.unique().tolist():
         sel = codes == code
-        t = x[sel].flip(-1) if code % 2 else x[sel]
-        turns = code // 2
-        out[sel] = torch.rot90(t, turns, (-2, -1)) if square else t.flip(-2) if turns else t
+        out[sel] = symmetry(x[sel], code)
     x = out
     if kind == "dihedral+colours":
         c = x.shape[1]
@@ -54,6 +50,23 @@ def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Ten
         invert = (torch.rand(b, generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
         x = torch.where(invert, 1.0 - x, x)
     return x
+
+
+def symmetry_count(x: torch.Tensor) -> int:
+    """How many flips and quarter turns keep the shape of images x (..., H, W): 8 when square,
+    else 4."""
+    return 8 if x.shape[-1] == x.shape[-2] else 4
+
+
+def symmetry(x: torch.Tensor, code: int) -> torch.Tensor:
+    """Images x (..., H, W) under symmetry `code` < symmetry_count(x): code = 2 * quarter turns
+    + mirrored, 0 is x itself; for non-square images a half turn with the mirror is the
+    vertical flip (the 4 that keep the shape)."""
+    t = x.flip(-1) if code % 2 else x
+    turns = code // 2
+    if x.shape[-1] == x.shape[-2]:
+        return torch.rot90(t, turns, (-2, -1))
+    return t.flip(-2) if turns else t
 
 
 def warp(x: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,

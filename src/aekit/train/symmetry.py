@@ -28,6 +28,7 @@ import math
 import torch
 
 from aekit.config import TrainConfig
+from aekit.data.augment import symmetry, symmetry_count
 from aekit.data.stream import sample_images
 from aekit.data.units import to_unit
 
@@ -37,18 +38,6 @@ SYMMETRY_IMAGES = 4000  # images the test reads (evenly spaced), at most SYMMETR
 SYMMETRY_VALUES = 1 << 24
 SYMMETRY_RANK = 32
 MIN_IMAGES = 16  # fewer: no evidence either way, no augmentation
-
-
-def symmetries(x: torch.Tensor) -> list[torch.Tensor]:
-    """x (B, C, H, W) under each of its shape-keeping flips and quarter turns, x itself first
-    (the same order as aekit.data.augment's codes: 2 * quarter turns + mirrored)."""
-    square = x.shape[-1] == x.shape[-2]
-    out = []
-    for code in range(8 if square else 4):
-        t = x.flip(-1) if code % 2 else x
-        turns = code // 2
-        out.append(torch.rot90(t, turns, (-2, -1)) if square else t.flip(-2) if turns else t)
-    return out
 
 
 @torch.no_grad()
@@ -69,11 +58,11 @@ def orientation_costs(x, rank: int = SYMMETRY_RANK, seed: int = 0) -> list[float
     basis = v[:, :k]  # (D, k)
 
     def psnr(images: torch.Tensor) -> float:
-        flat = images.flatten(1) - mean  # (N/2, D)
-        rec = (flat @ basis @ basis.T + mean).clamp(0, 1)
-        return -10 * math.log10(max(float(((rec - flat - mean) ** 2).mean()), 1e-12))
+        flat = images.flatten(1)  # (N/2, D)
+        rec = ((flat - mean) @ basis @ basis.T + mean).clamp(0, 1)
+        return -10 * math.log10(max(float(((rec - flat) ** 2).mean()), 1e-12))
 
-    scores = [psnr(t) for t in symmetries(held)]
+    scores = [psnr(symmetry(held, code)) for code in range(symmetry_count(held))]
     return [scores[0] - s for s in scores[1:]]
 
 
