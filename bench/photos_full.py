@@ -16,14 +16,17 @@ benchmark's split).
     python -m bench.photos_full --threads 2
     python -m bench.photos_full --threads 2 --reuse      # read the trained run back
     python -m bench.photos_full --flags="--augment dihedral+colours" --name photos_full_augment
+    python -m bench.photos_full --quick                  # smoke test: 20 steps, photo centres
 
 Writes bench/results/photos_full.json and docs/img/photos_full_denoise.png (a crop of each
-held-out photo: clean, noisy, aekit, BM3D).
+held-out photo: clean, noisy, aekit, BM3D); --quick writes both under runs/photos-full-quick/
+and never into bench/results or docs.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,13 +35,15 @@ import numpy as np
 import torch
 
 from bench.codec_photos import TEST, TRAIN, photo
-from bench.common import IMG, ROOT, image_rows_figure, print_table, write_result
+from bench.common import IMG, RESULTS, ROOT, image_rows_figure, print_table, write_result
 
 SIGMA = 25 / 255
 PATCH = 32
 DATA = ROOT / "runs" / "data" / "photos-full"
 RUN = ROOT / "runs" / "photos-full-denoise"
 CROP = 96  # the picture's crop of each held-out photo, from its centre
+QUICK = {"steps": 20, "side": 128}  # --quick: training steps; held-out photos' centre crops
+RESULTS_PATH = RESULTS / "photos_full.json"
 
 
 def write_photos() -> dict[str, list[tuple[str, int, int]]]:
@@ -59,15 +64,19 @@ def write_photos() -> dict[str, list[tuple[str, int, int]]]:
     return sizes
 
 
-def noisy_files(out: Path) -> tuple[list[Path], list[np.ndarray], list[np.ndarray]]:
-    """Each held-out photo with seeded Gaussian noise, saved as an 8-bit PNG:
-    (paths, clean float (H, W, 3), noisy float (H, W, 3) as saved)."""
+def noisy_files(out: Path, side: int = 0) -> tuple[list[Path], list[np.ndarray], list[np.ndarray]]:
+    """Each held-out photo (its centre `side` x `side` crop when side > 0) with seeded Gaussian
+    noise, saved as an 8-bit PNG: (paths, clean float (H, W, 3), noisy float (H, W, 3) as
+    saved)."""
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
     paths, clean, noisy = [], [], []
     for i, name in enumerate(TEST):
         x = photo(name).transpose(1, 2, 0).astype(np.float64) / 255.0
+        if side:
+            top, left = (x.shape[0] - side) // 2, (x.shape[1] - side) // 2
+            x = x[top : top + side, left : left + side]
         rng = np.random.default_rng(i)
         y = np.clip(x + rng.normal(0.0, SIGMA, x.shape), 0, 1)
         y8 = np.round(y * 255).astype(np.uint8)
@@ -77,6 +86,15 @@ def noisy_files(out: Path) -> tuple[list[Path], list[np.ndarray], list[np.ndarra
         clean.append(x)
         noisy.append(y8.astype(np.float64) / 255.0)
     return paths, clean, noisy
+
+
+def write_json(path: Path, data: dict) -> None:
+    import json
+
+    from aekit.io import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def measure(a: np.ndarray, ref: np.ndarray) -> dict[str, float]:
@@ -98,8 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patch", type=int, default=PATCH, help="patch side for training")
     ap.add_argument("--flags", default="", help="more `aekit train` flags (a variant)")
     ap.add_argument("--name", default="photos_full", help="result name (and run folder)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 20 training steps, the held-out photos' centres; writes "
+                         "under runs/photos-full-quick only")
     args = ap.parse_args(argv)
-    run = RUN if args.name == "photos_full" else ROOT / "runs" / args.name
+    quick = ROOT / "runs" / "photos-full-quick" if args.quick else None
+    if quick is not None:  # a fresh smoke test each time
+        shutil.rmtree(quick, ignore_errors=True)
+        run = quick / "run"
+        args.flags += f" --steps {QUICK['steps']}"
+    else:
+        run = RUN if args.name == "photos_full" else ROOT / "runs" / args.name
     torch.set_num_threads(args.threads)
     sizes = write_photos()
     threads = ["--threads", str(args.threads)]
@@ -111,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             return code
     train_s = time.perf_counter() - t0
-    paths, clean, noisy = noisy_files(ROOT / "runs" / "photos-full-noisy")
+    paths, clean, noisy = noisy_files(
+        run.with_name(run.name + "-noisy") if quick else ROOT / "runs" / "photos-full-noisy",
+        QUICK["side"] if quick else 0)
     outdir = run.with_name(run.name + "-denoised")
     t0 = time.perf_counter()
     if aekit(["denoise", str(run), *map(str, paths), "--out", str(outdir), *threads]) != 0:
@@ -145,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     # the grid `--patch` cuts: whole P x P squares per side (aekit.data.patches)
     n_patches = {split: sum((h // args.patch) * (w // args.patch) for _, h, w in photos)
                  for split, photos in sizes.items()}
-    write_result(args.name, {
+    result = {
         "sigma": SIGMA, "patch": args.patch, "flags": args.flags,
         "photos": {split: [f"{n} {h}x{w}" for n, h, w in photos]
                    for split, photos in sizes.items()},
@@ -156,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
                   metrics["train_seconds"], "epochs": metrics["epochs"],
                   "patches": n_patches, "model": metrics["model"],
                   "test_patches": metrics["test"]},
-    })
+    }
+    if quick is not None:  # a smoke test's numbers are not results
+        write_json(quick / "photos_full.json", result)
+    else:
+        write_result(args.name, result)
     crops = []
     for x, y, d, b in zip(clean, noisy, denoised, bm, strict=True):
         h, w = x.shape[:2]
@@ -164,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         crops.append([torch.from_numpy(a[top : top + CROP, left : left + CROP]).permute(2, 0, 1)
                       .float() for a in (x, y, d, b)])
     picture = "photos_full_denoise" if args.name == "photos_full" else args.name
-    image_rows_figure(IMG / f"{picture}.png",
+    image_rows_figure((quick or IMG) / f"{picture}.png",
                       [(label, torch.stack([c[i] for c in crops]))
                        for i, label in enumerate(("clean", "noisy", "aekit", "BM3D"))],
                       cell=(1.6, 1.7))
