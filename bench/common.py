@@ -23,9 +23,10 @@ def environment() -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
 
 
-def write_result(name: str, data: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_result(name: str, data: dict, folder: Path = RESULTS) -> Path:
+    """folder/name.json with the environment; a smoke test passes a folder under runs/."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     from aekit.io import atomic_write_text
 
     atomic_write_text(path, json.dumps({"environment": environment(), **data}, indent=2) + "\n")

@@ -88,15 +88,6 @@ def noisy_files(out: Path, side: int = 0) -> tuple[list[Path], list[np.ndarray],
     return paths, clean, noisy
 
 
-def write_json(path: Path, data: dict) -> None:
-    import json
-
-    from aekit.io import atomic_write_text
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
 def measure(a: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     from skimage.metrics import structural_similarity
 
@@ -186,10 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                   "patches": n_patches, "model": metrics["model"],
                   "test_patches": metrics["test"]},
     }
-    if quick is not None:  # a smoke test's numbers are not results
-        write_json(quick / "photos_full.json", result)
-    else:
-        write_result(args.name, result)
+    # a smoke test's numbers are not results: they stay under runs/
+    write_result("photos_full" if quick else args.name, result, quick or RESULTS)
     crops = []
     for x, y, d, b in zip(clean, noisy, denoised, bm, strict=True):
         h, w = x.shape[:2]
