@@ -157,6 +157,30 @@ def test_patches_are_cut_in_memory_not_streamed(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "--stream always" in err[0] and "--patch" in err[0]
 
 
+def test_patches_over_the_memory_budget_are_refused_before_decoding(tmp_path, capsys,
+                                                                    monkeypatch):
+    # 3 grey images of 20x17 (2x2 patches of 8: 256 B) and one RGB of 16x16 (4 patches of 8):
+    # every patch is held in RGB, 8 * 8 * 3 * (3 * 4 + 4) = 3,072 bytes
+    for i in range(3):
+        _save(tmp_path / f"{i}.png", 40 * i, (20, 17))
+    _save(tmp_path / "3.png", 90, (16, 16), colour=True)
+    from aekit.data import folder as folder_mod
+    from aekit.data.stream import folder_patch_bytes
+
+    assert folder_patch_bytes(tmp_path, 8) == 3072
+    monkeypatch.setattr(folder_mod, "load_uint8", lambda *a: pytest.fail("decoded an image"))
+    run = tmp_path / "run"
+    code = main(["train", "--dataset", f"folder:{tmp_path}", "--patch", "8", "--memory-budget",
+                 "3000", "--epochs", "1", "--out", str(run), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and not run.exists()
+    assert "8x8 patches take" in err[0] and "--memory-budget" in err[0]
+    monkeypatch.undo()
+    code = main(["train", "--dataset", f"folder:{tmp_path}", "--patch", "8", "--memory-budget",
+                 "3K", "--epochs", "1", "--out", str(run), "--quiet"])
+    assert code == 0 and (run / "model.safetensors").exists()
+
+
 def test_images_smaller_than_the_patch_are_listed_and_the_run_exits_1(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()

@@ -223,6 +223,19 @@ def estimate_folder_bytes(root: Path, image_size: tuple[int, int] | None) -> int
     return len(files) * h * w * (3 if colour else 1)
 
 
+def folder_patch_bytes(root: Path, patch: int) -> int:
+    """Bytes the patch x patch patches of every image in a folder take (aekit.data.patches),
+    from the image headers alone; a folder with any colour image holds every patch in RGB."""
+    from aekit.data.folder import scan_folder
+    from aekit.data.patches import grid_offsets
+
+    layout = scan_folder(root)
+    channels = 3 if any(colour for _, colour in layout.headers.values()) else 1
+    count = sum(len(grid_offsets(h, patch)) * len(grid_offsets(w, patch))
+                for (h, w), _ in (layout.headers[f] for f in layout.files))
+    return count * patch * patch * channels
+
+
 def open_folder_stream(root: str | os.PathLike, image_size: tuple[int, int] | None = None):
     """A `folder:` Dataset whose train split streams (same files, order, labels and split as the
     in-memory loader); only image headers are read here, plus the test images."""
@@ -247,7 +260,8 @@ def open_folder_stream(root: str | os.PathLike, image_size: tuple[int, int] | No
 def load_training_dataset(name: str, image_size=None, stream: str = "auto",
                           budget: str | int | None = None, log=None, patch: int = 0):
     """load_dataset, except that a `folder:` dataset is streamed when asked (`always`) or when its
-    decoded images exceed the memory budget (`auto`). Patches (`patch`) are cut in memory."""
+    decoded images exceed the memory budget (`auto`). Patches (`patch`) are cut in memory: with
+    `auto`, a folder whose patches exceed the budget is refused before anything is decoded."""
     from aekit.data import load_dataset
     from aekit.data.units import parse_image_size
 
@@ -262,6 +276,15 @@ def load_training_dataset(name: str, image_size=None, stream: str = "auto",
         if stream == "always":
             raise ConfigError("--stream always: patches (--patch) are cut in memory; use "
                               "--stream auto")
+        root = Path(os.path.expanduser(rest.strip())) if is_folder else None
+        if stream == "auto" and root is not None and root.is_dir():
+            need, limit = folder_patch_bytes(root, patch), memory_budget(budget)
+            if need > limit:  # better said now than by the out-of-memory killer mid-load
+                raise DataError(
+                    f"folder:{root}: its {patch}x{patch} patches take ~{need / 2**20:,.0f} MiB, "
+                    f"over the memory budget of {limit / 2**20:,.0f} MiB, and patches are cut "
+                    "in memory; train on a part of the folder, or raise --memory-budget "
+                    "(--stream never skips this check)")
         return load_dataset(name, image_size, patch=patch)
     if stream == "never" or not is_folder:
         return load_dataset(name, image_size)
