@@ -135,3 +135,26 @@ def test_closed_pipe_exits_quietly(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert proc.stderr == "", proc.stderr
         assert len(proc.stdout.splitlines()) == 1
+
+
+# Every command that runs a model over a dataset or image files takes --threads (set once).
+HEAVY = ("train", "eval", "reconstruct", "compress", "decompress", "denoise", "inpaint",
+         "colorize", "swap", "anomaly fit", "anomaly score", "embed", "finetune", "classify")
+
+
+def test_every_heavy_command_takes_threads():
+    from aekit.cli import _commands, build_parser
+
+    flags = {name: {o for a in sub._actions for o in a.option_strings}
+             for name, sub, _ in _commands(build_parser())}
+    assert all(f"aekit {c}" in flags for c in HEAVY)
+    assert [c for c in HEAVY if "--threads" not in flags[f"aekit {c}"]] == []
+
+
+def test_eval_with_threads(trained_run, capsys, monkeypatch):
+    import aekit.device
+
+    seen = []
+    monkeypatch.setattr(aekit.device, "setup_threads", lambda n: seen.append(n))
+    assert main(["eval", str(trained_run), "--threads", "1"]) == 0
+    assert seen == [1] and "psnr" in capsys.readouterr().out

@@ -64,6 +64,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--keep", type=int, default=None, metavar="K",
                    help="decode from the first K latent units only (models trained --option "
                         "nested=true)")
+    add_threads(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("reconstruct", help="encode and decode image files with a run (larger "
@@ -72,6 +73,7 @@ def add_parsers(sub) -> None:
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("-o", "--out", required=True, help="output folder for PNGs")
     add_resize(p)
+    add_threads(p)
     p.set_defaults(func=cmd_reconstruct)
 
     p = sub.add_parser("models", help="list the available models")

@@ -28,6 +28,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="also draw the 2-D latent picture coloured by label")
     add_resize(p)
+    add_threads(p)
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("finetune", help="encoder + classification head from N balanced labels")
@@ -49,6 +50,7 @@ def add_parsers(sub) -> None:
                    help="CSV file of the predictions (default: standard output)")
     p.add_argument("--csv", dest="csv", default=None, help=argparse.SUPPRESS)  # old name of -o
     add_resize(p)
+    add_threads(p)
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("sample", help="draw new images from a variational run's prior")
