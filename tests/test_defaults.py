@@ -278,3 +278,25 @@ def test_default_conv_beats_pca_on_small_images():
     with torch.inference_mode():
         psnr = 10 * math.log10(1 / float((model(target)["x_hat"] - target).pow(2).mean()))
     assert psnr > _pca_psnr(ds.train_x, ds.test_x, 32)
+
+
+def test_detector_trains_a_collapsed_network_again_from_the_data_start(strokes, capsys):
+    """The detector's networks start plain (their scores were measured so); on sparse strokes
+    the plain start collapses, and that network is trained again from the mean output: no
+    network it keeps is collapsed, and it says what it did."""
+    from aekit.anomaly.detector import Detector
+
+    train_x, test_x = strokes
+    det = Detector(epochs=6, latent_epochs=6, batch_size=32).fit(train_x[:512])
+    assert det.restarts_ >= 1 and det.basic_metrics()["restarts"] == det.restarts_
+    from aekit.train.health import CollapseCheck
+
+    check = CollapseCheck(test_x)
+    assert [check(net, torch.device("cpu"), 10_000, final=False)
+            for net in det.members_ + det.latent_members_] == [None, None]
+    assert gain_over_mean_db(det.latent_members_[0], train_x, test_x) >= 1.0  # the restarted
+    err = capsys.readouterr().err
+    assert "collapsed from the plain start; training it again" in err
+    # images with a mid-grey mean train from the plain start, never again
+    grey = torch.randint(60, 200, (64, 1, 16, 16), dtype=torch.uint8)
+    assert Detector(epochs=2, latent_epochs=2, batch_size=32).fit(grey).restarts_ == 0
