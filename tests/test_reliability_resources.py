@@ -76,8 +76,7 @@ def _argv(command: str, run: Path, src: Path, out: Path) -> list[str]:
     if command == "anomaly":
         return ["anomaly", "score", str(run), str(src), "-o", str(out / "scores.csv"),
                 "--threads", "1"]
-    threads = ["--threads", "1"] if command == "denoise" else []  # reconstruct has no --threads
-    return [command, str(run), str(src), "-o", str(out), *threads]
+    return [command, str(run), str(src), "-o", str(out), "--threads", "1"]
 
 
 def _outputs(command: str, out: Path) -> int:
