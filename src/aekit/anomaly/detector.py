@@ -268,7 +268,7 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
                 cfg = dataclasses.replace(self.train_config_, seed=seed + m, epochs=epochs)
                 label = f"network {m + 1}/{self.n_models} (input {spec})"
                 # First from the plain start (output at sigmoid(0)), which its scores were
-                # measured with: the data-dependent start costs one-class garments ~0.4 AUROC.
+                # measured with: the data-dependent start costs one-class garments 0.3-0.7 AUROC.
                 # A network that collapses from it (sparse images) trains again from the start
                 # that cures that (the training images' mean output, aekit.train.health).
                 for plain in (True, False):
