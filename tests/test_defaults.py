@@ -285,12 +285,11 @@ def test_detector_trains_a_collapsed_network_again_from_the_data_start(strokes, 
     the plain start collapses, and that network is trained again from the mean output: no
     network it keeps is collapsed, and it says what it did."""
     from aekit.anomaly.detector import Detector
+    from aekit.train.health import CollapseCheck
 
     train_x, test_x = strokes
     det = Detector(epochs=6, latent_epochs=6, batch_size=32).fit(train_x[:512])
     assert det.restarts_ >= 1 and det.basic_metrics()["restarts"] == det.restarts_
-    from aekit.train.health import CollapseCheck
-
     check = CollapseCheck(test_x)
     assert [check(net, torch.device("cpu"), 10_000, final=False)
             for net in det.members_ + det.latent_members_] == [None, None]

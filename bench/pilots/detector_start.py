@@ -5,7 +5,7 @@ keeps sparse images from collapsing to a constant output. The detector's scores 
 with networks started plain (output at sigmoid(0)). This pilot fits the default `Detector()` on
 one-class Fashion-MNIST classes 0 and 6 (the benchmark's weakest) for three seeds, once with each
 start forced for every network, and reports the test AUROC (the other nine classes are the
-anomalies) and how many networks collapsed.
+anomalies).
 
     python -m bench.pilots.detector_start --threads 2
 """

@@ -269,6 +269,7 @@ def load_training_dataset(name: str, image_size=None, stream: str = "auto",
         raise ConfigError(f"--stream {stream!r}: use one of {', '.join(STREAM_MODES)}")
     scheme, sep, rest = str(name).strip().partition(":")
     is_folder = bool(sep) and scheme == "folder" and rest.strip()
+    root = Path(os.path.expanduser(rest.strip())) if is_folder else None
     if stream == "always" and not is_folder:
         raise ConfigError(f"--stream always works with folder:DIR datasets only (got {name!r}); "
                           "the others are loaded into memory")
@@ -276,7 +277,6 @@ def load_training_dataset(name: str, image_size=None, stream: str = "auto",
         if stream == "always":
             raise ConfigError("--stream always: patches (--patch) are cut in memory; use "
                               "--stream auto")
-        root = Path(os.path.expanduser(rest.strip())) if is_folder else None
         if stream == "auto" and root is not None and root.is_dir():
             need, limit = folder_patch_bytes(root, patch), memory_budget(budget)
             if need > limit:  # better said now than by the out-of-memory killer mid-load
@@ -288,7 +288,6 @@ def load_training_dataset(name: str, image_size=None, stream: str = "auto",
         return load_dataset(name, image_size, patch=patch)
     if stream == "never" or not is_folder:
         return load_dataset(name, image_size)
-    root = Path(os.path.expanduser(rest.strip()))
     size = parse_image_size(image_size)
     if stream == "auto":
         if not root.is_dir():
