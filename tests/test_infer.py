@@ -83,6 +83,15 @@ def test_every_candidate_equals_eager(name):
         assert infer.chosen(model, part, 5) == report["chosen"]
 
 
+@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed")
+def test_onnxruntime_is_measured_only_for_small_batches():
+    # Level with the rewrite at large batches, and an export plus a session cost memory.
+    model = tiny("conv")
+    for batch, expected in ((1, True), (8, True), (9, False), (256, False)):
+        x = part_input(model, "reconstruct", batch)
+        assert ("onnxruntime" in infer.candidates(model, "reconstruct", x)) == expected, batch
+
+
 def test_rewrite_replaces_exact_2x_upconvs_and_keeps_the_rest():
     model = tiny("conv", shape=(1, 16, 16), widths=(4, 8))
     rw = infer.rewrite(model)

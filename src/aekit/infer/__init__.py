@@ -19,20 +19,21 @@ Candidates (CPU, float32, eval mode; anything else runs eagerly):
                conv's taps. The same products summed in another order: 2.25x fewer
                multiply-adds, no upsampled tensor.
   onnxruntime  the rewritten copy exported to ONNX (TorchScript-based exporter: ~1 s) and run
-               by ONNX Runtime, when it is installed.
+               by ONNX Runtime, when it is installed; for batches of 1 to 8 only (ORT_BUCKETS).
   .../1 thread the same on one thread, when torch uses more: at batch 1 threading costs more
                than it gains, and on a CPU shared with other processes PyTorch's spin-waiting
                OpenMP threads can starve each other at any batch size.
 
-Measuring costs about a second (mostly the ONNX export), so a choice is made only where that
-pays: once a (part, batch-size bucket 1 / <=8 / <=64 / larger, thread count, input shape) has
-spent SELECT_AFTER_S seconds eagerly, or as soon as the images the caller announces (`total`)
-would take that long at the eager speed just seen. Then every candidate runs the caller's
-batch: one whose output differs from eager's by more than TOLERANCE, or that raises, is dropped;
-the rest are timed in alternating rounds (best round each), and the fastest is kept if it takes
-less than SPEEDUP of eager's time (else eager stays). The choice is cached per model and weights
-(a weight change starts over); a chosen path that raises on a later batch gives way to eager for
-that batch. On CUDA or any other device, or in training mode: eager only (under inference_mode).
+Measuring costs about a second (mostly the ONNX export at small batches), so a choice is made
+only where that pays: once a (part, batch-size bucket 1 / <=8 / <=64 / larger, thread count,
+input shape) has spent SELECT_AFTER_S seconds eagerly, or as soon as the images the caller
+announces (`total`) would take that long at the eager speed just seen. Then every candidate runs
+the caller's batch: one whose output differs from eager's by more than TOLERANCE, or that
+raises, is dropped; the rest are timed in alternating rounds (best round each), and the fastest
+is kept if it takes less than SPEEDUP of eager's time (else eager stays). The choice is cached
+per model and weights (a weight change starts over); a chosen path that raises on a later batch
+gives way to eager for that batch. On CUDA or any other device, or in training mode: eager only
+(under inference_mode).
 
 Off: AEKIT_FAST_PATH=0 in the environment, or `fast=False`.
 """
@@ -64,6 +65,10 @@ BUCKETS = (1, 8, 64)  # batch-size buckets; larger batches share one more
 SPEEDUP = 0.95  # a candidate replaces eager only below this fraction of eager's time
 ROUNDS = 3  # timing rounds (alternating candidates); the best round of each counts
 MIN_TIMED_S = 0.002  # a timed round repeats the call until it lasts at least this long
+# ONNX Runtime is measured only for these buckets: at batch 1 it was 2.4x the rewrite (PyTorch's
+# per-op overhead dominates), at 256 level with it or slower, while the export and a session
+# cost ~100 MB of memory per model part.
+ORT_BUCKETS = (1, 8)
 
 
 def _has_conv(model: nn.Module) -> bool:
@@ -217,7 +222,7 @@ def candidates(model: nn.Module, part: str, x: torch.Tensor, threads: int | None
             return _ort_call(sess, n_out)
         return make
 
-    if onnx and onnxruntime_available():
+    if onnx and bucket(x.shape[0]) in ORT_BUCKETS and onnxruntime_available():
         out["onnxruntime"] = ort(threads)
     if threads > 1:
         out["eager/1 thread"] = lambda: _one_thread(eager(model, part))
