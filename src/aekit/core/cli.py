@@ -249,7 +249,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     for x, good in inputs.float_batches():
         x_hat = map_tiles(reconstruct, x, (cfg.height, cfg.width))
         for path, img in zip(good, x_hat, strict=True):
-            save_png(output_path(out_dir, Path(path), used), img)
+            save_png(output_path(out_dir, Path(path), used), img, inputs.take_alpha(path))
         done += len(good)
     code = inputs.finish(done)
     print(f"{done} reconstruction(s) written to {out_dir}")

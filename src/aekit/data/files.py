@@ -10,8 +10,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aekit.errors import DataError
+
+if TYPE_CHECKING:  # numpy is imported where pixels are decoded: listing files stays light
+    import numpy as np
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 
@@ -74,6 +78,9 @@ class ModelInputs:
         self.sizes: list[tuple[int, int]] = []
         self.converted = 0
         self.tiled = 0  # larger images taken at their own size, processed in tiles
+        # Alpha channels of the files decoded so far and not yet taken (`take_alpha`): the
+        # models see colour only, writers put the transparency back.
+        self._alphas: dict[str, np.ndarray] = {}
         for p in collect_paths([str(p) for p in items]):
             probed, bad = probe_files([p])
             if bad:
@@ -119,18 +126,14 @@ class ModelInputs:
         import numpy as np
         import torch
 
-        from aekit.data.images import load_uint8
-
         c, h, w = self.shape
         for start in range(0, len(self.files), batch_size):
             arrays, good = [], []
             chunk = range(start, min(start + batch_size, len(self.files)))
             for i in chunk:
                 p, own = self.files[i], self.tiles and tuple(self.sizes[i]) != (h, w)
-                try:
-                    a = load_uint8(p, self.mode, None if own else (h, w))
-                except DataError as e:
-                    self.bad.append((str(p), str(e).removeprefix(f"{p}: ")))
+                a = self._load(p, None if own else (h, w))
+                if a is None:
                     continue
                 a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
                 if own:
@@ -151,15 +154,29 @@ class ModelInputs:
         import numpy as np
         import torch
 
-        from aekit.data.images import load_uint8
-
-        try:
-            a = load_uint8(path, self.mode)
-        except DataError as e:  # the header was fine but the pixels are not
-            self.bad.append((str(path), str(e).removeprefix(f"{path}: ")))
+        a = self._load(path, None)
+        if a is None:
             return None
         a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (C, H, W)
         return torch.from_numpy(a.astype(np.float32) / 255.0)
+
+    def _load(self, path: str | Path, size: tuple[int, int] | None) -> np.ndarray | None:
+        """uint8 (H, W[, 3]) of one file, its alpha kept for `take_alpha`; None, with the file
+        added to `bad`, when the header was fine but the pixels are not."""
+        from aekit.data.images import load_with_alpha
+
+        try:
+            a, alpha = load_with_alpha(path, self.mode, size)
+        except DataError as e:
+            self.bad.append((str(path), str(e).removeprefix(f"{path}: ")))
+            return None
+        if alpha is not None:
+            self._alphas[str(path)] = alpha
+        return a
+
+    def take_alpha(self, path: str | Path) -> np.ndarray | None:
+        """The alpha channel (uint8 (H, W)) of a decoded file, once; None when it is opaque."""
+        return self._alphas.pop(str(path), None)
 
     def float_batches(self, batch_size: int = 256) -> Iterator[tuple]:
         """As `batches`, as float32 in [0, 1]."""

@@ -123,17 +123,37 @@ def load_uint8(
 ) -> np.ndarray:
     """Decode one image as uint8 (H, W) for mode 'L' or (H, W, 3) for 'RGB', optionally resized
     to size=(H, W). Raises DataError naming the file."""
+    return load_with_alpha(path, mode, size)[0]
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (
+        im.mode == "P" and "transparency" in im.info)
+
+
+def load_with_alpha(
+    path: str | os.PathLike, mode: str, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """As `load_uint8`, plus the image's alpha channel as uint8 (H, W) at the same size, or None
+    when the file has none or it is fully opaque (the models see colour only; writers put the
+    alpha back, so a transparent region stays transparent)."""
     try:
         with Image.open(_in_memory(path)) as im:
             _check_declared_size(im, path)
             im.load()
             if im.format in _EXIF_FORMATS:
                 im = ImageOps.exif_transpose(im)
+            alpha = im.convert("RGBA").getchannel("A") if _has_alpha(im) else None
+            if alpha is not None and alpha.getextrema()[0] == 255:
+                alpha = None
             im = _to_mode(im, mode)
             if size is not None and (im.height, im.width) != tuple(size):
                 # Pillow's bilinear widens its support when shrinking, i.e. it is antialiased.
                 im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
+                if alpha is not None:
+                    alpha = alpha.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            a = np.asarray(im, dtype=np.uint8)
+            return a, None if alpha is None else np.asarray(alpha, dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"{path}: image not found") from None
     except IsADirectoryError:
@@ -215,9 +235,17 @@ def _png_bytes(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def save_png(path: str | os.PathLike, img: torch.Tensor | np.ndarray) -> None:
-    """Write one image (C, H, W) in [0, 1] as PNG, atomically."""
-    atomic_write_bytes(path, _png_bytes(to_pil(img)))
+def save_png(path: str | os.PathLike, img: torch.Tensor | np.ndarray,
+             alpha: np.ndarray | None = None) -> None:
+    """Write one image (C, H, W) in [0, 1] as PNG, atomically; with `alpha` (uint8 (H', W'),
+    resized to the image's size when it differs) as its transparency (RGBA or LA)."""
+    im = to_pil(img)
+    if alpha is not None:
+        a = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.uint8), "L")
+        if a.size != im.size:
+            a = a.resize(im.size, Image.Resampling.BILINEAR)
+        im.putalpha(a)
+    atomic_write_bytes(path, _png_bytes(im))
 
 
 def grid_image(

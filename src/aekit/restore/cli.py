@@ -107,7 +107,7 @@ def run_task(task: str, args: argparse.Namespace) -> int:
                 y = restorer.colorize(x, args.fit, keep_luma=not args.model_luma)
             for i, img in zip(group, y, strict=True):
                 target = output_path(out_dir, Path(good[i]), used)
-                save_png(target, img)
+                save_png(target, img, inputs.take_alpha(good[i]))
                 if task == "inpaint" and args.mask_spec:
                     save_png(out_dir / "masks" / target.name, masks[i].float())
             done += len(group)

@@ -136,7 +136,7 @@ def translate_files(translator: Translator, inputs: ModelInputs, to: str,
         for hw, group in by_size.items():
             y = translator.translate(torch.stack([loaded[p] for p in group]), to, source)
             for p, img in zip(group, y, strict=True):
-                save_png(output_path(out_dir, p, used), img)
+                save_png(output_path(out_dir, p, used), img, inputs.take_alpha(p))
             done += len(group)
             other_size += len(group) if hw != translator.size else 0
     return done, other_size
