@@ -71,6 +71,20 @@ def test_automatic_budget_and_given_epochs(tmp_path, capsys, monkeypatch):
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
 
 
+def test_many_epochs_print_every_kth_line(tmp_path, capsys, monkeypatch):
+    # 101 epochs of one step: a line every 2nd epoch and at the last, said in the schedule line;
+    # the history keeps every epoch. (Checkpoints: tests/test_preempt.py.)
+    assert [budget.epoch_stride(n) for n in (1, 100, 101, 3000)] == [1, 1, 2, 30]
+    code, run = _train(tmp_path, "many", "--epochs", "101", "--batch-size", "300")
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "(--epochs as given; checkpoint and line every 2 epochs)" in err
+    lines = [ln.split()[1] for ln in err.splitlines() if ln.startswith("epoch ")]
+    assert lines == [f"{e}/101" for e in (*range(2, 101, 2), 101)]
+    assert len(json.loads((run / "metrics.json").read_text())["history"]) == 101
+    assert len((run / "log.csv").read_text().splitlines()) == 1 + 101  # every epoch's row
+
+
 def test_epochs_and_steps_together_is_one_line_error(tmp_path, capsys):
     code, run = _train(tmp_path, "both", "--epochs", "2", "--steps", "10")
     err = capsys.readouterr().err.strip()

@@ -38,6 +38,19 @@ def test_csv_always_and_resume_drops_rows_after_the_checkpoint(tmp_path):
         RunLogger(tmp_path, ("wandb",))
 
 
+def test_rows_kept_for_the_next_checkpoint_are_written_on_close(tmp_path):
+    # A run of many short epochs rewrites log.csv with its strided checkpoints only; a stop in
+    # between (which checkpoints that epoch) still leaves every row on disk.
+    log = RunLogger(tmp_path, ("csv",), batch_size=4)
+    for epoch in (1, 2, 3):
+        log.step(epoch, 0.1, {})
+        log.epoch({"epoch": epoch, "train_loss": 0.1, "val_loss": None, "lr": 1e-3,
+                   "seconds": 0.5}, write=epoch == 2)
+    assert [r["epoch"] for r in _rows(tmp_path / "log.csv")] == ["1", "2"]
+    log.close()
+    assert [r["epoch"] for r in _rows(tmp_path / "log.csv")] == ["1", "2", "3"]
+
+
 def test_train_with_tensorboard_writes_event_files(tmp_path, tiny_npz):
     pytest.importorskip("tensorboard", reason="tensorboard not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -375,6 +375,37 @@ def test_stop_and_resume_in_process(tmp_path, python_sigint, at_step, epoch, at_
     assert _log_rows(run) == _log_rows(tmp_path / "ref")
 
 
+def test_many_short_epochs_checkpoint_every_kth_and_stop_exactly_between(tmp_path, python_sigint,
+                                                                          monkeypatch):
+    """120 epochs of one step (a small folder on the automatic budget): end-of-epoch checkpoints
+    every 2nd epoch (budget.epoch_stride), not 120; a SIGTERM at the end of epoch 21 (between
+    two of them) still saves that epoch's end, and the resume is exact."""
+    import aekit.train.loop as loop
+
+    x, val = _data()
+    cfg = TrainConfig(dataset="array", epochs=120, batch_size=200, precision="fp32")
+    writes = []
+    real_save = loop.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint",
+                        lambda run_dir, m, o, b, meta, rng: (writes.append(meta["epoch"]),
+                                                             real_save(run_dir, m, o, b, meta,
+                                                                       rng)))
+    ref_model, ref = _fit(x, val, cfg, tmp_path / "ref")
+    assert writes == list(range(2, 121, 2))
+    writes.clear()
+
+    run = tmp_path / "run"
+    with StopSignals() as stop, pytest.raises(Preempted) as info:
+        _fit(x, val, cfg, run, stop=stop,
+             on_step=lambda step: step == 21 and os.kill(os.getpid(), signal.SIGTERM))
+    assert (info.value.epoch, info.value.at_epoch_end) == (21, True)
+    assert writes == [*range(2, 21, 2), 21]
+    assert load_checkpoint(run)["meta"]["epoch"] == 21
+    model, result = _fit(x, val, cfg, run, resume=True)
+    assert _equal_state(ref_model, model)
+    assert _rows(result) == _rows(ref) and result.best_epoch == ref.best_epoch
+
+
 def test_a_crash_after_a_mid_epoch_checkpoint_resumes_from_it(tmp_path, monkeypatch):
     """CI: --checkpoint-every 5 and a crash at step 23 (after the checkpoint of step 20): the
     resume continues from step 20 and ends exact; without the RNG states it would not."""
@@ -582,8 +613,8 @@ def test_an_old_checkpoint_and_config_without_the_new_keys_still_resume(tmp_path
     assert main([*args, str(ref)]) == 0
     real = RunLogger.epoch
 
-    def crash_after_epoch_1(self, row):
-        real(self, row)
+    def crash_after_epoch_1(self, row, write=True):
+        real(self, row, write)
         raise RuntimeError("killed")
 
     monkeypatch.setattr(RunLogger, "epoch", crash_after_epoch_1)

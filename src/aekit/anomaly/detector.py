@@ -326,11 +326,14 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
         """With `verbose`: a line before a network trains and one per epoch (aekit.console)."""
         if not self.verbose:
             return None
+        from aekit.train.budget import reported
+
         info(f"training {label}: {epochs} epochs on {n:,} images")
 
         def line(row: dict) -> None:
-            info(f"  epoch {row['epoch']:>3}/{epochs}  train {row['train_loss']:.5f}  "
-                 f"({row['seconds']:.1f}s)")
+            if reported(row["epoch"], epochs):
+                info(f"  epoch {row['epoch']:>3}/{epochs}  train {row['train_loss']:.5f}  "
+                     f"({row['seconds']:.1f}s)")
         return line
 
     def _normal_set(self, X: Any) -> tuple[torch.Tensor, float]:

@@ -210,6 +210,7 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
     """The training part of `train_run`, once the settings are known to be good."""
     from aekit.console import warn
     from aekit.models.base import AutoencoderModule
+    from aekit.train.budget import reported
     from aekit.train.logging import RunLogger
     from aekit.train.loop import fit
 
@@ -234,9 +235,13 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
     run_log = RunLogger(out, log_to, train_cfg.batch_size, note=warn) if main else None
     try:
         def on_epoch(row: dict) -> None:
-            log(_epoch_line(row, train_cfg.epochs))
+            # log.csv is rewritten with each checkpoint (every k-th of many short epochs), so
+            # it always matches the last one
+            due = reported(row["epoch"], train_cfg.epochs)
+            if due:
+                log(_epoch_line(row, train_cfg.epochs))
             if run_log is not None:
-                run_log.epoch(row)
+                run_log.epoch(row, write=due)
 
         result = fit(model, train_x, train_cfg, val_x=val_x, run_dir=out, resume=resume,
                      corrupt=corrupt, progress=progress, on_epoch=on_epoch,

@@ -21,6 +21,11 @@ from dataclasses import dataclass
 
 from aekit.config import AUTO_EPOCHS, MIN_STEPS, TrainConfig
 
+# A run of more epochs than this (a small folder on the automatic budget: 3,000 epochs of one
+# step) writes its end-of-epoch checkpoint and prints its epoch line only every `epoch_stride`
+# epochs, and at its last: one checkpoint per step cost more time than the training itself.
+MAX_EPOCH_REPORTS = 100
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -46,7 +51,7 @@ def plan(cfg: TrainConfig, n_train: int) -> Budget:
         epochs = max(auto, math.ceil(MIN_STEPS / per_epoch))
         label = f"{auto} epochs" + ("" if auto == AUTO_EPOCHS else " (the task's recipe)")
         why = (f"automatic: {label}" if epochs == auto else
-               f"automatic: {n_train:,} images are {per_epoch} steps an epoch, raised from "
+               f"automatic: {n_train:,} images are {_steps(per_epoch)} an epoch, raised from "
                f"{label} to reach {MIN_STEPS:,} steps")
         why += "; choose with --epochs or --steps"
     epochs = min(epochs, 100_000)
@@ -59,7 +64,23 @@ def resolve(cfg: TrainConfig, n_train: int) -> tuple[TrainConfig, Budget]:
     return dataclasses.replace(cfg, epochs=budget.epochs), budget
 
 
+def _steps(n: int) -> str:
+    return f"{n:,} step" + ("" if n == 1 else "s")
+
+
+def epoch_stride(epochs: int) -> int:
+    """Every how many epochs a run of `epochs` checkpoints and reports (its last one always)."""
+    return max(1, math.ceil(epochs / MAX_EPOCH_REPORTS))
+
+
+def reported(epoch: int, epochs: int) -> bool:
+    """Whether epoch `epoch` (1-based) of `epochs` gets a checkpoint and an epoch line."""
+    return epoch == epochs or epoch % epoch_stride(epochs) == 0
+
+
 def describe(budget: Budget, batch_size: int) -> str:
     """The schedule line a run prints before its first epoch."""
-    return (f"schedule: {budget.epochs} epochs x {budget.steps_per_epoch:,} steps of "
-            f"{batch_size} images = {budget.total_steps:,} optimizer steps ({budget.why})")
+    stride = epoch_stride(budget.epochs)
+    every = f"; checkpoint and line every {stride} epochs" if stride > 1 else ""
+    return (f"schedule: {budget.epochs} epochs x {_steps(budget.steps_per_epoch)} of "
+            f"{batch_size} images = {budget.total_steps:,} optimizer steps ({budget.why}{every})")

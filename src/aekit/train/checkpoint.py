@@ -3,7 +3,8 @@
 One file (not weights + a JSON sidecar) so that a single atomic rename publishes a consistent state:
 a SIGKILL at any moment leaves either the previous checkpoint or the new one, never a mix.
 
-A checkpoint is written at the end of every epoch, and inside an epoch with `--checkpoint-every`
+A checkpoint is written at the end of every epoch (of every k-th epoch and the last in a run of
+more than budget.MAX_EPOCH_REPORTS epochs), and inside an epoch with `--checkpoint-every`
 or when a signal stops training (aekit.train.preempt). A mid-epoch checkpoint also records the
 position in the epoch (`meta.position`: steps done in epoch `meta.epoch` + 1), the running loss
 sum, the epoch generator's and torch's global RNG states (tensors `rng.*`) and the run logger's

@@ -42,6 +42,7 @@ class RunLogger:
         self.run_dir = Path(run_dir)
         self.batch_size = batch_size
         self.rows = self._read_rows()
+        self._pending = False  # rows added but not yet written (`epoch(..., write=False)`)
         self.step_no = 0
         self._sums: dict[str, float] = {}
         self._count = 0
@@ -96,7 +97,9 @@ class RunLogger:
         self._count = count if isinstance(count, int) and count >= 0 else 0
         self.step_no = step if isinstance(step, int) and step >= 0 else self.step_no
 
-    def epoch(self, row: dict[str, Any]) -> None:
+    def epoch(self, row: dict[str, Any], write: bool = True) -> None:
+        """Add the epoch's row; `write`: rewrite log.csv now (a run of many short epochs writes
+        it with its checkpoints, every few epochs: `close` writes the rows still pending)."""
         seconds = float(row.get("seconds") or 0.0)
         images = self._count * self.batch_size
         out = {"epoch": row["epoch"], "step": self.step_no, "train_loss": row["train_loss"],
@@ -108,7 +111,9 @@ class RunLogger:
         self._sums, self._count = {}, 0
         self.rows = [r for r in self.rows if int(r.get("epoch") or 0) < int(row["epoch"])]
         self.rows.append(out)
-        self._write_csv()
+        self._pending = not write
+        if write:
+            self._write_csv()
         if self.writer is not None:
             for key in ("train_loss", "val_loss", "lr", "images_per_second"):
                 if out.get(key) is not None:
@@ -145,6 +150,9 @@ class RunLogger:
         self.writer.flush()
 
     def close(self) -> None:
+        if self._pending:  # e.g. a stop between two strided checkpoints, which saved its epoch
+            self._write_csv()
+            self._pending = False
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -1,5 +1,6 @@
 """The one training loop: steps in epochs, AdamW, per-step learning rates, early stopping, NaN
-detection, an atomic checkpoint every epoch and exact `--resume`. What a step computes (batches,
+detection, an atomic checkpoint every epoch (every k-th of a run of many short epochs,
+aekit.train.budget.epoch_stride) and exact `--resume`. What a step computes (batches,
 loss, schedule, validation) is an `Objective` (aekit.train.objective): an autoencoder's
 reconstruction by default, a few-label classifier's cross-entropy in aekit.represent.
 
@@ -28,6 +29,7 @@ from aekit.config import TrainConfig
 from aekit.device import resolve_device
 from aekit.errors import AekitError, RunError, TrainingDiverged
 from aekit.train import distributed
+from aekit.train.budget import reported
 from aekit.train.budget import resolve as resolve_budget
 from aekit.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -253,13 +255,17 @@ def fit(
             elif message is not None and not result.warnings:
                 result.warnings = [message]
                 report(message)
-        write_checkpoint(epoch + 1)
+        due = last or reported(epoch + 1, cfg.epochs)
+        if due:
+            write_checkpoint(epoch + 1)
         if on_epoch:
             on_epoch(row)
         # The stop flag is read after the checkpoint (and log) of the epoch: under a process
         # group this collective also holds every rank until rank 0 has written them.
         signum = stop.poll(world is not None) if stop is not None else 0
         if signum:
+            if not due:  # between two strided checkpoints: this epoch's end is saved now
+                _agree_on_save(world, _attempt(write_checkpoint, epoch + 1), run_dir)
             raise stop_now(signum, epoch + 1, at_epoch_end=True)
         if cfg.patience and bad_epochs >= cfg.patience:
             result.stopped_early = True
