@@ -280,16 +280,31 @@ def test_default_conv_beats_pca_on_small_images():
     assert psnr > _pca_psnr(ds.train_x, ds.test_x, 32)
 
 
-def test_detector_trains_a_collapsed_network_again_from_the_data_start(strokes, capsys):
+def test_detector_trains_a_collapsed_network_again_from_the_data_start(strokes, capsys,
+                                                                         monkeypatch):
     """The detector's networks start plain (their scores were measured so); on sparse strokes
-    the plain start collapses, and that network is trained again from the mean output: no
-    network it keeps is collapsed, and it says what it did."""
+    the plain start collapses, that run ends as soon as the collapse check sees it, and the
+    network is trained again from the mean output: no network it keeps is collapsed, and it
+    says what it did."""
+    import aekit.train.loop as loop
     from aekit.anomaly.detector import Detector
     from aekit.train.health import CollapseCheck
 
+    runs = []
+    real_fit = loop.fit
+
+    def recording_fit(module, x, cfg, **kw):
+        result = real_fit(module, x, cfg, **kw)
+        runs.append((kw.get("stop_on_collapse", False), cfg.epochs, result))
+        return result
+
+    monkeypatch.setattr(loop, "fit", recording_fit)
     train_x, test_x = strokes
-    det = Detector(epochs=6, latent_epochs=6, batch_size=32).fit(train_x[:512])
+    det = Detector(epochs=12, latent_epochs=12, batch_size=32).fit(train_x[:512])
     assert det.restarts_ >= 1 and det.basic_metrics()["restarts"] == det.restarts_
+    lost = [(epochs, r) for plain, epochs, r in runs if plain and r.warnings]
+    assert len(lost) == det.restarts_
+    assert all(r.stopped_early and len(r.history) < epochs for epochs, r in lost)
     check = CollapseCheck(test_x)
     assert [check(net, torch.device("cpu"), 10_000, final=False)
             for net in det.members_ + det.latent_members_] == [None, None]

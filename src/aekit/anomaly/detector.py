@@ -270,7 +270,8 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
                 # First from the plain start (output at sigmoid(0)), which its scores were
                 # measured with: the data-dependent start costs one-class garments 0.3-0.7 AUROC.
                 # A network that collapses from it (sparse images) trains again from the start
-                # that cures that (the training images' mean output, aekit.train.health).
+                # that cures that (the training images' mean output, aekit.train.health), as
+                # soon as the collapse check sees it (a quarter of the way in, when near-constant).
                 for plain in (True, False):
                     torch.manual_seed(cfg.seed)
                     module = build_model(self.model_config_)
@@ -278,7 +279,8 @@ class Detector(ImageEstimatorMixin, Decisions, OutlierMixin, BaseEstimator):
                     result = fit(module, train_x, cfg,
                                  corrupt=corrupt if corrupt.active else None,
                                  progress=self.verbose,
-                                 on_epoch=self._epoch_lines(label, epochs, len(train_x)))
+                                 on_epoch=self._epoch_lines(label, epochs, len(train_x)),
+                                 stop_on_collapse=plain)
                     if not (plain and result.warnings):
                         break
                     info(f"{label} collapsed from the plain start; training it again from "

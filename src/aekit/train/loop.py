@@ -69,6 +69,7 @@ def fit(
     stop: StopSignals | None = None,
     log_state: Any = None,
     objective: Objective | None = None,
+    stop_on_collapse: bool = False,
 ) -> FitResult:
     """Train `model` on uint8 images (N, C, H, W); returns the history. Weights end at the best
     validation epoch when there is a validation set, else at the last epoch.
@@ -85,6 +86,9 @@ def fit(
     `log_state`: an object with `state_dict()` / `load_state_dict(d)` (JSON values; the run
     logger's per-epoch sums) that mid-epoch checkpoints carry, so a resumed epoch logs as an
     uninterrupted one.
+    `stop_on_collapse`: end training at the epoch whose collapse check first finds a collapsed
+    model (`stopped_early`, the warning in `warnings`), for a caller that trains it again
+    differently instead of finishing a run that is already lost.
     """
     world = distributed.current()
     main = world is None or world.is_main
@@ -255,7 +259,8 @@ def fit(
             elif message is not None and not result.warnings:
                 result.warnings = [message]
                 report(message)
-        due = last or reported(epoch + 1, cfg.epochs)
+        lost = stop_on_collapse and bool(result.warnings)  # ends here, see the docstring
+        due = last or lost or reported(epoch + 1, cfg.epochs)
         if due:
             write_checkpoint(epoch + 1)
         if on_epoch:
@@ -267,7 +272,7 @@ def fit(
             if not due:  # between two strided checkpoints: this epoch's end is saved now
                 _agree_on_save(world, _attempt(write_checkpoint, epoch + 1), run_dir)
             raise stop_now(signum, epoch + 1, at_epoch_end=True)
-        if cfg.patience and bad_epochs >= cfg.patience:
+        if (cfg.patience and bad_epochs >= cfg.patience) or lost:
             result.stopped_early = True
             break
 
