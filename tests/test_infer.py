@@ -92,6 +92,19 @@ def test_onnxruntime_is_measured_only_for_small_batches():
         assert ("onnxruntime" in infer.candidates(model, "reconstruct", x)) == expected, batch
 
 
+@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed")
+def test_sessions_that_lost_are_not_kept():
+    model = tiny("conv")
+    x = part_input(model, "reconstruct", 1)
+    _, report = infer.select(model, "reconstruct", x)
+    assert "seconds" in report["candidates"]["onnxruntime"], report
+    assert not [k for k in infer._STATES[model].built if k.startswith("ort/")]
+    got = infer.run(model, "reconstruct", x)  # the choice, whatever it is, still runs
+    assert infer.max_abs_diff(got, reference(model, "reconstruct", x)) <= TOL
+    x8 = part_input(model, "reconstruct", 8)  # another bucket measures from the cached bytes
+    assert "seconds" in infer.select(model, "reconstruct", x8)[1]["candidates"]["onnxruntime"]
+
+
 def test_rewrite_replaces_exact_2x_upconvs_and_keeps_the_rest():
     model = tiny("conv", shape=(1, 16, 16), widths=(4, 8))
     rw = infer.rewrite(model)

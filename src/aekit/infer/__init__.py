@@ -311,6 +311,10 @@ def select(model: nn.Module, part: str, x: torch.Tensor, onnx: bool = True
         # would keep the model alive through _STATES, whose keys are weak.
         state.chosen[key] = (winner, None if winner.startswith("eager") else live[winner])
         state.reports[key] = info
+        # The chosen callable holds its own session; the measured ones that lost would stay
+        # alive in the cache (a later choice rebuilds a session from the cached ONNX bytes).
+        for name in [k for k in state.built if k.startswith("ort/")]:
+            del state.built[name]
     return ref, info
 
 
