@@ -128,6 +128,16 @@ def test_aekit_swap_writes_pngs_of_the_input_size_and_skips_bad_files(swap_run, 
     assert "aekit: 1 image(s) converted to 1 channel(s)" in capsys.readouterr().err
     with Image.open(tmp_path / "o3" / "rgb.png") as im:
         assert im.mode == "L"
+    # A grey image with transparency keeps it.
+    alpha = np.zeros((12, 12), np.uint8)
+    alpha[6:] = 255
+    la = Image.open(_png(src / "la.png", (12, 12))).convert("LA")
+    la.putalpha(Image.fromarray(alpha))
+    la.save(src / "la.png")
+    assert main(["swap", str(swap_run), str(src / "la.png"), "--to", "b", "-o",
+                 str(tmp_path / "o4")]) == 0
+    with Image.open(tmp_path / "o4" / "la.png") as im:
+        assert im.mode == "LA" and np.array_equal(np.asarray(im)[..., 1], alpha)
 
 
 def test_aekit_swap_bad_inputs_are_one_line_errors(swap_run, domains, tmp_path, capsys):
