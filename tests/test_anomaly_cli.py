@@ -92,7 +92,7 @@ def test_score_threshold_override_and_stdout(run, tmp_path, capsys):
     assert out[0] == "path,score,flagged" and out[1].endswith(",1")
 
 
-def test_fit_from_a_normal_dir(tmp_path):
+def test_fit_from_a_normal_dir(tmp_path, capsys):
     d = tmp_path / "normal"
     d.mkdir()
     for i, img in enumerate(make_blobs(40)):
@@ -103,6 +103,11 @@ def test_fit_from_a_normal_dir(tmp_path):
     state = json.loads((out / "detector.json").read_text())
     assert state["params"]["latent_restore"] is None and state["latent_members"] == 0
     assert set(state["components"]) == {"mse", "knn", "pca"}
+    # 4 held-out images set the threshold: said in one warning line, and in metrics.json
+    assert json.loads((out / "metrics.json").read_text())["anomaly"]["heldout_images"] == 4
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "only 4 held-out normal images" in warnings[0]
+    assert "--threshold T" in warnings[0]
 
 
 def test_fit_on_patches_of_normal_images_of_mixed_sizes(tmp_path, capsys):

@@ -109,7 +109,7 @@ def add_parsers(sub) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from aekit import console
-    from aekit.anomaly.defaults import DEFAULTS
+    from aekit.anomaly.defaults import DEFAULTS, FEW_HELDOUT
     from aekit.anomaly.detector import Detector
     from aekit.anomaly.evaluate import fit_metrics, normal_set, write_pictures
     from aekit.data.files import report_bad
@@ -141,10 +141,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     det.save(out, metrics, {"normal_class": k, "normal_class_name":
                             ds.classes[k] if ds is not None and k is not None else None})
     write_pictures(out, det, x, metrics)
-    print(f"threshold {det.threshold_:.6g} (held-out normal FPR "
-          f"{metrics['anomaly']['heldout_fpr']:.3f})")
-    if "test_auroc" in metrics["anomaly"]:
-        a = metrics["anomaly"]
+    a = metrics["anomaly"]
+    print(f"threshold {det.threshold_:.6g} (held-out normal FPR {a['heldout_fpr']:.3f})")
+    if a["heldout_images"] < FEW_HELDOUT:
+        console.warn(f"the threshold comes from only {a['heldout_images']} held-out normal "
+                     f"images, so the share of new normal images it flags can be far from "
+                     f"{a['fpr_target']:g}; fit on more normal images (or a larger --holdout), or "
+                     "pass `aekit anomaly score --threshold T` with T chosen on images known to "
+                     "be normal")
+    if "test_auroc" in a:
         print(f"test AUROC {a['test_auroc']:.4f}; flagged {a['test_normal_flagged']:.3f} of "
               f"normal and {a['test_anomalies_flagged']:.3f} of anomalous test images")
     print(f"run folder: {out}")

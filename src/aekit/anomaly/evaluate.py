@@ -80,7 +80,8 @@ def fit_metrics(det, x: torch.Tensor, ds, k: int | None) -> dict:
         metrics["baselines"] = {"pca": pca_baseline(x, normal_test, det.latent_dim, seed)}
     state = det.detector_state()
     anomaly = {"score": det.scores, "threshold": det.threshold_,
-               "fpr_target": state["fpr_target"], "heldout_fpr": state["heldout_fpr"]}
+               "fpr_target": state["fpr_target"], "heldout_fpr": state["heldout_fpr"],
+               "heldout_images": len(det.heldout_scores_)}
     if ds is not None and k is not None and ds.test_y is not None:
         s = det.score_samples(ds.test_x)
         is_anomaly = (ds.test_y != k).numpy()
