@@ -35,9 +35,30 @@ def test_plan_rules():
     recipe = budget.plan(TrainConfig(auto_epochs=20), 55_000)
     assert recipe.epochs == 20 and "the task's recipe" in recipe.why
     assert budget.plan(TrainConfig(auto_epochs=20), 455).epochs == small.epochs
+    # An automatic budget stops after a quarter of its epochs without a better validation loss
+    # (at least 10); a given budget or patience is kept as given.
+    assert small.patience == -(-small.epochs // 4) and "stops once" in small.why
+    assert fashion.patience == 10
+    assert budget.plan(TrainConfig(epochs=4), 455).patience == 0
+    assert budget.plan(TrainConfig(steps=100), 455).patience == 0
+    assert budget.plan(TrainConfig(patience=3), 455).patience == 3
     # Resolving twice changes nothing: a run folder's recorded settings plan the same epochs.
     cfg, first = budget.resolve(TrainConfig(), 455)
-    assert cfg.epochs == first.epochs and budget.resolve(cfg, 455)[0] == cfg
+    assert (cfg.epochs, cfg.patience) == (first.epochs, first.patience)
+    assert budget.resolve(cfg, 455)[0] == cfg
+
+
+def test_an_automatic_budget_stops_when_validation_stops_improving(tmp_path, monkeypatch):
+    # Learning rates of zero: the validation loss never improves on the start's, so the run
+    # ends after AUTO_PATIENCE_MIN epochs of its 30, keeping the start.
+    from aekit.train.objective import Objective
+
+    monkeypatch.setattr(budget, "MIN_STEPS", 60)
+    monkeypatch.setattr(Objective, "learning_rates", lambda self, step, total: [0.0])
+    x, val = _data()  # 200 training images: 2 steps an epoch at batch 100
+    result = _fit(x, val, TrainConfig(dataset="array", batch_size=100), tmp_path / "run")[1]
+    assert result.stopped_early and len(result.history) == budget.AUTO_PATIENCE_MIN
+    assert result.best_epoch == 0
 
 
 def _train(tmp_path, name, *extra):

@@ -90,7 +90,9 @@ class TrainConfig:
     seed: int = _flag(0, "seed of the weights, the validation split and the batch order")
     # 5,000 of Fashion-MNIST's 60,000 training images
     val_fraction: float = _flag(1 / 12, "share of the training images held out for validation")
-    patience: int = _flag(0, "early-stopping patience in epochs (0 = off)")
+    # 0 under an automatic budget: a quarter of its epochs (aekit.train.budget), recorded as such.
+    patience: int = _flag(0, "early-stopping patience in epochs (0: off when --epochs or --steps "
+                             "is given, else a quarter of the automatic epochs, at least 10)")
     # Mid-epoch checkpoints record the data order's and the RNGs' position: resuming from one ends
     # bit-identical to an uninterrupted run, and so does a run with or without them.
     checkpoint_every: int = _flag(0, "also checkpoint every N optimizer steps inside an epoch, "

@@ -7,7 +7,8 @@
   asks for more), raised on a small dataset so that the run
   still takes at least MIN_STEPS steps. 455 images at batch 128 are 3 steps an epoch: 10 epochs
   would be 30 steps, far from a useful model; Fashion-MNIST's 55,000 (429 steps an epoch) keep
-  exactly 10 epochs.
+  exactly 10 epochs. Such a run also stops once its validation loss has not improved for a
+  quarter of those epochs (AUTO_PATIENCE_SHARE), unless `patience` is given.
 
 The choice depends only on the settings and the number of training images, so a resumed run
 (which reads the same settings and data) plans the same epochs.
@@ -26,12 +27,19 @@ from aekit.config import AUTO_EPOCHS, MIN_STEPS, TrainConfig
 # epochs, and at its last: one checkpoint per step cost more time than the training itself.
 MAX_EPOCH_REPORTS = 100
 
+# An automatic budget (no --epochs, --steps or --patience) stops once the validation loss has not
+# improved for this share of its planned epochs (at least AUTO_PATIENCE_MIN): the best epoch is
+# what a run keeps, and on every run of the default-settings matrix this stop leaves it the same
+# while cutting e.g. 750 planned epochs to 193 (docs/BENCHMARKS.md, "Stopping early").
+AUTO_PATIENCE_SHARE, AUTO_PATIENCE_MIN = 0.25, 10
+
 
 @dataclass(frozen=True)
 class Budget:
     epochs: int
     steps_per_epoch: int
     why: str  # one line: what was chosen and why
+    patience: int = 0  # early-stopping patience in epochs (0: every planned epoch)
 
     @property
     def total_steps(self) -> int:
@@ -55,13 +63,18 @@ def plan(cfg: TrainConfig, n_train: int) -> Budget:
                f"{label} to reach {MIN_STEPS:,} steps")
         why += "; choose with --epochs or --steps"
     epochs = min(epochs, 100_000)
-    return Budget(epochs, per_epoch, why)
+    patience = cfg.patience
+    if not (cfg.steps or cfg.epochs or patience):
+        patience = max(AUTO_PATIENCE_MIN, math.ceil(AUTO_PATIENCE_SHARE * epochs))
+        why += (f"; stops once {patience} epochs pass without a better validation loss "
+                "(--patience)")
+    return Budget(epochs, per_epoch, why, patience)
 
 
 def resolve(cfg: TrainConfig, n_train: int) -> tuple[TrainConfig, Budget]:
     """`cfg` with its epochs fixed by `plan` (what a run folder records), and the plan."""
     budget = plan(cfg, n_train)
-    return dataclasses.replace(cfg, epochs=budget.epochs), budget
+    return dataclasses.replace(cfg, epochs=budget.epochs, patience=budget.patience), budget
 
 
 def _steps(n: int) -> str:
