@@ -92,6 +92,26 @@ def test_automatic_budget_and_given_epochs(tmp_path, capsys, monkeypatch):
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
 
 
+def test_an_automatic_run_that_stops_early_says_so(tmp_path, capsys, monkeypatch):
+    # 105 automatic epochs (a line every 2nd), learning rates of zero: validation never improves,
+    # so the run stops after epoch 27 (a quarter of 105), prints that epoch's line and why.
+    import aekit.train.objective as objective
+
+    monkeypatch.setattr(budget, "MIN_STEPS", 420)
+    monkeypatch.setattr(objective, "lr_at", lambda cfg, step, total: 0.0)
+    code, run = _train(tmp_path, "stop")
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "stops once 27 epochs pass without a better validation loss" in err
+    assert "epoch  27/105" in err and "epoch  28/105" not in err
+    assert "stopped early after epoch 27: no better validation loss for 27 epochs; keeping " \
+           "epoch 0" in err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["stopped_early"] and len(metrics["history"]) == 27
+    assert len((run / "log.csv").read_text().splitlines()) == 1 + 27
+    assert json.loads((run / "config.json").read_text())["train"]["patience"] == 27
+
+
 def test_many_epochs_print_every_kth_line(tmp_path, capsys, monkeypatch):
     # 101 epochs of one step: a line every 2nd epoch and at the last, said in the schedule line;
     # the history keeps every epoch. (Checkpoints: tests/test_preempt.py.)

@@ -249,6 +249,12 @@ def _train(out: Path, model, model_cfg: ModelConfig, train_cfg: TrainConfig, ds,
                      log_state=run_log)
         # train_seconds counts the data-dependent start too: it is part of training
         result.train_seconds += start_seconds
+        if result.stopped_early and result.history:
+            final = result.history[-1]
+            if not reported(final["epoch"], train_cfg.epochs):
+                log(_epoch_line(final, train_cfg.epochs))
+            log(f"stopped early after epoch {final['epoch']}: no better validation loss for "
+                f"{train_cfg.patience} epochs; keeping epoch {result.best_epoch}")
         for note in result.notes:
             log(note)
         if stop is not None:  # trained: the final evaluation is interrupted as any command
