@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from aekit.cli import main
+from aekit.data.files import ModelInputs
 from aekit.data.images import load_with_alpha, save_png
 from tests.reliability.seeds import untrained_run
 
@@ -74,3 +75,14 @@ def test_resized_output_gets_resized_alpha(tmp_path):
         assert im.mode == "RGBA" and im.size == (SIZE, SIZE)
         a = np.asarray(im)[..., 3]
         assert a[: SIZE // 2 - 1].max() == 0 and a[-1, -1] == 255
+
+
+def test_only_commands_that_write_images_keep_alphas(tmp_path):
+    # Scoring or embedding a folder of transparent images must not hold every alpha channel.
+    alpha = _rgba(tmp_path / "a.png")
+    for keep in (False, True):
+        inputs = ModelInputs([tmp_path], (3, SIZE, SIZE), keep_alpha=keep)
+        assert [names for _, names in inputs.batches()] == [[str(tmp_path / "a.png")]]
+        got = inputs.take_alpha(tmp_path / "a.png")
+        assert (got is None) if not keep else np.array_equal(got, alpha)
+        assert inputs.take_alpha(tmp_path / "a.png") is None  # handed over once

@@ -237,7 +237,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                           "with `aekit swap RUN IMAGES --to D -o DIR`")
     # Images larger than the model's size go through it in overlapping tiles, stitched back at
     # their own size (aekit.data.tiles); --resize resizes them instead.
-    inputs = ModelInputs(args.images, cfg.shape, args.resize, tiles=True)
+    inputs = ModelInputs(args.images, cfg.shape, args.resize, tiles=True, keep_alpha=True)
     inputs.require_some()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -58,12 +58,14 @@ class ModelInputs:
     (reconstruct, anomaly score; aekit.data.tiles): such a file of the right channel count is
     taken at its own size (unless `resize`, which resizes it), and `finish` says so once.
     Headers are read up front (`files`, `sizes`); pixels are decoded batch by batch
-    (`batches`), so a folder of any size runs in bounded memory.
+    (`batches`), so a folder of any size runs in bounded memory. `keep_alpha=True` is for
+    commands that write an image per input (reconstruct, restoration, swap): each decoded file's
+    alpha channel is kept until `take_alpha` hands it to the writer.
     """
 
     def __init__(self, items: Sequence[str | Path], shape: Sequence[int], resize: bool = False,
-                 keeps_size: bool = False, model: str = "the model", tiles: bool = False
-                 ) -> None:
+                 keeps_size: bool = False, model: str = "the model", tiles: bool = False,
+                 keep_alpha: bool = False) -> None:
         from aekit.data.tiles import is_larger
         from aekit.errors import ConfigError
 
@@ -78,8 +80,9 @@ class ModelInputs:
         self.sizes: list[tuple[int, int]] = []
         self.converted = 0
         self.tiled = 0  # larger images taken at their own size, processed in tiles
-        # Alpha channels of the files decoded so far and not yet taken (`take_alpha`): the
-        # models see colour only, writers put the transparency back.
+        # With keep_alpha: alpha channels of the files decoded so far and not yet taken
+        # (`take_alpha`); the models see colour only, writers put the transparency back.
+        self.keep_alpha = keep_alpha
         self._alphas: dict[str, np.ndarray] = {}
         for p in collect_paths([str(p) for p in items]):
             probed, bad = probe_files([p])
@@ -161,12 +164,15 @@ class ModelInputs:
         return torch.from_numpy(a.astype(np.float32) / 255.0)
 
     def _load(self, path: str | Path, size: tuple[int, int] | None) -> np.ndarray | None:
-        """uint8 (H, W[, 3]) of one file, its alpha kept for `take_alpha`; None, with the file
-        added to `bad`, when the header was fine but the pixels are not."""
-        from aekit.data.images import load_with_alpha
+        """uint8 (H, W[, 3]) of one file (with keep_alpha, its alpha kept for `take_alpha`);
+        None, with the file added to `bad`, when the header was fine but the pixels are not."""
+        from aekit.data.images import load_uint8, load_with_alpha
 
         try:
-            a, alpha = load_with_alpha(path, self.mode, size)
+            if self.keep_alpha:
+                a, alpha = load_with_alpha(path, self.mode, size)
+            else:
+                a, alpha = load_uint8(path, self.mode, size), None
         except DataError as e:
             self.bad.append((str(path), str(e).removeprefix(f"{path}: ")))
             return None
@@ -175,7 +181,8 @@ class ModelInputs:
         return a
 
     def take_alpha(self, path: str | Path) -> np.ndarray | None:
-        """The alpha channel (uint8 (H, W)) of a decoded file, once; None when it is opaque."""
+        """The alpha channel (uint8 (H, W)) of a decoded file, once; None when it is opaque (or
+        without keep_alpha)."""
         return self._alphas.pop(str(path), None)
 
     def float_batches(self, batch_size: int = 256) -> Iterator[tuple]:

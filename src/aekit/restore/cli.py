@@ -73,7 +73,7 @@ def run_task(task: str, args: argparse.Namespace) -> int:
     # converts), except for colorize, which takes grey and colour images alike.
     shape = (3, *restorer.size) if task == "colorize" else (restorer.shape[0], *restorer.size)
     inputs = ModelInputs(args.images, shape, task == "colorize" or args.resize, keeps_size=True,
-                         model=f"the model in {args.run}")
+                         model=f"the model in {args.run}", keep_alpha=True)
     inputs.require_some()
     if task == "colorize":
         inputs.converted = 0  # not a conversion worth a note: colorize reads the luma anyway

@@ -41,7 +41,7 @@ def cmd_swap(args: argparse.Namespace) -> int:
     source = translator.source_of(args.to, args.source, "--from")
     # Each output keeps its input's size; the channel count must be the model's (--resize).
     inputs = ModelInputs(args.images, (translator.channels, *translator.size), args.resize,
-                         keeps_size=True, model=f"the model in {args.run}")
+                         keeps_size=True, model=f"the model in {args.run}", keep_alpha=True)
     inputs.require_some()
     done, other_size = translate_files(translator, inputs, args.to, args.out, source)
     if other_size:
