@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,10 +17,23 @@ RESULTS = ROOT / "bench" / "results"
 IMG = ROOT / "docs" / "img"
 
 
+def commit() -> str:
+    """The source tree's commit, "+dirty" when it has uncommitted changes ("unknown" outside git):
+    which code a result came from, so a run resumed later can show it ran on the same code."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src", "bench")
+        return git("rev-parse", "--short=12", "HEAD") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def environment() -> dict:
     return {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpus": os.cpu_count(), "machine": platform.machine(),
-            "python": platform.python_version(),
+            "python": platform.python_version(), "commit": commit(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
 
 

@@ -25,6 +25,7 @@ and the task's own corruption):
     python -m bench.matrix --columns digits textures      # some columns, merged into the JSON
     python -m bench.matrix --quick                        # tiny budgets and subsets (smoke)
     python -m bench.matrix --report                       # markdown table from the JSON
+    python -m bench.matrix --name N [--reuse]             # bench/results/N.json, runs in runs/N
 
 Writes bench/results/matrix.json and docs/img/matrix_<column>.png (test images, reconstruction,
 noisy, denoised, masked, inpainted); --quick writes both under runs/matrix-quick/ instead.
@@ -62,6 +63,7 @@ ROWS = {"all": ("denoising", "inpainting", "anomaly"), "recon-anomaly": ("anomal
         "recon-denoise": ("denoising",), "recon": (),
         "restoration": ("denoising", "inpainting")}  # with --reuse: redraws a column's picture
 REUSE = False  # --reuse: a finished cell's run folder is read back, a stopped one resumed
+RUNS = ROOT / "runs" / "matrix"  # the cells' run folders: runs/<--name>, so passes never mix
 QUICK = {"steps": 20, "limit": 600, "test": 300, "classes": 2, "anomaly_train": 300}
 
 
@@ -119,7 +121,7 @@ def train(col: str, task: str, corrupt: str, quick: bool, latent: int | None = N
     """`aekit train --dataset D [--corrupt C] [--latent-dim L]` with no other flag (quick: a
     step budget and a training subset); returns (metrics, run folder)."""
     from aekit.cli import main as cli_main
-    out = ROOT / "runs" / "matrix" / f"{col}-{task}{'-quick' if quick else ''}"
+    out = RUNS / f"{col}-{task}{'-quick' if quick else ''}"
     if REUSE and not quick and (out / "metrics.json").exists():  # a finished run of this cell
         return json.loads((out / "metrics.json").read_text()), out
     if REUSE and not quick and (out / "checkpoint").is_dir():
@@ -426,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                          "that row")
     ap.add_argument("--reuse", action="store_true",
                     help="read finished cells' run folders back, resume stopped ones")
-    ap.add_argument("--name", default=None, help="result name (default: matrix[_quick])")
+    ap.add_argument("--name", default=None, help="result name, also the cells' run folder runs/NAME (default: matrix)")
     args = ap.parse_args(argv)
     # --quick (a smoke test, not a result) writes under runs/, never into bench/results or docs.
     where = ROOT / "runs" / "matrix-quick" if args.quick else None
@@ -436,14 +438,14 @@ def main(argv: list[str] | None = None) -> int:
         print(report(json.loads(path.read_text())))
         return 0
     torch.set_num_threads(args.threads)
+    global REUSE, RUNS
+    REUSE, RUNS = args.reuse, ROOT / "runs" / name
     results = json.loads(path.read_text()) if path.exists() else {"columns": {}}
     for col in args.columns:
         if col == "mnist" and not (ROOT.parent / "shared" / "data" / "mnist").is_dir():
             print("mnist: ../shared/data/mnist is absent; column skipped", flush=True)
             continue
         print(f"== {col}", flush=True)
-        global REUSE
-        REUSE = args.reuse
         cells = run_column(col, args.quick, where or IMG, ROWS[args.rows])
         if args.rows == "all":
             cells["environment"] = environment()
