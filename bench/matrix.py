@@ -428,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
                          "that row")
     ap.add_argument("--reuse", action="store_true",
                     help="read finished cells' run folders back, resume stopped ones")
-    ap.add_argument("--name", default=None, help="result name, also the cells' run folder runs/NAME (default: matrix)")
+    ap.add_argument("--name", default=None,
+                    help="result name, also the cells' run folder runs/NAME (default: matrix)")
     args = ap.parse_args(argv)
     # --quick (a smoke test, not a result) writes under runs/, never into bench/results or docs.
     where = ROOT / "runs" / "matrix-quick" if args.quick else None
