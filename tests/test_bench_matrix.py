@@ -4,10 +4,17 @@ and subsets), writes its JSON and pictures, and its report reads that JSON back.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 import bench.matrix as matrix
+from bench.common import environment
+
+
+def test_results_record_the_commit_they_ran_on():
+    # A long pass resumed later (--reuse) shows by this field whether it ran on the same code.
+    assert re.fullmatch(r"[0-9a-f]{12}(\+dirty)?|unknown", environment()["commit"])
 
 
 @pytest.mark.slow
@@ -24,6 +31,9 @@ def test_quick_matrix_runs_and_reports(capsys):
         assert 0 <= cell["anomaly"]["aekit"] <= 100
         assert "aekit" in cell["reconstruction"]["probe"]
         assert (quick / f"matrix_{col}.png").stat().st_size > 1000
+        assert cell["environment"]["commit"]
+        # The cells' run folders live in runs/<name> (here the default name, "matrix").
+        assert (matrix.ROOT / "runs" / "matrix" / f"{col}-recon-quick" / "config.json").exists()
     capsys.readouterr()
     assert matrix.main(["--quick", "--report"]) == 0
     table = capsys.readouterr().out
