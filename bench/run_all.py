@@ -30,6 +30,7 @@ ARGS = {
     "latents": ["--epochs", "10", "--nested-epochs", "10", "--nested-p", "0.03",
                 "--nested-draws", "4", "--nested-loss", "logmse", "--digits-epochs", "100",
                 "--reuse"],
+    "matrix": ["--threads", "2", "--name", "matrix_one"],
 }
 
 
