@@ -15,9 +15,6 @@ features). Same data, seed and scoring as bench/pilots/texture_maps.py.
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from bench import textures as T
-from bench.pilots.texture_maps import HOLD, local_map, scores
+from bench.pilots.texture_maps import HOLD, local_map, pilot_main, scores
 
 SCALES = (1.0, 2.0, 4.0)
 BANK = 60_000  # normal feature vectors kept
@@ -84,24 +81,8 @@ def run(name: str, seed: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    out = {"protocol": f"bench/textures.py data, seed {args.seed}; filter-bank kNN maps",
-           "scales": SCALES, "bank": BANK, "k": K,
-           "textures": {name: run(name, args.seed) for name in T.TEXTURES}}
-    out["seconds"] = round(time.perf_counter() - t0, 1)
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(out, indent=1))
-    for name, rows in out["textures"].items():
-        print(name)
-        for k, r in rows.items():
-            print(f"  {k:26s} pixel {r['pixel_auroc']:5.1f}  image {r['image_auroc']:5.1f}  "
-                  + " ".join(f"{d} {v}" for d, v in r["per_kind_pixel_auroc"].items()))
-    return 0
+    return pilot_main(argv, __doc__, run, "filter-bank kNN maps", RESULT,
+                      {"scales": SCALES, "bank": BANK, "k": K})
 
 
 if __name__ == "__main__":

@@ -109,23 +109,34 @@ def run(name: str, seed: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    return pilot_main(argv, __doc__, run, "maps without a network", RESULT)
+
+
+def pilot_main(argv, doc: str, run_one, what: str, result: Path, extra: dict | None = None) -> int:
+    """The texture pilots' command: every texture through run_one(name, seed), the JSON to
+    result, the table to stdout."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    out = {"protocol": f"bench/textures.py data, seed {args.seed}; maps without a network",
-           "textures": {name: run(name, args.seed) for name in T.TEXTURES}}
+    out = {"protocol": f"bench/textures.py data, seed {args.seed}; {what}", **(extra or {}),
+           "textures": {name: run_one(name, args.seed) for name in T.TEXTURES}}
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(out, indent=1))
-    for name, rows in out["textures"].items():
+    result.parent.mkdir(parents=True, exist_ok=True)
+    result.write_text(json.dumps(out, indent=1))
+    print_rows(out["textures"])
+    return 0
+
+
+def print_rows(textures: dict) -> None:
+    """One line per map and texture: pixel and image AUROC, then the pixel AUROC per kind."""
+    for name, rows in textures.items():
         print(name)
         for k, r in rows.items():
             print(f"  {k:32s} pixel {r['pixel_auroc']:5.1f}  image {r['image_auroc']:5.1f}  "
                   + " ".join(f"{d} {v}" for d, v in r["per_kind_pixel_auroc"].items()))
-    return 0
 
 
 if __name__ == "__main__":
