@@ -22,7 +22,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from bench import textures as T
-from bench.pilots.texture_maps import HOLD, local_map, pilot_main, scores
+from bench.pilots.texture_maps import HOLD, local_map, pilot_main, scores, to_u8
 
 SCALES = (1.0, 2.0, 4.0)
 BANK = 60_000  # normal feature vectors kept
@@ -62,16 +62,17 @@ def run(name: str, seed: int) -> dict:
     train = T.crops(img, (0, T.TRAIN_ROWS), T.N_TRAIN, T.PATCH, rng)
     test, masks, kinds = T.test_set(img, rng)
     fit, hold = train[:-HOLD], train[-HOLD:]
-    ff = features(fit)
-    mu, sd = ff.reshape(-1, ff.shape[-1]).mean(0), ff.reshape(-1, ff.shape[-1]).std(0) + 1e-6
-    flat = ((ff - mu) / sd).reshape(-1, ff.shape[-1])
+    ff = features(fit).reshape(-1, 8 * len(SCALES))  # (pixels, D)
+    mu, sd = ff.mean(0), ff.std(0) + 1e-6
+    flat = (ff - mu) / sd
     pick = np.random.default_rng(seed).choice(flat.shape[0], BANK, replace=False)
     bank = torch.from_numpy(flat[pick])
-    maps = {"features": knn_map(bank, (features(test) - mu) / sd),
-            "features@4": knn_map(bank[:, -8:], ((features(test) - mu) / sd)[..., -8:])}
-    held = {"features": knn_map(bank, (features(hold) - mu) / sd),
-            "features@4": knn_map(bank[:, -8:], ((features(hold) - mu) / sd)[..., -8:])}
-    to_u8 = lambda a: torch.from_numpy((a[:, None] * 255).round().astype(np.uint8))  # noqa: E731
+    f_test, f_hold = (features(test) - mu) / sd, (features(hold) - mu) / sd  # (N, H, W, D)
+    coarse = slice(-8, None)  # the 8 statistics of the largest scale
+    maps = {"features": knn_map(bank, f_test),
+            "features@4": knn_map(bank[:, coarse], f_test[..., coarse])}
+    held = {"features": knn_map(bank, f_hold),
+            "features@4": knn_map(bank[:, coarse], f_hold[..., coarse])}
     maps["local@1"] = local_map(to_u8(fit), to_u8(test), 1)
     held["local@1"] = local_map(to_u8(fit), to_u8(hold), 1)
     z = {k: (maps[k] - held[k].mean()) / (held[k].std() + 1e-9) for k in maps}

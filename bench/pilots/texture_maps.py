@@ -63,6 +63,11 @@ def _pooled(x: torch.Tensor, f: int) -> torch.Tensor:
     return (F.avg_pool2d(x.float() / 255, f) * 255).round().to(torch.uint8)
 
 
+def to_u8(a: np.ndarray) -> torch.Tensor:
+    """(N, H, W) floats in [0, 1] -> uint8 (N, 1, H, W), what the `local` part reads."""
+    return torch.from_numpy((a[:, None] * 255).round().astype(np.uint8))
+
+
 def local_map(fit: torch.Tensor, x: torch.Tensor, f: int) -> np.ndarray:
     m = local_maps(_pooled(x, f), local_bank(_pooled(fit, f)))  # (N, H/f, W/f)
     if f > 1:
@@ -91,7 +96,6 @@ def run(name: str, seed: int) -> dict:
     rng = np.random.default_rng(seed + T.TEXTURES.index(name))  # as bench/textures.py draws
     train = T.crops(img, (0, T.TRAIN_ROWS), T.N_TRAIN, T.PATCH, rng)
     test, masks, kinds = T.test_set(img, rng)
-    to_u8 = lambda a: torch.from_numpy((a[:, None] * 255).round().astype(np.uint8))  # noqa: E731
     fit, hold, x = to_u8(train[:-HOLD]), to_u8(train[-HOLD:]), to_u8(test)
     maps, held = {}, {}
     for f in (1, 2, 4):
