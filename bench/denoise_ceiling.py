@@ -82,8 +82,8 @@ def mixture_mean(train: np.ndarray, test_noisy: np.ndarray, components: int) -> 
     resp = np.exp(logp - logsumexp(logp, 1, keepdims=True))
     out = np.zeros_like(test_noisy)
     for k, (m, c, _) in enumerate(parts):
-        gain = np.linalg.solve(c + noise, c).T  # c (c + s^2 I)^-1, both symmetric
-        out += resp[:, k:k + 1] * (m + (test_noisy - m) @ gain.T)
+        # the component's Wiener filter c (c + s^2 I)^-1, transposed for row vectors
+        out += resp[:, k:k + 1] * (m + (test_noisy - m) @ np.linalg.solve(c + noise, c))
     return np.clip(out, 0, 1)
 
 
