@@ -4,6 +4,8 @@ epochs)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -248,6 +250,11 @@ def test_classifier_bad_calls(ae, digits):
         FewLabelClassifier(ae, steps=1).fit(X[:10], None)
     with raises(DataError, "Unknown label type"):
         FewLabelClassifier(ae, steps=1).fit(X[:10], np.linspace(0, 1, 10))
+    for bad in (np.nan, np.inf):  # named as such, and before any cast could warn about it
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            with raises(DataError, "y", "NaN or infinity"):
+                FewLabelClassifier(ae, steps=1).fit(X[:10], np.r_[y[:9], bad])
     with raises(DataError, "X", "y"):
         FewLabelClassifier(ae, steps=1).fit(X[:10], y[:9])
     with raises(ConfigError, "head='cnn'"):

@@ -178,6 +178,6 @@ def test_fit_runs_any_objective():
                  objective=objective)
     assert len(result.history) == 2 and objective.after == list(range(1, 81))
     assert len(objective.rates) == 80 and objective.rates[0] == [0.1, 0.0]
-    assert abs(float(model.w) - 3) < 0.5  # from 0: it learned
-    assert float(model.b) == 0.0  # its group's learning rate stayed 0
+    assert abs(model.w.item() - 3) < 0.5  # from 0: it learned
+    assert model.b.item() == 0.0  # its group's learning rate stayed 0
     assert not model.training  # the base objective's finish

@@ -136,6 +136,10 @@ class FewLabelClassifier(ImageEstimatorMixin, ClassifierMixin, BaseEstimator):
             y = y.detach().cpu().numpy()
         try:
             y = column_or_1d(y, warn=True)
+            # checked before the target type: telling classes from a regression target casts
+            # y to int, which NaN and infinity cannot survive without a RuntimeWarning
+            if y.dtype.kind in "fc" and not np.isfinite(y).all():
+                raise ValueError("contains NaN or infinity; give one finite class label per image")
             check_classification_targets(y)
         except ValueError as e:
             raise DataError(f"y: {' '.join(str(e).split())}") from None
