@@ -9,7 +9,7 @@ budgets (Fashion-MNIST, 6 epochs by default), one run each with the same seed.
 - denoising: `aekit train --corrupt gaussian:0.5 --epochs 6` with the default model (now the
   recorded U-Net) and with `--model conv` (the former default)
 
-Writes bench/results/recipe_defaults.json.
+Writes bench/results/recipe_defaults.json (`--name` for another name).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=6, help="the autoencoder's pretraining")
     ap.add_argument("--denoise-epochs", type=int, default=6)
     ap.add_argument("--parts", nargs="+", default=["fewlabel", "denoise"])
+    ap.add_argument("--name", default="recipe_defaults",
+                    help="result name: bench/results/NAME.json (default: %(default)s)")
     args = ap.parse_args(argv)
     import torch
 
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([f"train --corrupt gaussian:0.5 ({tag}: {m['model']})",
                          m["test"]["psnr"], seconds])
     print_table(["what", "accuracy % / PSNR dB", "seconds"], rows)
-    print(write_result("recipe_defaults", out))
+    print(write_result(args.name, out))
     return 0
 
 
