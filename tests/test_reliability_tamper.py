@@ -9,6 +9,7 @@ import json
 import pickle
 import struct
 import time
+import warnings
 import zipfile
 
 import numpy as np
@@ -335,3 +336,16 @@ def test_probe_of_a_lying_palette_png_allocates_nothing(tmp_path):
     path.write_bytes(png_with_header(10, 1 << 24, 1, 3, 0, b"\0" * 16))
     with memory_cap(64 << 20), pytest.raises(DataError, match="pal.png: header declares"):
         probe_image(path)
+
+
+def test_lying_palette_png_through_the_cli_is_one_line(run, tmp_path, capsys):
+    """The same file given to a command: Pillow warns about its pixel count before aekit's own
+    check refuses it; that warning must not become extra lines before the one error line."""
+    path = tmp_path / "in" / "pal.png"
+    path.parent.mkdir()
+    path.write_bytes(png_with_header(10, 1 << 24, 1, 3, 0, b"\0" * 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning on the way fails the command
+        err = _cli_fails_cleanly(["reconstruct", str(run), str(path), "-o", str(tmp_path / "o")],
+                                 capsys, "pal.png: header declares a 10x16777216 image")
+    assert err.count("pal.png") == 1, err  # named once, not once more by a wrapper

@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,14 +72,28 @@ def _in_memory(path: str | os.PathLike) -> io.BytesIO:
     return io.BytesIO(Path(path).read_bytes())
 
 
+@contextmanager
+def _opened(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """Image.open on the file's bytes, without Pillow's DecompressionBombWarning: a command's
+    stderr carries one line per bad file, and the check that matters is ours (a header that a
+    file this small cannot hold, `_check_declared_size`). A photo of 90-180 megapixels opens
+    quietly; above that Pillow's DecompressionBombError still refuses it as unreadable."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(_in_memory(path)) as im:
+            yield im
+
+
 def probe_image(path: str | os.PathLike) -> tuple[tuple[int, int], bool]:
     """Read only the header: ((H, W), is_colour). Raises DataError naming the file."""
     try:
-        with Image.open(_in_memory(path)) as im:
+        with _opened(path) as im:
             _check_declared_size(im, path)  # getpalette() below decodes the whole image
             return _oriented_size(im), _is_colour(im)
     except FileNotFoundError:
         raise DataError(f"{path}: image not found") from None
+    except DataError:  # ours, already naming the file (it is a ValueError too)
+        raise
     except _PIL_ERRORS as e:
         raise DataError(f"{path}: not a readable image ({_reason(e)})") from None
 
@@ -138,7 +154,7 @@ def load_with_alpha(
     when the file has none or it is fully opaque (the models see colour only; writers put the
     alpha back, so a transparent region stays transparent)."""
     try:
-        with Image.open(_in_memory(path)) as im:
+        with _opened(path) as im:
             _check_declared_size(im, path)
             im.load()
             if im.format in _EXIF_FORMATS:
@@ -158,6 +174,8 @@ def load_with_alpha(
         raise DataError(f"{path}: image not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, expected an image file") from None
+    except DataError:  # ours, already naming the file (it is a ValueError too)
+        raise
     except _PIL_ERRORS as e:
         raise DataError(f"{path}: corrupt or unreadable image ({_reason(e)})") from None
 
