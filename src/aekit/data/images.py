@@ -73,29 +73,33 @@ def _in_memory(path: str | os.PathLike) -> io.BytesIO:
 
 
 @contextmanager
-def _opened(path: str | os.PathLike) -> Iterator[Image.Image]:
-    """Image.open on the file's bytes, without Pillow's DecompressionBombWarning: a command's
-    stderr carries one line per bad file, and the check that matters is ours (a header that a
-    file this small cannot hold, `_check_declared_size`). A photo of 90-180 megapixels opens
-    quietly; above that Pillow's DecompressionBombError still refuses it as unreadable."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(_in_memory(path)) as im:
-            yield im
+def _opened(path: str | os.PathLike, failure: str) -> Iterator[Image.Image]:
+    """Image.open on the file's bytes; any error while the image is open (opening, decoding,
+    aekit's own checks) leaves as one DataError naming the file, `failure` saying what went
+    wrong with Pillow's reason after it. Pillow's DecompressionBombWarning is silenced: a
+    command's stderr carries one line per bad file, and the check that matters is ours (a
+    header that a file this small cannot hold, `_check_declared_size`). A photo of 90-180
+    megapixels opens quietly; above that Pillow's DecompressionBombError refuses it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(_in_memory(path)) as im:
+                yield im
+    except FileNotFoundError:
+        raise DataError(f"{path}: image not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected an image file") from None
+    except DataError:  # ours, already naming the file (it is a ValueError too)
+        raise
+    except _PIL_ERRORS as e:
+        raise DataError(f"{path}: {failure} ({_reason(e)})") from None
 
 
 def probe_image(path: str | os.PathLike) -> tuple[tuple[int, int], bool]:
     """Read only the header: ((H, W), is_colour). Raises DataError naming the file."""
-    try:
-        with _opened(path) as im:
-            _check_declared_size(im, path)  # getpalette() below decodes the whole image
-            return _oriented_size(im), _is_colour(im)
-    except FileNotFoundError:
-        raise DataError(f"{path}: image not found") from None
-    except DataError:  # ours, already naming the file (it is a ValueError too)
-        raise
-    except _PIL_ERRORS as e:
-        raise DataError(f"{path}: not a readable image ({_reason(e)})") from None
+    with _opened(path, "not a readable image") as im:
+        _check_declared_size(im, path)  # getpalette() below decodes the whole image
+        return _oriented_size(im), _is_colour(im)
 
 
 def _reason(e: BaseException) -> str:
@@ -153,31 +157,22 @@ def load_with_alpha(
     """As `load_uint8`, plus the image's alpha channel as uint8 (H, W) at the same size, or None
     when the file has none or it is fully opaque (the models see colour only; writers put the
     alpha back, so a transparent region stays transparent)."""
-    try:
-        with _opened(path) as im:
-            _check_declared_size(im, path)
-            im.load()
-            if im.format in _EXIF_FORMATS:
-                im = ImageOps.exif_transpose(im)
-            alpha = im.convert("RGBA").getchannel("A") if _has_alpha(im) else None
-            if alpha is not None and alpha.getextrema()[0] == 255:
-                alpha = None
-            im = _to_mode(im, mode)
-            if size is not None and (im.height, im.width) != tuple(size):
-                # Pillow's bilinear widens its support when shrinking, i.e. it is antialiased.
-                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                if alpha is not None:
-                    alpha = alpha.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            a = np.asarray(im, dtype=np.uint8)
-            return a, None if alpha is None else np.asarray(alpha, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"{path}: image not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected an image file") from None
-    except DataError:  # ours, already naming the file (it is a ValueError too)
-        raise
-    except _PIL_ERRORS as e:
-        raise DataError(f"{path}: corrupt or unreadable image ({_reason(e)})") from None
+    with _opened(path, "corrupt or unreadable image") as im:
+        _check_declared_size(im, path)
+        im.load()
+        if im.format in _EXIF_FORMATS:
+            im = ImageOps.exif_transpose(im)
+        alpha = im.convert("RGBA").getchannel("A") if _has_alpha(im) else None
+        if alpha is not None and alpha.getextrema()[0] == 255:
+            alpha = None
+        im = _to_mode(im, mode)
+        if size is not None and (im.height, im.width) != tuple(size):
+            # Pillow's bilinear widens its support when shrinking, i.e. it is antialiased.
+            im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            if alpha is not None:
+                alpha = alpha.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        a = np.asarray(im, dtype=np.uint8)
+        return a, None if alpha is None else np.asarray(alpha, dtype=np.uint8)
 
 
 def _mode_for(channels: int) -> str:
