@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from aekit.data.images import read_image, read_images, save_grid, save_png
+from aekit.data.images import probe_image, read_image, read_images, save_grid, save_png
 from aekit.errors import ConfigError, DataError
 
 
@@ -69,3 +69,14 @@ def test_save_grid(tmp_path):
     save_grid(tmp_path / "small.png", [torch.rand(2, 1, 8, 8)], scale=1, pad=0)
     with Image.open(tmp_path / "small.png") as im:
         assert im.size == (16, 8) and im.mode == "L"
+
+
+@pytest.mark.parametrize("read", [probe_image, lambda p: read_image(p, channels=1)],
+                         ids=["probe", "read"])
+def test_a_missing_file_or_a_folder_is_named_as_such(tmp_path, read):
+    with pytest.raises(DataError, match=r"nope\.png: image not found"):
+        read(tmp_path / "nope.png")
+    folder = tmp_path / "photo.png"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"photo\.png: is a folder, expected an image file"):
+        read(folder)
