@@ -80,3 +80,12 @@ def test_a_missing_file_or_a_folder_is_named_as_such(tmp_path, read):
     folder.mkdir()
     with pytest.raises(DataError, match=r"photo\.png: is a folder, expected an image file"):
         read(folder)
+
+
+def test_an_image_over_pillows_pixel_limit_says_what_to_do(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    _png(path, size=(40, 40))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # 1,600 pixels is over twice this
+    for read in (probe_image, read_image):
+        with pytest.raises(DataError, match=r"big\.png: .*more than 1,200 pixels.*downscale"):
+            read(path)

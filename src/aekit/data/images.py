@@ -105,6 +105,10 @@ def probe_image(path: str | os.PathLike) -> tuple[tuple[int, int], bool]:
 def _reason(e: BaseException) -> str:
     if isinstance(e, UnidentifiedImageError):  # its text names an in-memory buffer, not the file
         return "not an image format Pillow recognises"
+    if isinstance(e, Image.DecompressionBombError):  # a real photo may be this big: say what to do
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        return f"more than {limit:,} pixels, Pillow's limit against decompression bombs; " \
+               "downscale the image first"
     return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 
