@@ -1,6 +1,7 @@
 """The model families behind one contract (base.py) and one catalogue (cards.py).
 
-    contract   base.py       AutoencoderModule: encode, decode -> logits, forward dict, hooks
+    contract   base.py       AutoencoderModule: encode, decode -> logits, forward dict, hooks;
+                             EncoderDecoderModule when they are two plain submodules
     catalogue  cards.py      a card per model name and each family's typed options (no torch)
     building   build.py      build_model, default_config, resolve_options,
                              saved_options

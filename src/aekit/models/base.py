@@ -199,6 +199,21 @@ class AutoencoderModule(nn.Module, metaclass=abc.ABCMeta):
         return sum(p.numel() for p in self.parameters())
 
 
+
+class EncoderDecoderModule(AutoencoderModule):
+    """An autoencoder whose whole encoder and decoder are two submodules, `encoder` and
+    `decoder` (no linear path or skip connections beside them)."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+
 def truncate_latent(z: torch.Tensor, keep: int) -> torch.Tensor:
     """Zero every latent unit after the first `keep` (units counted over the flattened code)."""
     flat = z.flatten(1)  # (B, D)

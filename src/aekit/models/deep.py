@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.models.base import AutoencoderModule
+from aekit.models.base import EncoderDecoderModule
 from aekit.models.layers import Flatten, Unflatten
 from aekit.models.pca_start import pca_start
 from aekit.registry import register_model
@@ -36,7 +36,7 @@ def mlp(sizes: list[int], last_activation: bool) -> list[nn.Module]:
 
 
 @register_model("deep")
-class DeepAE(AutoencoderModule):
+class DeepAE(EncoderDecoderModule):
     """D -> widths... -> latent -> reversed(widths)... -> D, ReLU between layers.
 
     The code layer is linear here (a ReLU code can lose dead units for good); `seed-deep`
@@ -58,12 +58,6 @@ class DeepAE(AutoencoderModule):
         self.decoder = nn.Sequential(
             *mlp([cfg.latent_dim, *widths[::-1], d], False), Unflatten(cfg.shape)
         )
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
 
     @torch.no_grad()
     def init_from_data(self, x, seed: int = 0) -> str | None:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.models.base import AutoencoderModule
+from aekit.models.base import EncoderDecoderModule
 from aekit.models.layers import Flatten, Unflatten
 from aekit.models.pca_start import pca_start
 from aekit.registry import register_model
@@ -24,7 +24,7 @@ RELU_MARGIN = 0.1
 
 
 @register_model("dense")
-class DenseAE(AutoencoderModule):
+class DenseAE(EncoderDecoderModule):
     """flatten -> Linear(D, latent) + ReLU -> Linear(latent, D) -> logits (B, C, H, W)."""
 
     closed_form_start = True  # the PCA start (pca_start.py)
@@ -35,12 +35,6 @@ class DenseAE(AutoencoderModule):
         self.latent_shape: tuple[int, ...] = (cfg.latent_dim,)
         self.encoder = nn.Sequential(Flatten(), nn.Linear(d, cfg.latent_dim), nn.ReLU())
         self.decoder = nn.Sequential(nn.Linear(cfg.latent_dim, d), Unflatten(cfg.shape))
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
 
     @torch.no_grad()
     def init_from_data(self, x, seed: int = 0) -> str | None:

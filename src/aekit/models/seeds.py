@@ -8,18 +8,17 @@ seed's training recipe (`seed_batch_size` is None where the text does not state 
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from aekit.config import ModelConfig
-from aekit.models.base import AutoencoderModule
+from aekit.models.base import EncoderDecoderModule
 from aekit.models.cards import SEED_SHAPE
 from aekit.models.deep import mlp
 from aekit.models.layers import Flatten, Resize, Unflatten
 from aekit.registry import register_model
 
 
-class SeedPreset(AutoencoderModule):
+class SeedPreset(EncoderDecoderModule):
     """A fixed architecture: fixed input shape and latent size, an encoder and a decoder."""
 
     seed_source: str = ""  # which seed text it reproduces
@@ -27,15 +26,6 @@ class SeedPreset(AutoencoderModule):
     seed_batch_size: int | None = None
     seed_lr: float = 1e-3  # Adam's default in Keras, TF1 and PyTorch; all seeds use Adam
     seed_noise: float = 0.0  # std of the Gaussian input noise the seed trains with (denoising)
-
-    encoder: nn.Module
-    decoder: nn.Module
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
 
 
 def conv3(c_in: int, c_out: int, same: bool = True) -> nn.Conv2d:
